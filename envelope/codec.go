@@ -1,0 +1,187 @@
+package envelope
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// DefaultMaxEnvelope is the default limit on an encoded envelope (1 MiB).
+const DefaultMaxEnvelope = 1 << 20
+
+// Decoding limits: an envelope is a flat map with two small nested arrays,
+// so anything deeper or wider than this is hostile.
+const (
+	maxNesting  = 4
+	maxMapPairs = 64
+	maxArray    = 16
+)
+
+// sigKey is the CBOR map key of Signature. Encoded as 0x19 0xff 0xff it sorts
+// after every other key in the deterministic order, so the signature entry is
+// always the last bytes of an encoded envelope.
+const sigKey = 0xffff
+
+var (
+	encMode cbor.EncMode
+	decMode cbor.DecMode
+)
+
+func init() {
+	var err error
+	encMode, err = cbor.CoreDetEncOptions().EncMode()
+	if err != nil {
+		panic(err)
+	}
+	decMode, err = cbor.DecOptions{
+		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		MaxNestedLevels:  maxNesting,
+		MaxMapPairs:      maxMapPairs,
+		MaxArrayElements: maxArray,
+		IndefLength:      cbor.IndefLengthForbidden,
+		TagsMd:           cbor.TagsForbidden,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+}
+
+// Marshal encodes e in CBOR core deterministic encoding: the same envelope
+// always gives the same bytes, which is what signatures rely on.
+func Marshal(e *Envelope) ([]byte, error) {
+	if e.Version == 0 {
+		return nil, fmt.Errorf("%w: version not set", ErrMalformed)
+	}
+	return encMode.Marshal(e)
+}
+
+// Unmarshal decodes one envelope from data, which must hold exactly one CBOR
+// item of at most max bytes (max ≤ 0 means DefaultMaxEnvelope). It refuses
+// a newer version with a *VersionError, and anything that is not a
+// well-formed envelope with ErrMalformed. Unknown keys are ignored. It does
+// not verify the signature; see Verifier.
+func Unmarshal(data []byte, max int) (*Envelope, error) {
+	if max <= 0 {
+		max = DefaultMaxEnvelope
+	}
+	if len(data) > max {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), max)
+	}
+	e := new(Envelope)
+	if err := decMode.Unmarshal(data, e); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: %v", ErrTruncated, err)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if err := e.check(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// check validates the fields every envelope must have.
+func (e *Envelope) check() error {
+	switch {
+	case e.Version == 0:
+		return fmt.Errorf("%w: no version", ErrMalformed)
+	case e.Version > MaxVersion:
+		return &VersionError{Got: e.Version, Max: MaxVersion}
+	case e.Version < MinVersion:
+		return &VersionError{Got: e.Version, Max: MaxVersion}
+	case e.Kind == 0:
+		return fmt.Errorf("%w: no kind", ErrMalformed)
+	case e.ID.IsZero():
+		return fmt.Errorf("%w: no id", ErrMalformed)
+	case e.Sender.Service == "":
+		return fmt.Errorf("%w: no sender service", ErrMalformed)
+	}
+	return nil
+}
+
+// signedPart returns the bytes a signature covers: the encoded envelope as if
+// it had no Signature entry. enc must be the encoding of an envelope whose
+// signature is sig (possibly empty).
+func signedPart(enc []byte, sig []byte) ([]byte, error) {
+	if len(sig) == 0 {
+		return enc, nil
+	}
+	tail := sigEntryLen(len(sig))
+	if len(enc) < tail+1 || enc[len(enc)-tail] != 0x19 || enc[len(enc)-tail+1] != 0xff || enc[len(enc)-tail+2] != 0xff {
+		return nil, fmt.Errorf("%w: signature is not the last entry", ErrMalformed)
+	}
+	n, hdr, err := mapHeader(enc)
+	if err != nil || n == 0 {
+		return nil, fmt.Errorf("%w: bad map header", ErrMalformed)
+	}
+	out := appendMapHeader(make([]byte, 0, len(enc)-tail), n-1)
+	return append(out, enc[hdr:len(enc)-tail]...), nil
+}
+
+// appendSignature returns enc (an encoding without a signature) with the
+// signature entry added as the last map pair.
+func appendSignature(enc, sig []byte) ([]byte, error) {
+	n, hdr, err := mapHeader(enc)
+	if err != nil {
+		return nil, err
+	}
+	out := appendMapHeader(make([]byte, 0, len(enc)+sigEntryLen(len(sig))+1), n+1)
+	out = append(out, enc[hdr:]...)
+	out = append(out, 0x19, 0xff, 0xff)
+	out = appendHead(out, 0x40, uint64(len(sig)))
+	return append(out, sig...), nil
+}
+
+// sigEntryLen is the encoded size of the key 0xffff and a byte string of n bytes.
+func sigEntryLen(n int) int { return 3 + headLen(uint64(n)) + n }
+
+// mapHeader reads a definite-length CBOR map header.
+func mapHeader(b []byte) (n uint64, size int, err error) {
+	if len(b) == 0 || b[0]>>5 != 5 {
+		return 0, 0, fmt.Errorf("%w: not a map", ErrMalformed)
+	}
+	info := b[0] & 0x1f
+	switch {
+	case info < 24:
+		return uint64(info), 1, nil
+	case info == 24 && len(b) >= 2:
+		return uint64(b[1]), 2, nil
+	case info == 25 && len(b) >= 3:
+		return uint64(b[1])<<8 | uint64(b[2]), 3, nil
+	}
+	return 0, 0, fmt.Errorf("%w: map header", ErrMalformed)
+}
+
+func appendMapHeader(b []byte, n uint64) []byte { return appendHead(b, 0xa0, n) }
+
+// appendHead appends a CBOR head with major type bits mt and argument n.
+func appendHead(b []byte, mt byte, n uint64) []byte {
+	switch {
+	case n < 24:
+		return append(b, mt|byte(n))
+	case n <= 0xff:
+		return append(b, mt|24, byte(n))
+	case n <= 0xffff:
+		return append(b, mt|25, byte(n>>8), byte(n))
+	case n <= 0xffffffff:
+		return append(b, mt|26, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(b, mt|27, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32),
+		byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+func headLen(n uint64) int {
+	switch {
+	case n < 24:
+		return 1
+	case n <= 0xff:
+		return 2
+	case n <= 0xffff:
+		return 3
+	case n <= 0xffffffff:
+		return 5
+	}
+	return 9
+}

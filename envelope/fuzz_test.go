@@ -1,0 +1,125 @@
+package envelope
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+)
+
+// Every decoder error must wrap one of the package's sentinels, so callers
+// can count rejections by reason.
+func checkSentinel(t *testing.T, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	for _, s := range []error{ErrMalformed, ErrTruncated, ErrTooLarge, ErrVersion, ErrUnsigned, ErrForged, ErrUnknownKey, ErrDuplicate, ErrExpired, ErrFragment} {
+		if errors.Is(err, s) {
+			return
+		}
+	}
+	t.Fatalf("error wraps no sentinel: %v", err)
+}
+
+func seedLines(f *testing.F) {
+	e := sampleEnvelope()
+	_, hm, _ := testKeys(f)
+	sealed, _ := Seal(e, hm)
+	for _, c := range []Carrier{CarrierTag, CarrierBody} {
+		lines, _ := EncodeLines(e, sealed, c, Limits{BodyBytes: 120})
+		for _, l := range lines[:min(3, len(lines))] {
+			f.Add(l.Tags[TagData], l.Tags[TagFragment], l.Body)
+		}
+	}
+	f.Add("", "", "hello world")
+	f.Add("", "", "~m1 event t 12345678 1/2 AAAA")
+	f.Add("", "", "~m9 event t 12345678 AAAA")
+}
+
+// FuzzDecodeLine feeds arbitrary lines to a Decoder: no panic, errors wrap a
+// sentinel, and whatever decodes re-encodes to an envelope that decodes to
+// the same bytes.
+func FuzzDecodeLine(f *testing.F) {
+	seedLines(f)
+	_, _, ring := testKeys(f)
+	f.Fuzz(func(t *testing.T, data, frag, body string) {
+		tags := map[string]string{}
+		if data != "" {
+			tags[TagData] = data
+		}
+		if frag != "" {
+			tags[TagFragment] = frag
+		}
+		d := NewDecoder(DecoderConfig{Verifier: &Verifier{Keys: ring}})
+		env, _, err := d.Decode("fuzzer", tags, body, t0)
+		checkSentinel(t, err)
+		if env == nil {
+			return
+		}
+		enc, err := Marshal(env)
+		if err != nil {
+			t.Fatalf("decoded envelope does not encode: %v", err)
+		}
+		again, err := Unmarshal(enc, 0)
+		if err != nil {
+			t.Fatalf("re-encoded envelope does not decode: %v", err)
+		}
+		enc2, _ := Marshal(again)
+		if !bytes.Equal(enc, enc2) {
+			t.Fatal("encoding is not stable")
+		}
+	})
+}
+
+// FuzzUnmarshal feeds arbitrary bytes to the CBOR decoder.
+func FuzzUnmarshal(f *testing.F) {
+	e := sampleEnvelope()
+	enc, _ := Marshal(e)
+	f.Add(enc)
+	_, hm, _ := testKeys(f)
+	sealed, _ := Seal(sampleEnvelope(), hm)
+	f.Add(sealed)
+	f.Add([]byte{0xa0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		env, err := Unmarshal(b, 0)
+		checkSentinel(t, err)
+		if env != nil {
+			v := &Verifier{Keys: NewKeyring()}
+			checkSentinel(t, v.Verify(b, env))
+		}
+	})
+}
+
+// FuzzReassembly drives a Reassembler with a fuzzer-chosen schedule of
+// fragments from a few senders, with small limits, and checks the bounds
+// hold after every step.
+func FuzzReassembly(f *testing.F) {
+	f.Add([]byte{0, 1, 3, 10, 0, 2, 3, 10, 0, 3, 3, 10})
+	f.Add([]byte{1, 1, 2, 200, 2, 1, 2, 255, 1, 2, 2, 1})
+	f.Fuzz(func(t *testing.T, sched []byte) {
+		lim := ReassemblyLimits{MaxEnvelope: 300, MaxFragments: 8, MaxPerSender: 2, MaxPendingBytes: 2000}
+		r := NewReassembler(lim)
+		now := t0
+		for len(sched) >= 4 {
+			sender := string('a' + rune(sched[0]%3))
+			idx := int(sched[1] % 10)
+			count := int(sched[2] % 10)
+			size := int(sched[3])
+			short := "0000000" + string('0'+rune(sched[0]>>4%4))
+			sched = sched[4:]
+			if size > 250 {
+				now = now.Add(time.Duration(size-250) * 10 * time.Second) // let some expire
+			}
+			out, err := r.Add(sender, Frame{Short: short, Index: idx, Count: count, Data: string(bytes.Repeat([]byte("Q"), size))}, now)
+			checkSentinel(t, err)
+			if len(out) > lim.MaxEnvelope {
+				t.Fatalf("reassembled %d bytes > %d", len(out), lim.MaxEnvelope)
+			}
+			s := r.Stats()
+			if s.Bytes > lim.MaxPendingBytes || s.Bytes < 0 {
+				t.Fatalf("holding %d bytes, limit %d", s.Bytes, lim.MaxPendingBytes)
+			}
+		}
+	})
+}

@@ -1,0 +1,63 @@
+package envelope
+
+import (
+	"fmt"
+	"time"
+)
+
+// Guard rejects replayed envelopes: an id seen before is ErrDuplicate, and an
+// envelope whose sender time lies outside ±Window of now is ErrExpired (its
+// id may already have been forgotten). It remembers at most Capacity ids, the
+// newest ones; memory is bounded by that. A Guard is not safe for concurrent
+// use: one owner feeds it, as with every core in meshbot. It reads no clock;
+// "now" is passed in.
+type Guard struct {
+	window time.Duration
+	seen   map[ID]struct{}
+	ring   []ID // insertion order, for eviction
+	next   int
+	full   bool
+}
+
+// DefaultGuardCapacity and DefaultGuardWindow are the defaults of NewGuard.
+const (
+	DefaultGuardCapacity = 1 << 16
+	DefaultGuardWindow   = 10 * time.Minute
+)
+
+// NewGuard returns a guard remembering up to capacity ids (≤ 0: the
+// default) with the given time window (≤ 0: the default; the window also
+// bounds the clock skew tolerated between instances).
+func NewGuard(capacity int, window time.Duration) *Guard {
+	if capacity <= 0 {
+		capacity = DefaultGuardCapacity
+	}
+	if window <= 0 {
+		window = DefaultGuardWindow
+	}
+	return &Guard{window: window, seen: make(map[ID]struct{}, capacity), ring: make([]ID, capacity)}
+}
+
+// Check accepts e once. A second envelope with the same id is rejected with
+// ErrDuplicate; one whose time is outside the window with ErrExpired.
+func (g *Guard) Check(e *Envelope, now time.Time) error {
+	if d := now.Sub(e.SentAt()); d > g.window || d < -g.window {
+		return fmt.Errorf("%w: sent %s from now", ErrExpired, -d.Round(time.Millisecond))
+	}
+	if _, dup := g.seen[e.ID]; dup {
+		return fmt.Errorf("%w: id %s", ErrDuplicate, e.ID.Short())
+	}
+	if g.full {
+		delete(g.seen, g.ring[g.next])
+	}
+	g.ring[g.next] = e.ID
+	g.seen[e.ID] = struct{}{}
+	g.next++
+	if g.next == len(g.ring) {
+		g.next, g.full = 0, true
+	}
+	return nil
+}
+
+// Len returns how many ids the guard remembers.
+func (g *Guard) Len() int { return len(g.seen) }
