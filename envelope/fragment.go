@@ -41,11 +41,11 @@ type EvictReason int
 
 // Eviction reasons, counted in ReassemblyStats.Evicted.
 const (
-	EvictAge       EvictReason = iota // not complete within MaxAge
-	EvictSender                       // the sender had MaxPerSender in flight
-	EvictMemory                       // MaxPendingBytes reached; oldest dropped
-	EvictTooLarge                     // over MaxEnvelope
-	EvictMismatch                     // a fragment disagreed with the others
+	EvictAge      EvictReason = iota // not complete within MaxAge
+	EvictSender                      // the sender had MaxPerSender in flight
+	EvictMemory                      // MaxPendingBytes reached; oldest dropped
+	EvictTooLarge                    // over MaxEnvelope
+	EvictMismatch                    // a fragment disagreed with the others
 	numEvictReasons
 )
 
@@ -55,9 +55,9 @@ func (r EvictReason) String() string {
 
 // ReassemblyStats are counters since the Reassembler was made.
 type ReassemblyStats struct {
-	Completed uint64                   // envelopes reassembled from fragments
-	Pending   int                      // partial envelopes held now
-	Bytes     int                      // bytes held now
+	Completed uint64                  // envelopes reassembled from fragments
+	Pending   int                     // partial envelopes held now
+	Bytes     int                     // bytes held now
 	Evicted   [numEvictReasons]uint64 // by EvictReason
 }
 
