@@ -1,0 +1,155 @@
+package mesh
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/meshbot/meshbot/envelope"
+)
+
+// Config configures a Node. Start from DefaultConfig and set at least
+// Service; every zero field takes its default.
+type Config struct {
+	// Server is the IRC server as host:port.
+	Server string
+	// TLS, when set, connects with TLS using this configuration.
+	TLS *tls.Config
+	// SASLUser and SASLPassword, when set, authenticate with SASL PLAIN.
+	SASLUser, SASLPassword string
+	// ServerPassword is sent with PASS when set.
+	ServerPassword string
+
+	// Namespace names the mesh: topic t is channel #<Namespace>.t.
+	Namespace string
+	// Service is this instance's service name (required): lower-case
+	// letters, digits, '_'; it starts the nick.
+	Service string
+	// Instance tells instances of a service apart; random when empty.
+	Instance string
+
+	// Signer signs every envelope sent; nil sends them unsigned.
+	Signer envelope.Signer
+	// Keys are the trusted keys for verifying received envelopes.
+	Keys *envelope.Keyring
+	// RequireSigned drops (and counts) unsigned envelopes.
+	RequireSigned bool
+	// MaxEnvelope bounds one envelope, payload included (1 MiB).
+	MaxEnvelope int
+
+	// WindowLines is how many lines are written between two flow-control
+	// round trips to the server (100), and MaxWindows how many such
+	// windows may be unconfirmed at once (2).
+	WindowLines, MaxWindows int
+	// QueueLen is the default bound of a subscription's queue (8192
+	// events); see Subscribe for the overflow policy.
+	QueueLen int
+	// RequestWorkers bounds concurrently running request handlers (16);
+	// RequestQueue bounds requests waiting for a worker (1024). A request
+	// that finds the queue full is answered with CodeOverloaded.
+	RequestWorkers, RequestQueue int
+	// RequestTimeout is the deadline of a Request whose context has none
+	// (10 s).
+	RequestTimeout time.Duration
+
+	// KeepAlive is how often the server is pinged when idle (2 s);
+	// KeepAliveTimeout how long without any line from the server before
+	// the connection is declared dead and re-established (6 s).
+	KeepAlive, KeepAliveTimeout time.Duration
+	// ConnectTimeout bounds dialling and registration (10 s).
+	ConnectTimeout time.Duration
+	// ReconnectMin and ReconnectMax bound the exponential back-off
+	// between reconnect attempts (100 ms, 5 s); each wait is jittered.
+	ReconnectMin, ReconnectMax time.Duration
+
+	// Logger receives the runtime's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every default filled in, for a server
+// on 127.0.0.1:6667 and the namespace "mesh".
+func DefaultConfig() Config {
+	return Config{
+		Server:           "127.0.0.1:6667",
+		Namespace:        "mesh",
+		MaxEnvelope:      envelope.DefaultMaxEnvelope,
+		WindowLines:      100,
+		MaxWindows:       2,
+		QueueLen:         8192,
+		RequestWorkers:   16,
+		RequestQueue:     1024,
+		RequestTimeout:   10 * time.Second,
+		KeepAlive:        2 * time.Second,
+		KeepAliveTimeout: 6 * time.Second,
+		ConnectTimeout:   10 * time.Second,
+		ReconnectMin:     100 * time.Millisecond,
+		ReconnectMax:     5 * time.Second,
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	set := func(v *int, def int) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	setD := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	if c.Server == "" {
+		c.Server = d.Server
+	}
+	if c.Namespace == "" {
+		c.Namespace = d.Namespace
+	}
+	set(&c.MaxEnvelope, d.MaxEnvelope)
+	set(&c.WindowLines, d.WindowLines)
+	set(&c.MaxWindows, d.MaxWindows)
+	set(&c.QueueLen, d.QueueLen)
+	set(&c.RequestWorkers, d.RequestWorkers)
+	set(&c.RequestQueue, d.RequestQueue)
+	setD(&c.RequestTimeout, d.RequestTimeout)
+	setD(&c.KeepAlive, d.KeepAlive)
+	setD(&c.KeepAliveTimeout, d.KeepAliveTimeout)
+	setD(&c.ConnectTimeout, d.ConnectTimeout)
+	setD(&c.ReconnectMin, d.ReconnectMin)
+	setD(&c.ReconnectMax, d.ReconnectMax)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// validate reports the first problem with c (defaults already applied).
+func (c *Config) validate() error {
+	if _, _, err := net.SplitHostPort(c.Server); err != nil {
+		return fmt.Errorf("%w: server %q: want host:port", ErrInvalidConfig, c.Server)
+	}
+	if err := validName("namespace", c.Namespace, false); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	if err := validName("service", c.Service, false); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	if c.Instance != "" {
+		if err := validName("instance", c.Instance, false); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		}
+	}
+	if c.KeepAliveTimeout <= c.KeepAlive {
+		return fmt.Errorf("%w: KeepAliveTimeout (%s) must exceed KeepAlive (%s)", ErrInvalidConfig, c.KeepAliveTimeout, c.KeepAlive)
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		return fmt.Errorf("%w: ReconnectMax (%s) is below ReconnectMin (%s)", ErrInvalidConfig, c.ReconnectMax, c.ReconnectMin)
+	}
+	if c.RequireSigned && c.Keys == nil {
+		return fmt.Errorf("%w: RequireSigned without Keys would reject every envelope", ErrInvalidConfig)
+	}
+	return nil
+}

@@ -1,0 +1,625 @@
+package mesh
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	mrand "math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lrstanley/girc"
+	"github.com/meshbot/meshbot/envelope"
+)
+
+// Node is one instance of a service, connected to the IRC server as one bot.
+// Its methods are safe for concurrent use. Create it with Connect; stop it
+// with Close.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	client *girc.Client
+
+	incarnation uint64
+	writer      *writer
+	stats       counters
+
+	// Reader-owned (the girc event loop runs handlers one event at a time).
+	dec *envelope.Decoder
+
+	mu        sync.Mutex
+	instance  string
+	nick      string
+	prefix    string     // our nick!~user@host as others see it, once known
+	conn      *connState // current connection; nil while down
+	connGen   uint64
+	connected chan struct{}            // closed while a connection is ready
+	lastRecv  atomic.Int64             // unix nanos of the last line from the server
+	subs      map[string]*Subscription // by channel, lower case
+	pubChans  map[string]chan struct{} // channels joined to publish; closed once first joined
+	methods   map[string]RequestHandler
+	pending   map[envelope.ID]*pendingRequest
+	members   map[string]string          // heartbeat channel members: lower-case nick → nick
+	presence  chan struct{}              // closed and replaced when members change
+	joins     map[string][]chan struct{} // channel → waiters for our JOIN
+
+	rejMu sync.Mutex
+	rejBy map[string]uint64 // rejected lines by reason
+
+	reqQueue  chan *inbound
+	reqStop   chan struct{} // closed when requests stop being taken
+	reqCtx    context.Context
+	reqCancel context.CancelFunc
+	reqWG     sync.WaitGroup
+
+	closing   atomic.Bool // no new incoming events or requests
+	sealed    atomic.Bool // no new publishes or requests from this node
+	closeOnce sync.Once
+	done      chan struct{} // closed when Close starts
+	wg        sync.WaitGroup
+}
+
+// connState is what a connection learned about the server.
+type connState struct {
+	gen     uint64
+	carrier envelope.Carrier
+	echo    bool
+	lineLen int
+	chanLen int
+	prefix  string // our nick!user@host as others see it (best knowledge)
+}
+
+// Connect validates cfg, connects to the server and returns once the node is
+// registered and has joined the namespace's heartbeat channel, or an error
+// when ctx ends first. The node then keeps itself connected until Close.
+func Connect(ctx context.Context, cfg Config) (*Node, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Instance == "" {
+		cfg.Instance = randomInstance()
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	nick, err := Nick(cfg.Service, cfg.Instance, 0)
+	if err != nil {
+		return nil, err
+	}
+	host, portStr, _ := net.SplitHostPort(cfg.Server)
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: port %q", ErrInvalidConfig, portStr)
+	}
+	n := &Node{
+		cfg:         cfg,
+		log:         cfg.Logger.With("service", cfg.Service, "instance", cfg.Instance),
+		incarnation: uint64(time.Now().UnixNano()),
+		instance:    cfg.Instance,
+		nick:        nick,
+		connected:   make(chan struct{}),
+		subs:        map[string]*Subscription{},
+		pubChans:    map[string]chan struct{}{},
+		methods:     map[string]RequestHandler{},
+		pending:     map[envelope.ID]*pendingRequest{},
+		members:     map[string]string{},
+		presence:    make(chan struct{}),
+		joins:       map[string][]chan struct{}{},
+		reqQueue:    make(chan *inbound, cfg.RequestQueue),
+		reqStop:     make(chan struct{}),
+		rejBy:       map[string]uint64{},
+		done:        make(chan struct{}),
+	}
+	n.dec = envelope.NewDecoder(envelope.DecoderConfig{
+		Limits:   envelope.ReassemblyLimits{MaxEnvelope: cfg.MaxEnvelope},
+		Verifier: &envelope.Verifier{Keys: cfg.Keys, RequireSigned: cfg.RequireSigned},
+		Guard:    envelope.NewGuard(0, 0),
+	})
+	gcfg := girc.Config{
+		Server:     host,
+		Port:       port,
+		ServerPass: cfg.ServerPassword,
+		Nick:       nick,
+		User:       cfg.Service,
+		Name:       "meshbot " + cfg.Service + " " + cfg.Instance,
+		SSL:        cfg.TLS != nil,
+		TLSConfig:  cfg.TLS,
+		AllowFlood: true, // the server is configured for bots; we pace with windows
+		DisableSTS: true,
+		// echo-message is the publish confirm; girc requests a cap only
+		// when the server offers it, and only from its known list plus
+		// these, so a server's poison caps are never requested.
+		SupportedCaps: map[string][]string{"echo-message": nil},
+		PingDelay:     0, // the node runs its own keep-alive
+		HandleNickCollide: func(string) string {
+			return n.newNick()
+		},
+	}
+	if cfg.SASLUser != "" {
+		gcfg.SASL = &girc.SASLPlain{User: cfg.SASLUser, Pass: cfg.SASLPassword}
+	}
+	n.reqCtx, n.reqCancel = context.WithCancel(context.Background())
+	n.client = girc.New(gcfg)
+	n.client.Handlers.Add(girc.ALL_EVENTS, n.onEvent)
+	n.writer = newWriter(n)
+
+	n.wg.Add(3)
+	go n.connLoop()
+	go n.writer.run()
+	go n.keepAlive()
+	for range cfg.RequestWorkers {
+		n.reqWG.Add(1)
+		go n.requestWorker()
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	defer cancel()
+	if err := n.waitConnected(cctx); err != nil {
+		_ = n.Close(context.Background())
+		return nil, fmt.Errorf("mesh: connecting to %s: %w", cfg.Server, err)
+	}
+	return n, nil
+}
+
+// randomInstance returns a random [a-z0-9]{6}.
+func randomInstance() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, instanceLen)
+	for i := range b {
+		v, _ := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		b[i] = alphabet[v.Int64()]
+	}
+	return string(b)
+}
+
+// newNick picks a fresh instance id after a nick collision.
+func (n *Node) newNick() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.instance = randomInstance()
+	nick, err := Nick(n.cfg.Service, n.instance, 0)
+	if err != nil {
+		return ""
+	}
+	n.nick = nick
+	n.log.Info("nick in use, picked another", "nick", nick)
+	return nick
+}
+
+// Service returns the service name.
+func (n *Node) Service() string { return n.cfg.Service }
+
+// Instance returns the instance id (it changes if the nick collided).
+func (n *Node) Instance() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.instance
+}
+
+// Nick returns the node's IRC nick.
+func (n *Node) Nick() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.nick
+}
+
+// Namespace returns the mesh namespace.
+func (n *Node) Namespace() string { return n.cfg.Namespace }
+
+func (n *Node) sender() envelope.Sender {
+	return envelope.Sender{Service: n.cfg.Service, Instance: n.Instance(), Incarnation: n.incarnation}
+}
+
+// waitConnected blocks until a connection is ready.
+func (n *Node) waitConnected(ctx context.Context) error {
+	for {
+		n.mu.Lock()
+		ch, up := n.connected, n.conn != nil
+		n.mu.Unlock()
+		if up {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrDisconnected, context.Cause(ctx))
+		case <-n.done:
+			return ErrClosed
+		}
+	}
+}
+
+// current returns the ready connection, or nil.
+func (n *Node) current() *connState {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.conn
+}
+
+// connLoop keeps the node connected: connect, run until the connection
+// drops, back off with jitter, repeat, until Close.
+func (n *Node) connLoop() {
+	defer n.wg.Done()
+	backoff := n.cfg.ReconnectMin
+	for !n.closing.Load() {
+		started := time.Now()
+		n.lastRecv.Store(started.UnixNano())
+		dialer := &net.Dialer{Timeout: n.cfg.ConnectTimeout}
+		err := n.client.DialerConnect(dialer)
+		n.onDisconnect(err)
+		if n.closing.Load() {
+			return
+		}
+		if time.Since(started) > n.cfg.ReconnectMax {
+			backoff = n.cfg.ReconnectMin
+		}
+		wait := backoff/2 + mrand.N(backoff/2+1)
+		n.log.Warn("disconnected; reconnecting", "err", err, "in", wait)
+		n.stats.reconnects.Add(1)
+		select {
+		case <-time.After(wait):
+		case <-n.done:
+			return
+		}
+		backoff = min(backoff*2, n.cfg.ReconnectMax)
+	}
+}
+
+func (n *Node) onDisconnect(err error) {
+	n.mu.Lock()
+	was := n.conn != nil
+	n.conn = nil
+	n.connected = make(chan struct{})
+	clear(n.members)
+	n.presenceChangedLocked()
+	n.mu.Unlock()
+	if was {
+		n.log.Info("connection closed", "err", err)
+	}
+	n.writer.disconnected()
+	n.failPendingTargets("")
+}
+
+// onConnected runs when registration is complete: learn the server, then
+// join every channel and mark the connection ready once the joins are
+// confirmed.
+func (n *Node) onConnected() {
+	c := n.client
+	st := &connState{carrier: envelope.CarrierBody, lineLen: 512, chanLen: defChanLen}
+	if c.HasCapability("message-tags") {
+		st.carrier = envelope.CarrierTag
+	}
+	st.echo = c.HasCapability("echo-message")
+	if v, ok := c.GetServerOptionInt("LINELEN"); ok && v >= 512 {
+		st.lineLen = v
+	}
+	if v, ok := c.GetServerOptionInt("CHANNELLEN"); ok && v > 0 {
+		st.chanLen = v
+	}
+	nick := c.GetNick()
+	n.mu.Lock()
+	n.nick = nick
+	n.prefix = ""
+	n.connGen++
+	st.gen = n.connGen
+	channels := []string{HeartbeatChannel(n.cfg.Namespace)}
+	for ch := range n.subs {
+		channels = append(channels, ch)
+	}
+	for ch := range n.pubChans {
+		if n.subs[ch] == nil {
+			channels = append(channels, ch)
+		}
+	}
+	n.mu.Unlock()
+	st.prefix = nick + "!~" + n.cfg.Service + "@" + hostGuess
+	n.log.Info("connected", "nick", nick, "carrier", st.carrier, "echo", st.echo, "linelen", st.lineLen)
+
+	// Join everything, then wait for our own JOIN of each in a goroutine
+	// (this runs on the event loop, which must keep reading).
+	waits := make([]chan struct{}, 0, len(channels))
+	for _, ch := range channels {
+		waits = append(waits, n.expectJoin(ch))
+	}
+	c.Cmd.Join(channels...)
+	n.wg.Add(1) // connLoop holds the group open while this runs
+	go func() {
+		defer n.wg.Done()
+		timeout := time.After(n.cfg.ConnectTimeout)
+		for i, w := range waits {
+			select {
+			case <-w:
+			case <-timeout:
+				n.log.Error("server did not confirm joins; reconnecting", "channel", channels[i])
+				n.client.Close()
+				return
+			case <-n.done:
+				return
+			}
+		}
+		n.mu.Lock()
+		if n.connGen != st.gen || n.client == nil {
+			n.mu.Unlock()
+			return
+		}
+		if n.prefix != "" {
+			st.prefix = n.prefix
+		}
+		n.conn = st
+		close(n.connected)
+		n.mu.Unlock()
+		n.writer.connected(st)
+	}()
+}
+
+// hostGuess stands for our host in the line budget until the server shows
+// it (in our own JOIN): the longest a host can be on these servers.
+var hostGuess = strings.Repeat("h", 63)
+
+// expectJoin returns a channel closed when our JOIN of ch is seen.
+func (n *Node) expectJoin(ch string) chan struct{} {
+	w := make(chan struct{})
+	key := strings.ToLower(ch)
+	n.mu.Lock()
+	n.joins[key] = append(n.joins[key], w)
+	n.mu.Unlock()
+	return w
+}
+
+// onEvent is the single girc handler: girc runs it for one event at a time,
+// in the order the server sent them, on its event loop. It never blocks on
+// user code.
+func (n *Node) onEvent(c *girc.Client, e girc.Event) {
+	n.lastRecv.Store(time.Now().UnixNano())
+	n.stats.linesIn.Add(1)
+	n.trackPresence(&e)
+	switch e.Command {
+	case girc.PRIVMSG:
+		n.onPrivmsg(&e)
+	case girc.PONG:
+		if len(e.Params) > 0 {
+			n.writer.pong(e.Last())
+		}
+	case girc.RPL_ENDOFMOTD, girc.ERR_NOMOTD:
+		// Registration is complete and ISUPPORT has been read. (girc's
+		// own CONNECTED event comes two seconds later.)
+		n.onConnected()
+	case girc.JOIN:
+		if e.Source != nil && len(e.Params) > 0 && strings.EqualFold(e.Source.Name, c.GetNick()) {
+			n.learnPrefix(e.Source)
+		}
+	case girc.RPL_ENDOFNAMES:
+		// The end of NAMES after our JOIN: joined, and the members known.
+		if len(e.Params) > 1 {
+			n.joined(e.Params[1])
+		}
+	case girc.ERR_NOSUCHNICK, girc.ERR_CANNOTSENDTOCHAN, "403", "417", "442", "482":
+		// An error about a target we wrote to: refuse the line it was for.
+		if len(e.Params) > 1 {
+			n.writer.refused(refusal{target: e.Params[1], text: e.Command + " " + strings.Join(e.Params[1:], " ")})
+			if e.Command == girc.ERR_NOSUCHNICK {
+				n.failPendingTargets(e.Params[1])
+			}
+		}
+	case girc.PART, girc.KICK:
+		n.onLeave(&e)
+	case girc.QUIT:
+		if e.Source != nil {
+			n.dec.Forget(e.Source.Name)
+			n.failPendingTargets(e.Source.Name)
+		}
+	case girc.NICK:
+		if e.Source != nil {
+			n.dec.Forget(e.Source.Name)
+			n.failPendingTargets(e.Source.Name)
+		}
+	}
+}
+
+// learnPrefix records how others see us (from our own JOIN), to size lines
+// from it. The "~" is always counted: some servers add it for receivers.
+func (n *Node) learnPrefix(src *girc.Source) {
+	if src.Host == "" {
+		return
+	}
+	n.mu.Lock()
+	n.prefix = src.Name + "!~" + strings.TrimPrefix(src.Ident, "~") + "@" + src.Host
+	n.mu.Unlock()
+}
+
+func (n *Node) joined(channel string) {
+	key := strings.ToLower(channel)
+	n.mu.Lock()
+	ws := n.joins[key]
+	delete(n.joins, key)
+	n.mu.Unlock()
+	for _, w := range ws {
+		close(w)
+	}
+}
+
+func (n *Node) onLeave(e *girc.Event) {
+	if e.Source == nil || len(e.Params) == 0 {
+		return
+	}
+	who := e.Source.Name
+	if e.Command == girc.KICK && len(e.Params) > 1 {
+		who = e.Params[1]
+	}
+	if strings.EqualFold(who, n.client.GetNick()) {
+		// We were kicked or parted by the server: rejoin if still subscribed.
+		n.mu.Lock()
+		_, sub := n.subs[strings.ToLower(e.Params[0])]
+		_, pub := n.pubChans[strings.ToLower(e.Params[0])]
+		sub = sub || pub
+		hb := strings.EqualFold(e.Params[0], HeartbeatChannel(n.cfg.Namespace))
+		n.mu.Unlock()
+		if sub || hb {
+			n.client.Cmd.Join(e.Params[0])
+		}
+		return
+	}
+	if strings.EqualFold(e.Params[0], HeartbeatChannel(n.cfg.Namespace)) {
+		n.failPendingTargets(who)
+	}
+}
+
+// onPrivmsg decodes a mesh line and routes the envelope.
+func (n *Node) onPrivmsg(e *girc.Event) {
+	if e.Source == nil || len(e.Params) < 2 {
+		return
+	}
+	env, mesh, err := n.dec.Decode(e.Source.Name, e.Tags, e.Last(), time.Now())
+	switch {
+	case !mesh:
+		n.stats.notMesh.Add(1)
+		return
+	case err != nil:
+		if e.Echo && errors.Is(err, envelope.ErrDuplicate) {
+			return // our own retransmission, already seen
+		}
+		n.stats.rejected.Add(1)
+		reason := rejectReason(err)
+		n.rejMu.Lock()
+		n.rejBy[reason]++
+		n.rejMu.Unlock()
+		n.log.Debug("rejected line", "from", e.Source.Name, "reason", reason, "err", err)
+		return
+	case env == nil:
+		return // a fragment; the envelope is not complete yet
+	}
+	in := &inbound{env: env, from: e.Source.Name, target: e.Params[0], msgid: e.Tags["msgid"], echo: e.Echo}
+	if t, ok := e.Tags["time"]; ok {
+		in.serverTime, _ = time.Parse(time.RFC3339Nano, t)
+	}
+	if in.echo {
+		n.writer.echoed(env.ID, in.msgid)
+	}
+	n.route(in)
+}
+
+// inbound is a received, verified envelope with its IRC context.
+type inbound struct {
+	env        *envelope.Envelope
+	from       string // sender nick
+	target     string // channel or our nick
+	msgid      string
+	serverTime time.Time
+	echo       bool
+}
+
+func (n *Node) route(in *inbound) {
+	if n.closing.Load() {
+		return
+	}
+	isChannel := strings.HasPrefix(in.target, "#")
+	switch in.env.Kind {
+	case envelope.KindEvent:
+		if isChannel {
+			n.deliver(in)
+		}
+	case envelope.KindRequest:
+		if !isChannel && !in.echo {
+			n.acceptRequest(in)
+		}
+	case envelope.KindResponse:
+		if !isChannel && !in.echo {
+			n.acceptResponse(in)
+		}
+	default:
+		n.stats.unhandled.Add(1)
+	}
+}
+
+// keepAlive pings an idle server and drops a connection that went silent.
+func (n *Node) keepAlive() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.KeepAlive / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-t.C:
+		}
+		if !n.client.IsConnected() {
+			continue
+		}
+		idle := time.Since(time.Unix(0, n.lastRecv.Load()))
+		switch {
+		case idle > n.cfg.KeepAliveTimeout:
+			n.log.Warn("server silent; dropping the connection", "idle", idle)
+			n.stats.timeouts.Add(1)
+			n.client.Close()
+		case idle > n.cfg.KeepAlive:
+			n.client.Cmd.Ping("ka")
+		}
+	}
+}
+
+// Close stops the node gracefully: it stops taking incoming events and
+// requests, lets running and queued handlers finish until ctx ends (then
+// cancels their contexts), waits for the server to confirm what was
+// published (until ctx ends), QUITs and waits for every goroutine. No
+// handler runs after Close returns. Safe to call more than once; later calls
+// return at once.
+func (n *Node) Close(ctx context.Context) error {
+	var err error
+	n.closeOnce.Do(func() {
+		n.closing.Store(true)
+		n.mu.Lock()
+		subs := make([]*Subscription, 0, len(n.subs))
+		for _, s := range n.subs {
+			subs = append(subs, s)
+		}
+		n.mu.Unlock()
+		for _, s := range subs {
+			if e := s.drain(ctx); e != nil && err == nil {
+				err = e
+			}
+		}
+		n.drainRequests(ctx)
+		n.sealed.Store(true)
+		n.writer.flush(ctx)
+		close(n.done)
+		if n.client.IsConnected() {
+			n.client.Quit("meshbot: closing")
+		}
+		// girc closes the socket once QUIT is written, which ends connLoop;
+		// close it ourselves if that does not happen promptly.
+		stopped := make(chan struct{})
+		go func() { n.wg.Wait(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(2 * time.Second):
+			n.client.Close()
+			<-stopped
+		}
+		n.failAllPending(ErrClosed)
+	})
+	return err
+}
+
+// rejectReason names the sentinel an envelope error wraps.
+func rejectReason(err error) string {
+	for _, r := range []struct {
+		err  error
+		name string
+	}{
+		{envelope.ErrTruncated, "truncated"}, {envelope.ErrTooLarge, "too-large"},
+		{envelope.ErrVersion, "version"}, {envelope.ErrUnsigned, "unsigned"},
+		{envelope.ErrForged, "forged"}, {envelope.ErrUnknownKey, "unknown-key"},
+		{envelope.ErrDuplicate, "duplicate"}, {envelope.ErrExpired, "expired"},
+		{envelope.ErrFragment, "fragment"},
+	} {
+		if errors.Is(err, r.err) {
+			return r.name
+		}
+	}
+	return "malformed"
+}

@@ -1,0 +1,300 @@
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lrstanley/girc"
+	"github.com/meshbot/meshbot/envelope"
+)
+
+// bodyMargin is kept free in every PRIVMSG text for what a sender cannot
+// see of its own prefix as receivers see it (docs/PROTOCOL.md §3.7).
+const bodyMargin = 16
+
+// job is one envelope to send to one target, with whoever waits for it.
+type job struct {
+	ctx     context.Context
+	target  string
+	env     *envelope.Envelope
+	sealed  []byte
+	lines   []envelope.Line
+	gen     uint64 // connection the lines were sized for
+	done    chan struct{}
+	err     error
+	ack     PubAck
+	w       *writer
+	refused error // set when the server answered a line with an error
+}
+
+func (j *job) finish(err error) {
+	j.err = err
+	close(j.done)
+	j.w.outstanding.Add(-1)
+}
+
+// window is a run of lines closed by one PING; its PONG confirms them all.
+type window struct {
+	token string
+	jobs  []*job
+	lines int
+}
+
+// writer owns the outgoing side: it writes lines in windows, at most
+// MaxWindows unconfirmed, and confirms jobs when the server answers a
+// window's PING (by then the server has processed every line before it).
+// Jobs of windows lost with a connection are written again on the next one,
+// with the same envelope id, so receivers drop the copies they already had.
+type writer struct {
+	n       *Node
+	in      chan *job
+	pongs   chan string
+	conns   chan *connState
+	refusal chan refusal
+
+	// Owned by run.
+	conn     *connState
+	retry    []*job
+	inflight []*window
+	cur      *window
+	seq      uint64
+
+	outstanding atomic.Int64 // submitted, not finished
+
+	mu     sync.Mutex
+	echoes map[envelope.ID]string // msgid of our echoed envelopes
+}
+
+func newWriter(n *Node) *writer {
+	return &writer{
+		n:       n,
+		in:      make(chan *job, 1024),
+		pongs:   make(chan string, 64),
+		conns:   make(chan *connState, 4),
+		refusal: make(chan refusal, 64),
+		cur:     &window{},
+		echoes:  map[envelope.ID]string{},
+	}
+}
+
+// submit queues j, blocking while the queue is full (backpressure on
+// publishers) until ctx ends.
+func (w *writer) submit(j *job) error {
+	j.w = w
+	w.outstanding.Add(1)
+	select {
+	case w.in <- j:
+		return nil
+	case <-j.ctx.Done():
+		w.outstanding.Add(-1)
+		return fmt.Errorf("%w: %w", ErrNotConfirmed, context.Cause(j.ctx))
+	case <-w.n.done:
+		w.outstanding.Add(-1)
+		return ErrClosed
+	}
+}
+
+// Called from the event loop.
+func (w *writer) pong(token string) {
+	if len(token) > 1 && token[0] == 'w' {
+		select {
+		case w.pongs <- token:
+		case <-w.n.done:
+		}
+	}
+}
+
+func (w *writer) echoed(id envelope.ID, msgid string) {
+	w.mu.Lock()
+	if len(w.echoes) >= 1<<16 {
+		clear(w.echoes) // echoes of jobs that gave up; bound the map
+	}
+	w.echoes[id] = msgid
+	w.mu.Unlock()
+}
+
+func (w *writer) connected(st *connState) { w.conns <- st }
+func (w *writer) disconnected()           { w.conns <- nil }
+
+func (w *writer) run() {
+	defer w.n.wg.Done()
+	for {
+		if w.conn != nil && len(w.retry) > 0 && len(w.inflight) < w.n.cfg.MaxWindows {
+			j := w.retry[0]
+			w.retry = w.retry[1:]
+			w.write(j)
+			continue
+		}
+		var in chan *job
+		if w.conn != nil && len(w.inflight) < w.n.cfg.MaxWindows {
+			in = w.in
+		}
+		select {
+		case j := <-in:
+			w.write(j)
+		case tok := <-w.pongs:
+			w.confirm(tok)
+		case r := <-w.refusal:
+			w.refuse(r)
+		case st := <-w.conns:
+			if st == nil {
+				w.lost()
+			}
+			w.conn = st
+		case <-w.n.done:
+			w.failAll(ErrClosed)
+			return
+		}
+	}
+}
+
+// write sends j's lines and closes the window when it is full or when
+// nothing else is waiting (so a lone publish is confirmed at once).
+func (w *writer) write(j *job) {
+	if err := j.ctx.Err(); err != nil {
+		j.finish(fmt.Errorf("%w: %w", ErrNotConfirmed, context.Cause(j.ctx)))
+		return
+	}
+	if j.lines == nil || j.gen != w.conn.gen {
+		lines, err := envelope.EncodeLines(j.env, j.sealed, w.conn.carrier, w.n.limits(w.conn, j.target))
+		if err != nil {
+			j.finish(err)
+			return
+		}
+		j.lines, j.gen = lines, w.conn.gen
+	}
+	for _, l := range j.lines {
+		ev := &girc.Event{Command: girc.PRIVMSG, Params: []string{j.target, l.Body}}
+		if l.Tags != nil {
+			ev.Tags = girc.Tags(l.Tags)
+		}
+		w.n.client.Send(ev)
+	}
+	w.n.stats.linesOut.Add(uint64(len(j.lines)))
+	w.cur.jobs = append(w.cur.jobs, j)
+	w.cur.lines += len(j.lines)
+	if w.cur.lines >= w.n.cfg.WindowLines || (len(w.in) == 0 && len(w.retry) == 0) {
+		w.closeWindow()
+	}
+}
+
+func (w *writer) closeWindow() {
+	if len(w.cur.jobs) == 0 {
+		return
+	}
+	w.seq++
+	w.cur.token = "w" + strconv.FormatUint(w.seq, 10)
+	w.n.client.Cmd.Ping(w.cur.token)
+	w.inflight = append(w.inflight, w.cur)
+	w.cur = &window{}
+}
+
+// confirm completes every window up to and including the one of token
+// (PONGs come back in order).
+func (w *writer) confirm(token string) {
+	for len(w.inflight) > 0 {
+		win := w.inflight[0]
+		w.inflight = w.inflight[1:]
+		for _, j := range win.jobs {
+			w.mu.Lock()
+			msgid, echoed := w.echoes[j.env.ID]
+			delete(w.echoes, j.env.ID)
+			w.mu.Unlock()
+			j.ack = PubAck{ID: j.env.ID, MsgID: msgid, Lines: len(j.lines)}
+			switch {
+			case j.refused != nil:
+				w.n.stats.refused.Add(1)
+				j.finish(j.refused)
+			case w.conn.echo && !echoed:
+				// The server confirms every accepted line with its echo
+				// before the PONG: no echo, not accepted.
+				w.n.stats.refused.Add(1)
+				j.finish(fmt.Errorf("%w: no echo of %s to %s", ErrRefused, j.env.ID.Short(), j.target))
+			default:
+				if !w.conn.echo {
+					w.n.deliverOwn(j)
+				}
+				j.finish(nil)
+			}
+		}
+		if win.token == token {
+			return
+		}
+	}
+}
+
+// lost moves every unconfirmed job back to the front of the queue.
+func (w *writer) lost() {
+	var again []*job
+	for _, win := range w.inflight {
+		again = append(again, win.jobs...)
+	}
+	again = append(again, w.cur.jobs...)
+	w.retry = append(again, w.retry...)
+	w.inflight, w.cur = nil, &window{}
+	if len(again) > 0 {
+		w.n.stats.resent.Add(uint64(len(again)))
+	}
+}
+
+func (w *writer) failAll(err error) {
+	w.lost()
+	for _, j := range w.retry {
+		j.finish(err)
+	}
+	w.retry = nil
+	for {
+		select {
+		case j := <-w.in:
+			j.finish(err)
+		default:
+			return
+		}
+	}
+}
+
+// flush waits until every submitted job is finished or ctx ends.
+func (w *writer) flush(ctx context.Context) {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for w.outstanding.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// refusal is a server error numeric about a target, e.g. 404 (cannot send
+// to channel) or 401 (no such nick).
+type refusal struct {
+	target string
+	text   string
+}
+
+// refused is called from the event loop for an error numeric.
+func (w *writer) refused(r refusal) {
+	select {
+	case w.refusal <- r:
+	case <-w.n.done:
+	}
+}
+
+// refuse marks the oldest unconfirmed job to r.target that is not marked
+// yet: the server answers lines in order.
+func (w *writer) refuse(r refusal) {
+	for _, win := range append(w.inflight, w.cur) {
+		for _, j := range win.jobs {
+			if j.refused == nil && strings.EqualFold(j.target, r.target) {
+				j.refused = fmt.Errorf("%w: %s", ErrRefused, r.text)
+				return
+			}
+		}
+	}
+}
