@@ -44,6 +44,7 @@ type Node struct {
 	lastRecv  atomic.Int64             // unix nanos of the last line from the server
 	subs      map[string]*Subscription // by channel, lower case
 	pubChans  map[string]chan struct{} // channels joined to publish; closed once first joined
+	observers map[string][]*Observer   // by channel, lower case
 	methods   map[string]RequestHandler
 	pending   map[envelope.ID]*pendingRequest
 	members   map[string]string          // heartbeat channel members: lower-case nick → nick
@@ -105,6 +106,7 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		connected:   make(chan struct{}),
 		subs:        map[string]*Subscription{},
 		pubChans:    map[string]chan struct{}{},
+		observers:   map[string][]*Observer{},
 		methods:     map[string]RequestHandler{},
 		pending:     map[envelope.ID]*pendingRequest{},
 		members:     map[string]string{},
@@ -316,6 +318,11 @@ func (n *Node) onConnected() {
 			channels = append(channels, ch)
 		}
 	}
+	for ch := range n.observers {
+		if n.subs[ch] == nil && n.pubChans[ch] == nil {
+			channels = append(channels, ch)
+		}
+	}
 	n.mu.Unlock()
 	st.prefix = nick + "!~" + n.cfg.Service + "@" + hostGuess
 	n.log.Info("connected", "nick", nick, "carrier", st.carrier, "echo", st.echo, "linelen", st.lineLen)
@@ -456,7 +463,8 @@ func (n *Node) onLeave(e *girc.Event) {
 		n.mu.Lock()
 		_, sub := n.subs[strings.ToLower(e.Params[0])]
 		_, pub := n.pubChans[strings.ToLower(e.Params[0])]
-		sub = sub || pub
+		_, obs := n.observers[strings.ToLower(e.Params[0])]
+		sub = sub || pub || obs
 		hb := strings.EqualFold(e.Params[0], HeartbeatChannel(n.cfg.Namespace))
 		n.mu.Unlock()
 		if sub || hb {
@@ -474,7 +482,18 @@ func (n *Node) onPrivmsg(e *girc.Event) {
 	if e.Source == nil || len(e.Params) < 2 {
 		return
 	}
-	env, mesh, err := n.dec.Decode(e.Source.Name, e.Tags, e.Last(), time.Now())
+	now := time.Now()
+	env, mesh, err := n.dec.Decode(e.Source.Name, e.Tags, e.Last(), now)
+	if strings.HasPrefix(e.Params[0], "#") {
+		ob := Observation{Time: now, Channel: e.Params[0], From: e.Source.Name, Tags: e.Tags, Body: e.Last(),
+			MsgID: e.Tags["msgid"], Mesh: mesh, Envelope: env, Err: err}
+		if t, ok := e.Tags["time"]; ok {
+			if st, perr := time.Parse(time.RFC3339Nano, t); perr == nil {
+				ob.Time = st
+			}
+		}
+		n.observe(ob)
+	}
 	switch {
 	case !mesh:
 		n.stats.notMesh.Add(1)
@@ -584,6 +603,15 @@ func (n *Node) Close(ctx context.Context) error {
 			}
 		}
 		n.drainRequests(ctx)
+		n.mu.Lock()
+		var obs []*Observer
+		for _, list := range n.observers {
+			obs = append(obs, list...)
+		}
+		n.mu.Unlock()
+		for _, o := range obs {
+			o.Stop()
+		}
 		n.sealed.Store(true)
 		n.writer.flush(ctx)
 		close(n.done)

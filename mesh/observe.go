@@ -1,0 +1,132 @@
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshbot/meshbot/envelope"
+)
+
+// Observation is one PRIVMSG seen in an observed channel: a mesh line of any
+// kind (events, claims, acks, heartbeats, ...), a fragment, a rejected line,
+// or human chatter. Tools such as `meshbot tail` are built on it.
+type Observation struct {
+	Time    time.Time // the server's time tag, or the local receive time
+	Channel string
+	Topic   string
+	From    string            // sender nick
+	Tags    map[string]string // the line's tags as received
+	Body    string            // the PRIVMSG text
+	MsgID   string
+	// Mesh is false for lines that are not mesh lines.
+	Mesh bool
+	// Envelope is the decoded envelope; nil for non-mesh lines, for a
+	// fragment of an incomplete envelope, and for rejected lines.
+	Envelope *envelope.Envelope
+	// Err says why a mesh line was rejected.
+	Err error
+}
+
+// Observer delivers the Observations of one channel to a callback.
+type Observer struct {
+	n       *Node
+	channel string
+	q       chan Observation
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	dropped atomic.Uint64
+}
+
+// observerQueue bounds the observations waiting for the callback; more are
+// dropped and counted (an observer never slows the node down).
+const observerQueue = 4096
+
+// Observe joins topic's channel (system topics such as "_hb" included) and
+// calls fn, from one goroutine, for every line seen there, decoded. It
+// returns once the join is confirmed. fn must not block for long: when
+// observerQueue lines wait, newer ones are dropped and counted.
+func (n *Node) Observe(ctx context.Context, topic string, fn func(Observation)) (*Observer, error) {
+	if n.sealed.Load() || n.closing.Load() {
+		return nil, ErrClosed
+	}
+	if err := validName("topic", topic, true); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidTopic, err)
+	}
+	o := &Observer{
+		n:       n,
+		channel: Channel(n.cfg.Namespace, topic),
+		q:       make(chan Observation, observerQueue),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	key := strings.ToLower(o.channel)
+	n.mu.Lock()
+	n.observers[key] = append(n.observers[key], o)
+	n.mu.Unlock()
+	go o.run(fn)
+	if err := n.join(ctx, o.channel); err != nil {
+		o.Stop()
+		return nil, err
+	}
+	return o, nil
+}
+
+func (o *Observer) run(fn func(Observation)) {
+	defer close(o.done)
+	for {
+		select {
+		case ob := <-o.q:
+			fn(ob)
+		case <-o.stop:
+			return
+		}
+	}
+}
+
+// Dropped counts observations dropped because the callback was too slow.
+func (o *Observer) Dropped() uint64 { return o.dropped.Load() }
+
+// Stop ends the observation; fn is not called after Stop returns. The node
+// stays in the channel while it has other uses for it.
+func (o *Observer) Stop() {
+	o.once.Do(func() {
+		key := strings.ToLower(o.channel)
+		o.n.mu.Lock()
+		list := o.n.observers[key]
+		for i, x := range list {
+			if x == o {
+				o.n.observers[key] = append(list[:i:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(o.n.observers[key]) == 0 {
+			delete(o.n.observers, key)
+		}
+		o.n.mu.Unlock()
+		close(o.stop)
+		<-o.done
+	})
+}
+
+// observe hands a line to the observers of its channel; on the event loop.
+func (n *Node) observe(ob Observation) {
+	n.mu.Lock()
+	obs := n.observers[strings.ToLower(ob.Channel)]
+	n.mu.Unlock()
+	if len(obs) == 0 {
+		return
+	}
+	ob.Topic, _ = TopicOf(n.cfg.Namespace, ob.Channel)
+	for _, o := range obs {
+		select {
+		case o.q <- ob:
+		default:
+			o.dropped.Add(1)
+		}
+	}
+}
