@@ -223,7 +223,7 @@ func tagLines(e *Envelope, data string, lim Limits) ([]Line, error) {
 	room := tagBytes - lim.TagReserve - len("@"+TagData+"= ")
 	summary := SummaryPrefix + " " + e.Summary()
 	if len(data) <= room {
-		body := summary + " (" + strconv.Itoa(len(data)*3/4) + " B)"
+		body := summary + " (" + strconv.Itoa(len(e.Payload)) + " B)"
 		return []Line{{Tags: map[string]string{TagData: data}, Body: clip(body, lim.BodyBytes)}}, nil
 	}
 	chunk, n, err := split(len(data), func(digits int) int {
@@ -238,7 +238,7 @@ func tagLines(e *Envelope, data string, lim Limits) ([]Line, error) {
 		idx := strconv.Itoa(i+1) + "/" + strconv.Itoa(n)
 		lines = append(lines, Line{
 			Tags: map[string]string{TagData: data[i*chunk : min((i+1)*chunk, len(data))], TagFragment: short + ":" + idx},
-			Body: clip(summary+" ["+idx+"]", lim.BodyBytes),
+			Body: clip(summary+" ["+idx+"] ("+strconv.Itoa(len(e.Payload))+" B)", lim.BodyBytes),
 		})
 	}
 	return lines, nil

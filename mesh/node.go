@@ -236,6 +236,10 @@ func (n *Node) waitConnected(ctx context.Context) error {
 	}
 }
 
+// Connected reports whether the node is connected, registered and in all
+// its channels.
+func (n *Node) Connected() bool { return n.current() != nil }
+
 // current returns the ready connection, or nil.
 func (n *Node) current() *connState {
 	n.mu.Lock()

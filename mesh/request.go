@@ -269,7 +269,10 @@ func (n *Node) respond(in *inbound, out []byte, herr error, wait bool) {
 		go func() {
 			defer cancel()
 			if j, err := n.send(ctx, in.from, env); err == nil {
-				<-j.done
+				select {
+				case <-j.done:
+				case <-ctx.Done():
+				}
 			}
 		}()
 		return
@@ -280,7 +283,13 @@ func (n *Node) respond(in *inbound, out []byte, herr error, wait bool) {
 		n.log.Warn("response not sent", "to", in.from, "err", err)
 		return
 	}
-	<-j.done
+	// While disconnected the job waits in the writer's queue; the deadline
+	// bounds the wait (the writer drops it once it is past).
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+	case <-n.reqCtx.Done(): // the node is closing and the drain time is up
+	}
 }
 
 // drainRequests stops taking requests and lets queued and running ones
