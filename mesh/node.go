@@ -50,6 +50,7 @@ type Node struct {
 	members   map[string]string          // heartbeat channel members: lower-case nick → nick
 	presence  chan struct{}              // closed and replaced when members change
 	joins     map[string][]chan struct{} // channel → waiters for our JOIN
+	inChannel map[string]bool            // channels we are in on this connection
 
 	rejMu sync.Mutex
 	rejBy map[string]uint64 // rejected lines by reason
@@ -112,6 +113,7 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		members:     map[string]string{},
 		presence:    make(chan struct{}),
 		joins:       map[string][]chan struct{}{},
+		inChannel:   map[string]bool{},
 		reqQueue:    make(chan *inbound, cfg.RequestQueue),
 		reqStop:     make(chan struct{}),
 		rejBy:       map[string]uint64{},
@@ -282,6 +284,7 @@ func (n *Node) onDisconnect(err error) {
 	n.conn = nil
 	n.connected = make(chan struct{})
 	clear(n.members)
+	clear(n.inChannel)
 	n.presenceChangedLocked()
 	n.mu.Unlock()
 	if was {
@@ -372,13 +375,18 @@ func (n *Node) onConnected() {
 // it (in our own JOIN): the longest a host can be on these servers.
 var hostGuess = strings.Repeat("h", 63)
 
-// expectJoin returns a channel closed when our JOIN of ch is seen.
+// expectJoin returns a channel closed once we are in ch (at once if we
+// already are: the server ignores a JOIN of a channel one is in).
 func (n *Node) expectJoin(ch string) chan struct{} {
 	w := make(chan struct{})
 	key := strings.ToLower(ch)
 	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.inChannel[key] {
+		close(w)
+		return w
+	}
 	n.joins[key] = append(n.joins[key], w)
-	n.mu.Unlock()
 	return w
 }
 
@@ -446,6 +454,7 @@ func (n *Node) learnPrefix(src *girc.Source) {
 func (n *Node) joined(channel string) {
 	key := strings.ToLower(channel)
 	n.mu.Lock()
+	n.inChannel[key] = true
 	ws := n.joins[key]
 	delete(n.joins, key)
 	n.mu.Unlock()
@@ -463,8 +472,10 @@ func (n *Node) onLeave(e *girc.Event) {
 		who = e.Params[1]
 	}
 	if strings.EqualFold(who, n.client.GetNick()) {
-		// We were kicked or parted by the server: rejoin if still subscribed.
+		// We left, were kicked or parted by the server: rejoin if still
+		// subscribed.
 		n.mu.Lock()
+		delete(n.inChannel, strings.ToLower(e.Params[0]))
 		_, sub := n.subs[strings.ToLower(e.Params[0])]
 		_, pub := n.pubChans[strings.ToLower(e.Params[0])]
 		_, obs := n.observers[strings.ToLower(e.Params[0])]
