@@ -74,7 +74,7 @@ func TestCloseDrains(t *testing.T) {
 	var afterClose atomic.Bool
 	var closed atomic.Bool
 	started := make(chan struct{}, 10)
-	if _, err := sink.Subscribe(ctx, "work", func(ctx context.Context, _ *mesh.Message) error {
+	sub, err := sink.Subscribe(ctx, "work", func(ctx context.Context, _ *mesh.Message) error {
 		if closed.Load() {
 			afterClose.Store(true)
 		}
@@ -84,7 +84,8 @@ func TestCloseDrains(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		handled.Add(1)
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
@@ -93,6 +94,8 @@ func TestCloseDrains(t *testing.T) {
 		}
 	}
 	<-started
+	// One running, two queued: Close must finish all three.
+	waitUntil(t, 5*time.Second, "two queued events", func() bool { return sub.Pending() == 2 })
 	cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer ccancel()
 	if err := sink.Close(cctx); err != nil {
