@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/meshbot/meshbot/envelope"
+	"github.com/meshbot/meshbot/mesh"
+)
+
+// connFlags are the flags of every command that connects to a server.
+type connFlags struct {
+	server, namespace  string
+	tls, tlsInsecure   bool
+	saslUser, saslPass string
+	connectTimeout     time.Duration
+	drain              time.Duration
+	serverEnv          bool // --server falls back to MESHBOT_SERVER
+}
+
+// add registers the flags; serverEnv says whether --server falls back to
+// MESHBOT_SERVER (demo does not, so it never runs against a real mesh by
+// accident).
+func (c *connFlags) add(fs *pflag.FlagSet, serverEnv bool) {
+	c.serverEnv = serverEnv
+	if serverEnv {
+		fs.StringVar(&c.server, "server", "127.0.0.1:6667", "IRC server as host:port")
+		bindEnv(fs, "server", "MESHBOT_SERVER")
+	} else {
+		fs.StringVar(&c.server, "server", "", "use this running IRC server (host:port) instead of starting one")
+	}
+	fs.StringVar(&c.namespace, "namespace", "mesh", "mesh namespace: topic T is channel #NAMESPACE.T")
+	bindEnv(fs, "namespace", "MESHBOT_NAMESPACE")
+	fs.BoolVar(&c.tls, "tls", false, "connect with TLS (the port is usually 6697)")
+	bindEnv(fs, "tls", "MESHBOT_TLS")
+	fs.BoolVar(&c.tlsInsecure, "tls-insecure", false, "connect with TLS without checking the server's certificate (implies --tls)")
+	bindEnv(fs, "tls-insecure", "MESHBOT_TLS_INSECURE")
+	fs.StringVar(&c.saslUser, "sasl-user", "", "SASL PLAIN account name")
+	bindEnv(fs, "sasl-user", "MESHBOT_SASL_USER")
+	fs.StringVar(&c.saslPass, "sasl-pass", "", "SASL PLAIN password (prefer the environment variable: arguments are visible to other local users)")
+	bindEnv(fs, "sasl-pass", "MESHBOT_SASL_PASS")
+	fs.DurationVar(&c.connectTimeout, "connect-timeout", 10*time.Second, "how long to wait for the connection and registration")
+	fs.DurationVar(&c.drain, "drain-timeout", 5*time.Second, "on exit, how long to let handlers and unconfirmed lines finish")
+}
+
+// config returns the node config for service (and instance, random when
+// empty).
+func (c *connFlags) config(st *state, service, instance string) (mesh.Config, error) {
+	cfg := mesh.DefaultConfig()
+	host, _, err := net.SplitHostPort(c.server)
+	if err != nil {
+		return cfg, usagef("--server %q: want host:port, e.g. 127.0.0.1:6667", c.server)
+	}
+	cfg.Server = c.server
+	cfg.Namespace = c.namespace
+	cfg.Service = service
+	cfg.Instance = instance
+	cfg.Logger = st.log
+	if c.tls || c.tlsInsecure {
+		cfg.TLS = &tls.Config{ServerName: host, InsecureSkipVerify: c.tlsInsecure, MinVersion: tls.VersionTLS12}
+	}
+	if (c.saslUser == "") != (c.saslPass == "") {
+		return cfg, usagef("SASL needs both --sasl-user and --sasl-pass (or MESHBOT_SASL_USER and MESHBOT_SASL_PASS)")
+	}
+	cfg.SASLUser, cfg.SASLPassword = c.saslUser, c.saslPass
+	if c.connectTimeout > 0 {
+		cfg.ConnectTimeout = c.connectTimeout
+	}
+	return cfg, nil
+}
+
+// connect checks that the server is reachable (to fail fast with the
+// network's own error) and connects a node.
+func (c *connFlags) connect(ctx context.Context, cfg mesh.Config) (*mesh.Node, error) {
+	d := net.Dialer{Timeout: min(cfg.ConnectTimeout, 5*time.Second)}
+	conn, err := d.DialContext(ctx, "tcp", cfg.Server)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, errors.New("interrupted")
+		}
+		hint := "is it running? set --server"
+		if c.serverEnv {
+			hint += " or MESHBOT_SERVER"
+		}
+		return nil, fmt.Errorf("cannot reach the IRC server at %s: %v (%s)", cfg.Server, unwrapNet(err), hint)
+	}
+	_ = conn.Close()
+	n, err := mesh.Connect(ctx, cfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, errors.New("interrupted")
+		}
+		if errors.Is(err, mesh.ErrInvalidConfig) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("connecting to %s as %s: %w", cfg.Server, cfg.Service, err)
+	}
+	return n, nil
+}
+
+// closeNode closes n, letting handlers and unconfirmed lines finish within
+// the drain timeout.
+func (c *connFlags) closeNode(st *state, n *mesh.Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.drain)
+	defer cancel()
+	if err := n.Close(ctx); err != nil {
+		st.log.Warn("closing", "nick", n.Nick(), "err", err)
+	}
+}
+
+// unwrapNet shortens "dial tcp 127.0.0.1:1: connect: connection refused" to
+// its cause.
+func unwrapNet(err error) error {
+	var sys *os.SyscallError
+	if errors.As(err, &sys) {
+		return sys.Err
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}
+
+// identityFlags name the node of a command.
+type identityFlags struct {
+	service, instance string
+	fs                *pflag.FlagSet
+}
+
+func (i *identityFlags) add(fs *pflag.FlagSet, defService string) {
+	i.fs = fs
+	fs.StringVar(&i.service, "service", defService, "service name of this tool's node (a-z, 0-9, _ and -); its nick is SERVICE-INSTANCE")
+	fs.StringVar(&i.instance, "instance", "", "instance id of this tool's node (a-z, 0-9; random when empty)")
+}
+
+// trustFlags sign what a node sends and choose what it accepts.
+type trustFlags struct {
+	hmacKeyFile, edKeyFile, keyring string
+	requireSigned                   bool
+}
+
+func (t *trustFlags) add(fs *pflag.FlagSet, signing bool) {
+	if signing {
+		fs.StringVar(&t.hmacKeyFile, "hmac-key-file", "", "sign with the mesh HMAC key in this key file (it is trusted too)")
+		bindEnv(fs, "hmac-key-file", "MESHBOT_HMAC_KEY_FILE")
+		fs.StringVar(&t.edKeyFile, "ed25519-key-file", "", "sign with the service's ed25519 private key in this key file (see 'meshbot keygen')")
+		bindEnv(fs, "ed25519-key-file", "MESHBOT_ED25519_KEY_FILE")
+	}
+	fs.StringVar(&t.keyring, "keyring", "", "trust the keys in this key file for verifying signatures")
+	bindEnv(fs, "keyring", "MESHBOT_KEYRING")
+	fs.BoolVar(&t.requireSigned, "require-signed", false, "reject unsigned envelopes")
+	bindEnv(fs, "require-signed", "MESHBOT_REQUIRE_SIGNED")
+}
+
+// load reads the key files. The service of an ed25519 signing key must be
+// the node's service: it is returned so that the caller can default to it.
+func (t *trustFlags) load() (signer envelope.Signer, keys *envelope.Keyring, keyService string, err error) {
+	if t.hmacKeyFile != "" && t.edKeyFile != "" {
+		return nil, nil, "", usagef("--hmac-key-file and --ed25519-key-file exclude each other: a node signs with one key")
+	}
+	if t.keyring != "" {
+		if keys, err = loadKeyring(t.keyring); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	ensure := func() *envelope.Keyring {
+		if keys == nil {
+			keys = envelope.NewKeyring()
+		}
+		return keys
+	}
+	switch {
+	case t.hmacKeyFile != "":
+		k, err := loadHMACKey(t.hmacKeyFile)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		signer = envelope.NewHMACSigner(k.id, k.key)
+		ensure().AddHMAC(k.id, k.key)
+	case t.edKeyFile != "":
+		k, err := loadEd25519Key(t.edKeyFile)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		signer = envelope.NewEd25519Signer(k.id, k.priv)
+		ensure().AddEd25519(k.id, k.service, k.public())
+		keyService = k.service
+	}
+	if t.requireSigned && keys == nil {
+		return nil, nil, "", usagef("--require-signed needs keys to check signatures with: give --keyring (or a signing key file)")
+	}
+	return signer, keys, keyService, nil
+}
+
+// nodeConfig combines the connection, identity and trust flags.
+func nodeConfig(st *state, c *connFlags, id *identityFlags, t *trustFlags) (mesh.Config, error) {
+	signer, keys, keyService, err := t.load()
+	if err != nil {
+		return mesh.Config{}, err
+	}
+	service := id.service
+	if keyService != "" && !id.fs.Changed("service") {
+		service = keyService // the key says who we are
+	}
+	if keyService != "" && keyService != service {
+		return mesh.Config{}, fmt.Errorf("the ed25519 key in %s signs for service %q, not %q: set --service %s", t.edKeyFile, keyService, service, keyService)
+	}
+	cfg, err := c.config(st, service, id.instance)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Signer, cfg.Keys, cfg.RequireSigned = signer, keys, t.requireSigned
+	return cfg, nil
+}

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/meshbot/meshbot/envelope"
+	"github.com/meshbot/meshbot/mesh"
+)
+
+// Line types of lineView.Type.
+const (
+	typeMesh     = "mesh"     // a complete, accepted envelope
+	typeFragment = "fragment" // one fragment of an envelope not complete yet
+	typeRejected = "rejected" // a mesh line the decoder refused
+	typeHuman    = "human"    // not a mesh line
+)
+
+// lineView is one received line, decoded for people (text) and machines
+// (its JSON form, one object per line).
+type lineView struct {
+	Time      time.Time `json:"time"`
+	Channel   string    `json:"channel,omitempty"`
+	Topic     string    `json:"topic,omitempty"`
+	From      string    `json:"from,omitempty"`
+	MsgID     string    `json:"msgid,omitempty"`
+	Type      string    `json:"type"`
+	Carrier   string    `json:"carrier,omitempty"`
+	Text      string    `json:"text,omitempty"`   // human lines: the message
+	Reason    string    `json:"reason,omitempty"` // rejected lines: why, in one word
+	Error     string    `json:"error,omitempty"`  // rejected lines: the decoder's error
+	Fragment  *fragView `json:"fragment,omitempty"`
+	Fragments int       `json:"fragments,omitempty"` // lines a reassembled envelope took
+	// EnvelopeBytes is the size of the envelope (decode only).
+	EnvelopeBytes int      `json:"envelope_bytes,omitempty"`
+	Envelope      *envView `json:"envelope,omitempty"`
+	Signature     string   `json:"signature,omitempty"` // decode: verified, unchecked, unsigned
+}
+
+type fragView struct {
+	Short string `json:"short"`
+	Index int    `json:"index"`
+	Count int    `json:"count"`
+	Bytes int    `json:"bytes"` // base64 text in this line
+}
+
+type envView struct {
+	Version       uint8      `json:"version"`
+	Kind          string     `json:"kind"`
+	KindNum       uint8      `json:"kind_num"`
+	ID            string     `json:"id"`
+	Short         string     `json:"short"`
+	Time          *time.Time `json:"time,omitempty"`
+	Sender        senderView `json:"sender"`
+	Topic         string     `json:"topic,omitempty"`
+	Correlation   string     `json:"correlation,omitempty"`
+	PayloadLen    int        `json:"payload_len"`
+	PayloadText   *string    `json:"payload_text,omitempty"`   // when valid UTF-8
+	PayloadBase64 string     `json:"payload_base64,omitempty"` // otherwise
+	ContentType   string     `json:"content_type,omitempty"`
+	Traceparent   string     `json:"traceparent,omitempty"`
+	Epoch         uint64     `json:"epoch,omitempty"`
+	LeaseMillis   uint32     `json:"lease_ms,omitempty"`
+	Attempt       uint32     `json:"attempt,omitempty"`
+	Deadline      *time.Time `json:"deadline,omitempty"`
+	Error         *errView   `json:"error,omitempty"`
+	Auth          *authView  `json:"auth,omitempty"`
+	SignatureLen  int        `json:"signature_len,omitempty"`
+}
+
+type senderView struct {
+	Service     string `json:"service"`
+	Instance    string `json:"instance,omitempty"`
+	Incarnation uint64 `json:"incarnation,omitempty"`
+}
+
+type errView struct {
+	Code    uint32 `json:"code"`
+	Message string `json:"message"`
+}
+
+type authView struct {
+	Alg   string `json:"alg"`
+	KeyID string `json:"key_id"`
+}
+
+func newEnvView(e *envelope.Envelope) *envView {
+	v := &envView{
+		Version: e.Version, Kind: e.Kind.String(), KindNum: uint8(e.Kind),
+		ID: e.ID.String(), Short: e.ID.Short(),
+		Sender:      senderView{e.Sender.Service, e.Sender.Instance, e.Sender.Incarnation},
+		Topic:       e.Topic,
+		PayloadLen:  len(e.Payload),
+		ContentType: e.Headers.ContentType, Traceparent: e.Headers.Traceparent,
+		Epoch: e.Epoch, LeaseMillis: e.LeaseMillis, Attempt: e.Attempt,
+		SignatureLen: len(e.Signature),
+	}
+	if e.Time != 0 {
+		t := time.Unix(0, e.Time).UTC()
+		v.Time = &t
+	}
+	if !e.Correlation.IsZero() {
+		v.Correlation = e.Correlation.String()
+	}
+	if len(e.Payload) > 0 {
+		if utf8.Valid(e.Payload) {
+			s := string(e.Payload)
+			v.PayloadText = &s
+		} else {
+			v.PayloadBase64 = base64.StdEncoding.EncodeToString(e.Payload)
+		}
+	}
+	if e.Deadline != 0 {
+		t := time.Unix(0, e.Deadline).UTC()
+		v.Deadline = &t
+	}
+	if e.Error != nil {
+		v.Error = &errView{e.Error.Code, e.Error.Message}
+	}
+	if e.Auth != nil {
+		v.Auth = &authView{e.Auth.Alg.String(), e.Auth.KeyID}
+	}
+	return v
+}
+
+// observationView decodes what Node.Observe reports.
+func observationView(ob mesh.Observation) *lineView {
+	v := &lineView{Time: ob.Time, Channel: ob.Channel, Topic: ob.Topic, From: ob.From, MsgID: ob.MsgID}
+	f, _, _ := envelope.ParseLine(ob.Tags, ob.Body)
+	if f.Carrier != 0 {
+		v.Carrier = f.Carrier.String()
+	}
+	switch {
+	case !ob.Mesh:
+		v.Type, v.Text = typeHuman, ob.Body
+	case ob.Err != nil:
+		v.Type, v.Reason, v.Error = typeRejected, envelope.Reason(ob.Err), ob.Err.Error()
+		v.Text = legible(ob.Body)
+	case ob.Envelope == nil:
+		v.Type = typeFragment
+		v.Fragment = &fragView{Short: f.Short, Index: f.Index, Count: f.Count, Bytes: len(f.Data)}
+		v.Text = legible(ob.Body)
+	default:
+		v.Type, v.Envelope = typeMesh, newEnvView(ob.Envelope)
+		if f.Count > 1 {
+			v.Fragments = f.Count
+		}
+	}
+	return v
+}
+
+// text renders v on one line for people:
+//
+//	15:04:05.000  orders.created  orders-1        event  1a2b3c4d  {"order":1}  ct=application/json
+//	15:04:05.000  orders.created  <bob> hello
+func (v *lineView) text() string {
+	var b strings.Builder
+	b.WriteString(v.Time.Local().Format("15:04:05.000"))
+	b.WriteString("  ")
+	pad(&b, v.Topic, 16)
+	if v.Type == typeHuman {
+		fmt.Fprintf(&b, "<%s> %s", v.From, clean(v.Text))
+		return b.String()
+	}
+	pad(&b, v.From, 16)
+	switch v.Type {
+	case typeRejected:
+		fmt.Fprintf(&b, "REJECTED %s: %s", v.Reason, v.Error)
+		if v.Text != "" {
+			fmt.Fprintf(&b, "  [%s]", v.Text)
+		}
+	case typeFragment:
+		fmt.Fprintf(&b, "%-6s %s  fragment %d/%d (%d B)", "frag", v.Fragment.Short, v.Fragment.Index, v.Fragment.Count, v.Fragment.Bytes)
+		if v.Text != "" {
+			fmt.Fprintf(&b, "  [%s]", v.Text)
+		}
+	case typeMesh:
+		e := v.Envelope
+		fmt.Fprintf(&b, "%-6s %s  %s", e.Kind, e.Short, payloadShort(e, 160))
+		for _, x := range e.extras(v.Topic) {
+			b.WriteString("  ")
+			b.WriteString(x)
+		}
+		if v.Fragments > 0 {
+			fmt.Fprintf(&b, "  (%d lines)", v.Fragments)
+		}
+	}
+	return b.String()
+}
+
+// extras are the fields worth a glance besides the payload: claim and ack
+// fields, errors, headers, the signature.
+func (e *envView) extras(channelTopic string) []string {
+	var out []string
+	if e.Topic != "" && e.Topic != channelTopic {
+		out = append(out, "topic="+e.Topic)
+	}
+	if e.Correlation != "" {
+		out = append(out, "corr="+e.Correlation[:8])
+	}
+	if e.Epoch != 0 {
+		out = append(out, "epoch="+strconv.FormatUint(e.Epoch, 10))
+	}
+	if e.Attempt != 0 {
+		out = append(out, "attempt="+strconv.FormatUint(uint64(e.Attempt), 10))
+	}
+	if e.LeaseMillis != 0 {
+		name := "lease="
+		if e.Kind == envelope.KindNack.String() {
+			name = "retry-in="
+		}
+		out = append(out, name+(time.Duration(e.LeaseMillis)*time.Millisecond).String())
+	}
+	if e.Deadline != nil {
+		out = append(out, "deadline="+e.Deadline.Local().Format("15:04:05.000"))
+	}
+	if e.Error != nil {
+		out = append(out, fmt.Sprintf("error=%d %q", e.Error.Code, e.Error.Message))
+	}
+	if e.ContentType != "" {
+		out = append(out, "ct="+e.ContentType)
+	}
+	if e.Auth != nil {
+		out = append(out, "signed="+e.Auth.Alg+":"+e.Auth.KeyID)
+	}
+	return out
+}
+
+func pad(b *strings.Builder, s string, w int) {
+	b.WriteString(s)
+	b.WriteString(strings.Repeat(" ", max(1, w-utf8.RuneCountInString(s))))
+	b.WriteString(" ")
+}
+
+// payloadShort renders a payload on one line: text when it is printable
+// UTF-8 (quoted when it holds line breaks or tabs), else hex with its
+// length; at most max runes of text or 32 bytes of hex.
+func payloadShort(e *envView, max int) string {
+	switch {
+	case e.PayloadLen == 0:
+		return "(empty)"
+	case e.PayloadText != nil && printable(*e.PayloadText, true):
+		s := *e.PayloadText
+		if !printable(s, false) {
+			s = strconv.Quote(s)
+		}
+		if utf8.RuneCountInString(s) > max {
+			r := []rune(s)
+			s = string(r[:max]) + fmt.Sprintf("… (%d B)", e.PayloadLen)
+		}
+		return s
+	}
+	raw := payloadBytes(e)
+	const maxHex = 32
+	if len(raw) > maxHex {
+		return fmt.Sprintf("hex:%s… (%d B)", hex.EncodeToString(raw[:maxHex]), len(raw))
+	}
+	return fmt.Sprintf("hex:%s (%d B)", hex.EncodeToString(raw), len(raw))
+}
+
+func payloadBytes(e *envView) []byte {
+	if e.PayloadText != nil {
+		return []byte(*e.PayloadText)
+	}
+	b, _ := base64.StdEncoding.DecodeString(e.PayloadBase64)
+	return b
+}
+
+// printable reports whether s is text a terminal shows as is; with
+// allowSpace, line breaks and tabs are allowed too.
+func printable(s string, allowSpace bool) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || (!unicode.IsPrint(r) && !(allowSpace && (r == '\n' || r == '\r' || r == '\t'))) {
+			return false
+		}
+	}
+	return true
+}
+
+// clean makes a human line safe for a terminal: IRC formatting codes and
+// other control characters are dropped.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// legible returns the part of a mesh line's text a person can read: the tag
+// carrier's summary, or the body carrier's header without the base64 data.
+func legible(body string) string {
+	if strings.HasPrefix(body, "~m") {
+		tok := strings.SplitN(body, " ", 6)
+		n := 4 // ~m1 kind topic short
+		if len(tok) > 4 && strings.Contains(tok[4], "/") && len(tok) == 6 {
+			n = 5 // and i/n
+		}
+		body = strings.Join(tok[:min(n, len(tok))], " ")
+	}
+	return clean(body)
+}

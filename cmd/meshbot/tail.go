@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/ergochat/irc-go/ircmsg"
+	"github.com/spf13/cobra"
+
+	"github.com/meshbot/meshbot/mesh"
+	"github.com/meshbot/meshbot/mesh/meshprom"
+)
+
+func newTailCmd(st *state) *cobra.Command {
+	var (
+		conn        connFlags
+		id          identityFlags
+		trust       trustFlags
+		raw, asJSON bool
+		metricsAddr string
+	)
+	cmd := &cobra.Command{
+		Use:   "tail TOPIC...",
+		Short: "Watch topics and print every line, decoded",
+		Long: `Join the channels of the given topics and print every line seen there, one
+per line, until interrupted:
+
+  TIME  TOPIC  FROM  KIND  SHORT-ID  PAYLOAD  [fields]
+
+The payload is shown as text when it is printable UTF-8, else as hex with its
+length. Claims, acks and responses show their fields (corr=, epoch=,
+attempt=, lease=, error=), signed envelopes their key (signed=alg:key-id).
+Fragments of a large envelope are shown as they arrive, the envelope itself
+with its last fragment. Lines the decoder refuses are shown as REJECTED with
+the reason; lines that are not mesh lines as "<nick> text".
+
+System topics such as _hb (heartbeats) can be watched like any other. A
+topic may also be given as its channel (#mesh.orders.created). Signed
+envelopes are only accepted with the keys to check them (--keyring).`,
+		Example: `  meshbot tail orders.created
+  meshbot tail orders.created orders.cancelled _hb --namespace shop
+  meshbot tail orders.created --json | jq .envelope.payload_text
+  meshbot tail orders.created --raw > orders.log   # decode later: meshbot decode - < orders.log
+  meshbot tail orders.created --keyring mesh.keyring --metrics-addr 127.0.0.1:9464`,
+		Args: nargs(1, -1, "TOPIC"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if raw && asJSON {
+				return usagef("tail: --raw and --json exclude each other")
+			}
+			topics, err := topicArgs(conn.namespace, a)
+			if err != nil {
+				return err
+			}
+			cfg, err := nodeConfig(st, &conn, &id, &trust)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			var metrics *metricsServer
+			if metricsAddr != "" {
+				if metrics, err = listenMetrics(metricsAddr); err != nil {
+					return err
+				}
+				defer metrics.stop()
+			}
+			n, err := conn.connect(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer conn.closeNode(st, n)
+			if metrics != nil {
+				if err := metrics.register(meshprom.NewCollector(n)); err != nil {
+					return err
+				}
+				metrics.serve(st)
+			}
+			p := &printer{w: st.env.stdout, mode: modeText}
+			switch {
+			case raw:
+				p.mode = modeRaw
+			case asJSON:
+				p.mode = modeJSON
+			}
+			var observers []*observation
+			defer func() {
+				for _, o := range observers {
+					o.stop()
+				}
+			}()
+			for _, t := range topics {
+				o, err := observe(ctx, n, t, p.observation)
+				if err != nil {
+					return interrupted(ctx, fmt.Errorf("watching %s: %w", t, err))
+				}
+				observers = append(observers, o)
+			}
+			chans := make([]string, len(topics))
+			for i, t := range topics {
+				chans[i] = mesh.Channel(cfg.Namespace, t)
+			}
+			fmt.Fprintf(st.env.stderr, "meshbot: watching %s on %s as %s; Ctrl-C to stop\n", strings.Join(chans, " "), cfg.Server, n.Nick())
+			<-ctx.Done()
+			var dropped uint64
+			for _, o := range observers {
+				dropped += o.stop()
+			}
+			fmt.Fprintf(st.env.stderr, "meshbot: %s\n", p.summary(dropped))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	conn.add(f, true)
+	id.add(f, "meshbot")
+	trust.add(f, false)
+	f.BoolVar(&raw, "raw", false, "print each line as received (tags and text), for recording and 'meshbot decode'")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object per line")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics of this node at http://ADDR/metrics (host:port)")
+	return cmd
+}
+
+// topicArgs turns arguments into topics: a channel (#ns.topic) of the
+// namespace is accepted for its topic.
+func topicArgs(namespace string, a []string) ([]string, error) {
+	out := make([]string, 0, len(a))
+	for _, t := range a {
+		if strings.HasPrefix(t, "#") {
+			topic, ok := mesh.TopicOf(namespace, t)
+			if !ok {
+				return nil, usagef("channel %s is not in namespace %q (its channels start with #%s.)", t, namespace, namespace)
+			}
+			t = topic
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// observation is one Node.Observe.
+type observation struct{ o *mesh.Observer }
+
+// observe calls n.Observe; it returns once the node is in the channel.
+func observe(ctx context.Context, n *mesh.Node, topic string, fn func(mesh.Observation)) (*observation, error) {
+	o, err := n.Observe(ctx, topic, fn)
+	if err != nil {
+		return nil, err
+	}
+	return &observation{o: o}, nil
+}
+
+// stop ends the observation and returns how many lines it dropped.
+func (ob *observation) stop() uint64 {
+	ob.o.Stop()
+	return ob.o.Dropped()
+}
+
+type printMode int
+
+const (
+	modeText printMode = iota
+	modeJSON
+	modeRaw
+)
+
+// printer writes observed lines; its methods are safe for concurrent use
+// (each Observer calls from its own goroutine).
+type printer struct {
+	mu   sync.Mutex
+	w    io.Writer
+	mode printMode
+	// counts by line type
+	counts map[string]int
+}
+
+func (p *printer) observation(ob mesh.Observation) {
+	v := observationView(ob)
+	var out string
+	switch p.mode {
+	case modeText:
+		out = v.text()
+	case modeJSON:
+		b, _ := json.Marshal(v)
+		out = string(b)
+	case modeRaw:
+		m := ircmsg.MakeMessage(ob.Tags, ob.From, "PRIVMSG", ob.Channel, ob.Body)
+		line, err := m.Line()
+		if err != nil {
+			out = "# unprintable line from " + ob.From + ": " + err.Error()
+		} else {
+			out = strings.TrimRight(line, "\r\n")
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.counts == nil {
+		p.counts = map[string]int{}
+	}
+	p.counts[v.Type]++
+	fmt.Fprintln(p.w, out)
+}
+
+// print writes a free-form line (the demo's service logs).
+func (p *printer) print(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintln(p.w, s)
+}
+
+func (p *printer) summary(dropped uint64) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	total := 0
+	for _, n := range p.counts {
+		total += n
+	}
+	s := fmt.Sprintf("%d lines: %d envelopes, %d fragments, %d rejected, %d human",
+		total, p.counts[typeMesh], p.counts[typeFragment], p.counts[typeRejected], p.counts[typeHuman])
+	if dropped > 0 {
+		s += fmt.Sprintf("; %d lines not shown (the output was too slow)", dropped)
+	}
+	return s
+}
