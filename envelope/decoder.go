@@ -1,9 +1,6 @@
 package envelope
 
-import (
-	"errors"
-	"time"
-)
+import "time"
 
 // DecoderConfig configures a Decoder. The zero value accepts unsigned
 // envelopes and keeps no replay guard.
@@ -48,20 +45,28 @@ func (c RejectCounts) Total() uint64 {
 
 // count adds err to the counter of its reason.
 func (c *RejectCounts) count(err error) {
-	for _, r := range []struct {
-		target error
-		n      *uint64
-	}{
-		{ErrTruncated, &c.Truncated}, {ErrTooLarge, &c.TooLarge}, {ErrVersion, &c.Version},
-		{ErrUnsigned, &c.Unsigned}, {ErrForged, &c.Forged}, {ErrUnknownKey, &c.UnknownKey},
-		{ErrDuplicate, &c.Duplicate}, {ErrExpired, &c.Expired}, {ErrFragment, &c.Fragment},
-	} {
-		if errors.Is(err, r.target) {
-			*r.n++
-			return
-		}
+	switch Reason(err) {
+	case "truncated":
+		c.Truncated++
+	case "too-large":
+		c.TooLarge++
+	case "version":
+		c.Version++
+	case "unsigned":
+		c.Unsigned++
+	case "forged":
+		c.Forged++
+	case "unknown-key":
+		c.UnknownKey++
+	case "duplicate":
+		c.Duplicate++
+	case "expired":
+		c.Expired++
+	case "fragment":
+		c.Fragment++
+	default:
+		c.Malformed++
 	}
-	c.Malformed++
 }
 
 // NewDecoder returns a Decoder.

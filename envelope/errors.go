@@ -45,3 +45,34 @@ func (e *VersionError) Error() string {
 
 // Is makes errors.Is(err, ErrVersion) true.
 func (e *VersionError) Is(target error) bool { return target == ErrVersion }
+
+// reasons names each sentinel, for counters and logs.
+var reasons = []struct {
+	err  error
+	name string
+}{
+	{ErrTruncated, "truncated"}, {ErrTooLarge, "too-large"}, {ErrVersion, "version"},
+	{ErrUnsigned, "unsigned"}, {ErrForged, "forged"}, {ErrUnknownKey, "unknown-key"},
+	{ErrDuplicate, "duplicate"}, {ErrExpired, "expired"}, {ErrFragment, "fragment"},
+	{ErrMalformed, "malformed"},
+}
+
+// Reason names the rejection reason err wraps ("forged", "truncated", ...);
+// any error that wraps none of the sentinels is "malformed".
+func Reason(err error) string {
+	for _, r := range reasons {
+		if errors.Is(err, r.err) {
+			return r.name
+		}
+	}
+	return "malformed"
+}
+
+// Reasons lists every name Reason returns.
+func Reasons() []string {
+	out := make([]string, len(reasons))
+	for i, r := range reasons {
+		out[i] = r.name
+	}
+	return out
+}

@@ -60,6 +60,10 @@ type Config struct {
 	KeepAlive, KeepAliveTimeout time.Duration
 	// ConnectTimeout bounds dialling and registration (10 s).
 	ConnectTimeout time.Duration
+	// RetryOnFailedConnect makes Connect keep trying (until its context
+	// ends) when the first connection attempt fails; by default Connect
+	// returns that error at once.
+	RetryOnFailedConnect bool
 	// ReconnectMin and ReconnectMax bound the exponential back-off
 	// between reconnect attempts (100 ms, 5 s); each wait is jittered.
 	ReconnectMin, ReconnectMax time.Duration

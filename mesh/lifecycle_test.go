@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -176,5 +178,28 @@ func TestConfigErrors(t *testing.T) {
 		if !errors.Is(err, mesh.ErrInvalidConfig) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestConnectRefused: with nothing listening, Connect fails at once with the
+// dial error, not after its timeout.
+func TestConnectRefused(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := mesh.DefaultConfig()
+	cfg.Server = addr
+	cfg.Service = "lonely"
+	cfg.ConnectTimeout = 5 * time.Minute // a Connect that waited would take this long
+	start := time.Now()
+	_, err = mesh.Connect(context.Background(), cfg)
+	if !errors.Is(err, mesh.ErrDisconnected) || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("want a refused dial error, got %v", err)
+	}
+	if d := time.Since(start); d > time.Minute {
+		t.Errorf("Connect took %s to report a refused connection", d)
 	}
 }

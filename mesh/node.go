@@ -61,6 +61,9 @@ type Node struct {
 	reqCancel context.CancelFunc
 	reqWG     sync.WaitGroup
 
+	lastErr  atomic.Pointer[error] // why the last connection attempt ended
+	firstErr chan error            // the first attempt's failure, for Connect
+
 	closing   atomic.Bool // no new incoming events or requests
 	sealed    atomic.Bool // no new publishes or requests from this node
 	closeOnce sync.Once
@@ -117,6 +120,7 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		reqQueue:    make(chan *inbound, cfg.RequestQueue),
 		reqStop:     make(chan struct{}),
 		rejBy:       map[string]uint64{},
+		firstErr:    make(chan error, 1),
 		done:        make(chan struct{}),
 	}
 	n.dec = envelope.NewDecoder(envelope.DecoderConfig{
@@ -163,8 +167,22 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 
 	cctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
+	if !cfg.RetryOnFailedConnect {
+		// Give up at once when the first attempt fails.
+		go func() {
+			select {
+			case err := <-n.firstErr:
+				cancel()
+				n.lastErr.Store(&err)
+			case <-cctx.Done():
+			}
+		}()
+	}
 	if err := n.waitConnected(cctx); err != nil {
 		_ = n.Close(context.Background())
+		if last := n.lastErr.Load(); last != nil {
+			return nil, fmt.Errorf("mesh: connecting to %s: %w: %w", cfg.Server, ErrDisconnected, *last)
+		}
 		return nil, fmt.Errorf("mesh: connecting to %s: %w", cfg.Server, err)
 	}
 	return n, nil
@@ -259,6 +277,14 @@ func (n *Node) connLoop() {
 		n.lastRecv.Store(started.UnixNano())
 		dialer := &net.Dialer{Timeout: n.cfg.ConnectTimeout}
 		err := n.client.DialerConnect(dialer)
+		if err == nil {
+			err = errors.New("connection closed")
+		}
+		n.lastErr.Store(&err)
+		select {
+		case n.firstErr <- err: // only the first attempt's error fits
+		default:
+		}
 		n.onDisconnect(err)
 		if n.closing.Load() {
 			return
@@ -518,7 +544,7 @@ func (n *Node) onPrivmsg(e *girc.Event) {
 			return // our own retransmission, already seen
 		}
 		n.stats.rejected.Add(1)
-		reason := rejectReason(err)
+		reason := envelope.Reason(err)
 		n.rejMu.Lock()
 		n.rejBy[reason]++
 		n.rejMu.Unlock()
@@ -646,23 +672,4 @@ func (n *Node) Close(ctx context.Context) error {
 		n.failAllPending(ErrClosed)
 	})
 	return err
-}
-
-// rejectReason names the sentinel an envelope error wraps.
-func rejectReason(err error) string {
-	for _, r := range []struct {
-		err  error
-		name string
-	}{
-		{envelope.ErrTruncated, "truncated"}, {envelope.ErrTooLarge, "too-large"},
-		{envelope.ErrVersion, "version"}, {envelope.ErrUnsigned, "unsigned"},
-		{envelope.ErrForged, "forged"}, {envelope.ErrUnknownKey, "unknown-key"},
-		{envelope.ErrDuplicate, "duplicate"}, {envelope.ErrExpired, "expired"},
-		{envelope.ErrFragment, "fragment"},
-	} {
-		if errors.Is(err, r.err) {
-			return r.name
-		}
-	}
-	return "malformed"
 }

@@ -46,13 +46,16 @@ func TestRequestResponse(t *testing.T) {
 		t.Fatalf("want RemoteError 404, got %v", err)
 	}
 
+	// Without a responder the request fails at once, not at its deadline.
+	long, longCancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer longCancel()
 	start := time.Now()
-	_, err = shop.Request(ctx, "billing", "quote", []byte("x"))
+	_, err = shop.Request(long, "billing", "quote", []byte("x"))
 	if !errors.Is(err, mesh.ErrNoResponders) {
 		t.Fatalf("want ErrNoResponders, got %v", err)
 	}
-	if time.Since(start) > 2*time.Second {
-		t.Errorf("no-responder request took %s; it must fail fast", time.Since(start))
+	if time.Since(start) > time.Minute {
+		t.Errorf("no-responder request took %s; it must not wait for its deadline", time.Since(start))
 	}
 }
 

@@ -49,7 +49,11 @@ type Stats struct {
 	Reconnects     uint64 // connections lost and re-established
 	Timeouts       uint64 // connections dropped because the server went silent
 	Refused        uint64 // envelopes the server refused (see ErrRefused)
-	// Decoder counts rejected lines by reason.
+	// Gauges, at the time of the snapshot.
+	Connected     bool // connected, registered, in every channel
+	Subscriptions int  // active subscriptions
+	Queued        int  // events waiting for a handler, all subscriptions
+	// RejectedBy counts rejected lines by reason (envelope.Reasons).
 	RejectedBy map[string]uint64
 	// HandlerLatency counts handler run times per LatencyBuckets bound (the
 	// last entry counts the slower ones); HandlerSeconds is their sum.
@@ -73,6 +77,13 @@ func (n *Node) Stats() Stats {
 	for i := range c.latency {
 		s.HandlerLatency = append(s.HandlerLatency, c.latency[i].Load())
 	}
+	n.mu.Lock()
+	s.Connected = n.conn != nil
+	s.Subscriptions = len(n.subs)
+	for _, sub := range n.subs {
+		s.Queued += len(sub.q)
+	}
+	n.mu.Unlock()
 	n.rejMu.Lock()
 	for k, v := range n.rejBy {
 		s.RejectedBy[k] = v
