@@ -38,6 +38,9 @@ type Node struct {
 	instance  string
 	nick      string
 	prefix    string     // our nick!~user@host as others see it, once known
+	tap       *tapConn            // the current connection's tap
+	caps      map[string]bool     // capabilities acknowledged on it
+	isupport  map[string]string   // its ISUPPORT tokens
 	conn      *connState // current connection; nil while down
 	connGen   uint64
 	connected chan struct{}            // closed while a connection is ready
@@ -73,6 +76,8 @@ type Node struct {
 
 // connState is what a connection learned about the server.
 type connState struct {
+	tap     *tapConn
+	nickLen int
 	gen     uint64
 	carrier envelope.Carrier
 	echo    bool
@@ -117,6 +122,8 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		presence:    make(chan struct{}),
 		joins:       map[string][]chan struct{}{},
 		inChannel:   map[string]bool{},
+		caps:        map[string]bool{},
+		isupport:    map[string]string{},
 		reqQueue:    make(chan *inbound, cfg.RequestQueue),
 		reqStop:     make(chan struct{}),
 		rejBy:       map[string]uint64{},
@@ -135,8 +142,7 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		Nick:       nick,
 		User:       cfg.Service,
 		Name:       "meshbot " + cfg.Service + " " + cfg.Instance,
-		SSL:        cfg.TLS != nil,
-		TLSConfig:  cfg.TLS,
+		// TLS is done by the tap's dialer, below girc.
 		AllowFlood: true, // the server is configured for bots; we pace with windows
 		DisableSTS: true,
 		// echo-message is the publish confirm; girc requests a cap only
@@ -153,7 +159,6 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.reqCtx, n.reqCancel = context.WithCancel(context.Background())
 	n.client = girc.New(gcfg)
-	n.client.Handlers.Add(girc.ALL_EVENTS, n.onEvent)
 	n.writer = newWriter(n)
 
 	n.wg.Add(3)
@@ -275,8 +280,7 @@ func (n *Node) connLoop() {
 	for !n.closing.Load() {
 		started := time.Now()
 		n.lastRecv.Store(started.UnixNano())
-		dialer := &net.Dialer{Timeout: n.cfg.ConnectTimeout}
-		err := n.client.DialerConnect(dialer)
+		err := n.client.DialerConnect(tapDialer{n: n})
 		if err == nil {
 			err = errors.New("connection closed")
 		}
@@ -325,20 +329,24 @@ func (n *Node) onDisconnect(err error) {
 // confirmed.
 func (n *Node) onConnected() {
 	c := n.client
-	st := &connState{carrier: envelope.CarrierBody, lineLen: 512, chanLen: defChanLen}
-	if c.HasCapability("message-tags") {
+	st := &connState{carrier: envelope.CarrierBody, lineLen: 512, chanLen: defChanLen, nickLen: defNickLen}
+	n.mu.Lock()
+	if n.caps["message-tags"] {
 		st.carrier = envelope.CarrierTag
 	}
-	st.echo = c.HasCapability("echo-message")
-	if v, ok := c.GetServerOptionInt("LINELEN"); ok && v >= 512 {
+	st.echo = n.caps["echo-message"]
+	atoi := func(k string) int { v, _ := strconv.Atoi(n.isupport[k]); return v }
+	if v := atoi("LINELEN"); v >= 512 {
 		st.lineLen = v
 	}
-	if v, ok := c.GetServerOptionInt("CHANNELLEN"); ok && v > 0 {
+	if v := atoi("CHANNELLEN"); v > 0 {
 		st.chanLen = v
 	}
-	nick := c.GetNick()
-	n.mu.Lock()
-	n.nick = nick
+	if v := atoi("NICKLEN"); v > 0 {
+		st.nickLen = v
+	}
+	st.tap = n.tap
+	nick := n.nick
 	n.prefix = ""
 	n.connGen++
 	st.gen = n.connGen
@@ -416,64 +424,121 @@ func (n *Node) expectJoin(ch string) chan struct{} {
 	return w
 }
 
-// onEvent is the single girc handler: girc runs it for one event at a time,
-// in the order the server sent them, on its event loop. It never blocks on
-// user code.
-func (n *Node) onEvent(c *girc.Client, e girc.Event) {
+// onLine sees every line from the server, in order, on the goroutine that
+// reads the connection (the tap). It never blocks on user code. It reports
+// whether girc needs the line too: girc gets everything but the mesh
+// traffic.
+func (n *Node) onLine(l *line) bool {
 	n.lastRecv.Store(time.Now().UnixNano())
 	n.stats.linesIn.Add(1)
-	n.trackPresence(&e)
-	switch e.Command {
-	case girc.PRIVMSG:
-		n.onPrivmsg(&e)
-	case girc.PONG:
-		if len(e.Params) > 0 {
-			n.writer.pong(e.Last())
+	switch l.cmd {
+	case "PRIVMSG":
+		n.onPrivmsg(l)
+		return false
+	case "PONG":
+		if tok := l.last(); len(tok) > 1 && tok[0] == 'w' {
+			n.writer.pong(tok)
+			return false
 		}
-	case girc.RPL_ENDOFMOTD, girc.ERR_NOMOTD:
-		// Registration is complete and ISUPPORT has been read. (girc's
-		// own CONNECTED event comes two seconds later.)
+		return true
+	case "001":
+		n.onWelcome(l)
+	case "005":
+		n.onISupport(l)
+	case "CAP":
+		n.onCap(l)
+	case "376", "422": // end of MOTD, or none: registration is complete
 		n.onConnected()
-	case girc.JOIN:
-		if e.Source != nil && len(e.Params) > 0 && strings.EqualFold(e.Source.Name, c.GetNick()) {
-			n.learnPrefix(e.Source)
+	case "JOIN":
+		if strings.EqualFold(l.nick, n.ownNick()) {
+			n.learnPrefix(l)
 		}
-	case girc.RPL_ENDOFNAMES:
-		// The end of NAMES after our JOIN: joined, and the members known.
-		if len(e.Params) > 1 {
-			n.joined(e.Params[1])
-		}
-	case girc.ERR_NOSUCHNICK, girc.ERR_CANNOTSENDTOCHAN, "403", "417", "442", "482":
+	case "366": // end of NAMES after our JOIN: joined, members known
+		n.joined(l.param(1))
+	case "401", "403", "404", "417", "442", "482":
 		// An error about a target we wrote to: refuse the line it was for.
-		if len(e.Params) > 1 {
-			n.writer.refused(refusal{target: e.Params[1], text: e.Command + " " + strings.Join(e.Params[1:], " ")})
-			if e.Command == girc.ERR_NOSUCHNICK {
-				n.failPendingTargets(e.Params[1])
+		if len(l.params) > 1 {
+			n.writer.refused(refusal{target: l.params[1], text: l.cmd + " " + strings.Join(l.params[1:], " ")})
+			if l.cmd == "401" {
+				n.failPendingTargets(l.params[1])
 			}
 		}
-	case girc.PART, girc.KICK:
-		n.onLeave(&e)
-	case girc.QUIT:
-		if e.Source != nil {
-			n.dec.Forget(e.Source.Name)
-			n.failPendingTargets(e.Source.Name)
+	case "PART", "KICK":
+		n.onLeave(l)
+	case "QUIT":
+		n.dec.Forget(l.nick)
+		n.failPendingTargets(l.nick)
+	case "NICK":
+		if strings.EqualFold(l.nick, n.ownNick()) {
+			n.mu.Lock()
+			n.nick = l.last()
+			n.mu.Unlock()
+		} else {
+			n.dec.Forget(l.nick)
+			n.failPendingTargets(l.nick)
 		}
-	case girc.NICK:
-		if e.Source != nil {
-			n.dec.Forget(e.Source.Name)
-			n.failPendingTargets(e.Source.Name)
+	}
+	n.trackPresence(l)
+	return true
+}
+
+// ownNick is our nick on the current connection.
+func (n *Node) ownNick() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.nick
+}
+
+// onWelcome: registered; the first parameter is our nick.
+func (n *Node) onWelcome(l *line) {
+	n.mu.Lock()
+	n.nick = l.param(0)
+	n.mu.Unlock()
+}
+
+// onISupport reads the server's limits (005 tokens).
+func (n *Node) onISupport(l *line) {
+	if len(l.params) < 2 {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, tok := range l.params[1 : len(l.params)-1] {
+		k, v, _ := strings.Cut(tok, "=")
+		n.isupport[strings.ToUpper(k)] = v
+	}
+}
+
+// onCap tracks the capabilities the server acknowledged (girc negotiates
+// them; the node needs to know the outcome in line order).
+func (n *Node) onCap(l *line) {
+	sub := strings.ToUpper(l.param(1))
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, c := range strings.Fields(l.last()) {
+		switch sub {
+		case "ACK", "NEW":
+			if sub == "ACK" {
+				if strings.HasPrefix(c, "-") {
+					delete(n.caps, c[1:])
+				} else {
+					n.caps[c] = true
+				}
+			}
+		case "DEL":
+			delete(n.caps, c)
 		}
 	}
 }
 
 // learnPrefix records how others see us (from our own JOIN), to size lines
 // from it. The "~" is always counted: some servers add it for receivers.
-func (n *Node) learnPrefix(src *girc.Source) {
-	if src.Host == "" {
+func (n *Node) learnPrefix(l *line) {
+	if l.host == "" {
 		return
 	}
 	n.mu.Lock()
-	n.prefix = src.Name + "!~" + strings.TrimPrefix(src.Ident, "~") + "@" + src.Host
+	n.prefix = l.nick + "!~" + strings.TrimPrefix(l.user, "~") + "@" + l.host
 	n.mu.Unlock()
 }
 
@@ -489,49 +554,60 @@ func (n *Node) joined(channel string) {
 	}
 }
 
-func (n *Node) onLeave(e *girc.Event) {
-	if e.Source == nil || len(e.Params) == 0 {
+func (n *Node) onLeave(l *line) {
+	if len(l.params) == 0 {
 		return
 	}
-	who := e.Source.Name
-	if e.Command == girc.KICK && len(e.Params) > 1 {
-		who = e.Params[1]
+	who := l.nick
+	if l.cmd == "KICK" && len(l.params) > 1 {
+		who = l.params[1]
 	}
-	if strings.EqualFold(who, n.client.GetNick()) {
+	if strings.EqualFold(who, n.ownNick()) {
 		// We left, were kicked or parted by the server: rejoin if still
 		// subscribed.
+		key := strings.ToLower(l.params[0])
 		n.mu.Lock()
-		delete(n.inChannel, strings.ToLower(e.Params[0]))
-		_, sub := n.subs[strings.ToLower(e.Params[0])]
-		_, pub := n.pubChans[strings.ToLower(e.Params[0])]
-		_, obs := n.observers[strings.ToLower(e.Params[0])]
-		sub = sub || pub || obs
-		hb := strings.EqualFold(e.Params[0], HeartbeatChannel(n.cfg.Namespace))
+		delete(n.inChannel, key)
+		_, sub := n.subs[key]
+		_, pub := n.pubChans[key]
+		_, obs := n.observers[key]
+		keep := sub || pub || obs || strings.EqualFold(l.params[0], HeartbeatChannel(n.cfg.Namespace))
 		n.mu.Unlock()
-		if sub || hb {
-			n.client.Cmd.Join(e.Params[0])
+		if keep {
+			n.client.Cmd.Join(l.params[0])
 		}
 		return
 	}
-	if strings.EqualFold(e.Params[0], HeartbeatChannel(n.cfg.Namespace)) {
+	if strings.EqualFold(l.params[0], HeartbeatChannel(n.cfg.Namespace)) {
 		n.failPendingTargets(who)
 	}
 }
 
+// countReject counts a rejected line by reason.
+func (n *Node) countReject(reason string) {
+	n.rejMu.Lock()
+	n.rejBy[reason]++
+	n.rejMu.Unlock()
+}
+
 // onPrivmsg decodes a mesh line and routes the envelope.
-func (n *Node) onPrivmsg(e *girc.Event) {
-	if e.Source == nil || len(e.Params) < 2 {
+func (n *Node) onPrivmsg(l *line) {
+	if l.nick == "" || len(l.params) < 2 {
 		return
 	}
 	now := time.Now()
-	env, mesh, err := n.dec.Decode(e.Source.Name, e.Tags, e.Last(), now)
-	if strings.HasPrefix(e.Params[0], "#") {
-		ob := Observation{Time: now, Channel: e.Params[0], From: e.Source.Name, Tags: e.Tags, Body: e.Last(),
-			MsgID: e.Tags["msgid"], Mesh: mesh, Envelope: env, Err: err}
-		if t, ok := e.Tags["time"]; ok {
-			if st, perr := time.Parse(time.RFC3339Nano, t); perr == nil {
-				ob.Time = st
-			}
+	target, text := l.params[0], l.last()
+	echo := strings.EqualFold(l.nick, n.ownNick())
+	env, mesh, err := n.dec.Decode(l.nick, l.tags, text, now)
+	var serverTime time.Time
+	if ts, ok := l.tags["time"]; ok {
+		serverTime, _ = time.Parse(time.RFC3339Nano, ts)
+	}
+	if strings.HasPrefix(target, "#") && n.hasObservers() {
+		ob := Observation{Time: now, Channel: target, From: l.nick, Tags: l.tags, Body: text,
+			MsgID: l.tags["msgid"], Mesh: mesh, Envelope: env, Err: err}
+		if !serverTime.IsZero() {
+			ob.Time = serverTime
 		}
 		n.observe(ob)
 	}
@@ -540,23 +616,18 @@ func (n *Node) onPrivmsg(e *girc.Event) {
 		n.stats.notMesh.Add(1)
 		return
 	case err != nil:
-		if e.Echo && errors.Is(err, envelope.ErrDuplicate) {
+		if echo && errors.Is(err, envelope.ErrDuplicate) {
 			return // our own retransmission, already seen
 		}
 		n.stats.rejected.Add(1)
 		reason := envelope.Reason(err)
-		n.rejMu.Lock()
-		n.rejBy[reason]++
-		n.rejMu.Unlock()
-		n.log.Debug("rejected line", "from", e.Source.Name, "reason", reason, "err", err)
+		n.countReject(reason)
+		n.log.Debug("rejected line", "from", l.nick, "reason", reason, "err", err)
 		return
 	case env == nil:
 		return // a fragment; the envelope is not complete yet
 	}
-	in := &inbound{env: env, from: e.Source.Name, target: e.Params[0], msgid: e.Tags["msgid"], echo: e.Echo}
-	if t, ok := e.Tags["time"]; ok {
-		in.serverTime, _ = time.Parse(time.RFC3339Nano, t)
-	}
+	in := &inbound{env: env, from: l.nick, target: target, msgid: l.tags["msgid"], echo: echo, serverTime: serverTime}
 	if in.echo {
 		n.writer.echoed(env.ID, in.msgid)
 	}
@@ -672,4 +743,21 @@ func (n *Node) Close(ctx context.Context) error {
 		n.failAllPending(ErrClosed)
 	})
 	return err
+}
+
+// setTap installs the tap of a new connection and forgets what the last one
+// learned.
+func (n *Node) setTap(t *tapConn) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.tap = t
+	clear(n.caps)
+	clear(n.isupport)
+}
+
+// hasObservers reports whether any channel is observed.
+func (n *Node) hasObservers() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.observers) > 0
 }

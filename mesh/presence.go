@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-
-	"github.com/lrstanley/girc"
 )
 
 // Presence: who is in the namespace's heartbeat channel, from the server's
@@ -13,15 +11,15 @@ import (
 // loop only; read under n.mu.
 
 // trackPresence updates the member list from one event.
-func (n *Node) trackPresence(e *girc.Event) {
+func (n *Node) trackPresence(e *line) {
 	hb := HeartbeatChannel(n.cfg.Namespace)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	changed := false
-	switch e.Command {
-	case girc.RPL_NAMREPLY: // me = #channel :names
-		if len(e.Params) >= 3 && strings.EqualFold(e.Params[len(e.Params)-2], hb) {
-			for _, name := range strings.Fields(e.Last()) {
+	switch e.cmd {
+	case "353": // me = #channel :names
+		if len(e.params) >= 3 && strings.EqualFold(e.params[len(e.params)-2], hb) {
+			for _, name := range strings.Fields(e.last()) {
 				nick := strings.TrimLeft(name, "~&@%+")
 				if i := strings.IndexByte(nick, '!'); i >= 0 {
 					nick = nick[:i]
@@ -30,34 +28,34 @@ func (n *Node) trackPresence(e *girc.Event) {
 			}
 			changed = true
 		}
-	case girc.JOIN:
-		if e.Source != nil && len(e.Params) > 0 && strings.EqualFold(e.Params[0], hb) {
-			if strings.EqualFold(e.Source.Name, n.nick) {
+	case "JOIN":
+		if len(e.params) > 0 && strings.EqualFold(e.params[0], hb) {
+			if strings.EqualFold(e.nick, n.nick) {
 				clear(n.members) // NAMES follows
 			}
-			n.members[strings.ToLower(e.Source.Name)] = e.Source.Name
+			n.members[strings.ToLower(e.nick)] = e.nick
 			changed = true
 		}
-	case girc.PART:
-		if e.Source != nil && len(e.Params) > 0 && strings.EqualFold(e.Params[0], hb) {
-			delete(n.members, strings.ToLower(e.Source.Name))
+	case "PART":
+		if len(e.params) > 0 && strings.EqualFold(e.params[0], hb) {
+			delete(n.members, strings.ToLower(e.nick))
 			changed = true
 		}
-	case girc.KICK:
-		if len(e.Params) > 1 && strings.EqualFold(e.Params[0], hb) {
-			delete(n.members, strings.ToLower(e.Params[1]))
+	case "KICK":
+		if len(e.params) > 1 && strings.EqualFold(e.params[0], hb) {
+			delete(n.members, strings.ToLower(e.params[1]))
 			changed = true
 		}
-	case girc.QUIT:
-		if e.Source != nil {
-			_, changed = n.members[strings.ToLower(e.Source.Name)]
-			delete(n.members, strings.ToLower(e.Source.Name))
+	case "QUIT":
+		if e.nick != "" {
+			_, changed = n.members[strings.ToLower(e.nick)]
+			delete(n.members, strings.ToLower(e.nick))
 		}
-	case girc.NICK:
-		if e.Source != nil && len(e.Params) > 0 {
-			if _, ok := n.members[strings.ToLower(e.Source.Name)]; ok {
-				delete(n.members, strings.ToLower(e.Source.Name))
-				n.members[strings.ToLower(e.Last())] = e.Last()
+	case "NICK":
+		if len(e.params) > 0 {
+			if _, ok := n.members[strings.ToLower(e.nick)]; ok {
+				delete(n.members, strings.ToLower(e.nick))
+				n.members[strings.ToLower(e.last())] = e.last()
 				changed = true
 			}
 		}

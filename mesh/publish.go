@@ -104,7 +104,9 @@ func (n *Node) send(ctx context.Context, target string, env *envelope.Envelope) 
 	if len(sealed) > n.cfg.MaxEnvelope {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d (Config.MaxEnvelope)", envelope.ErrTooLarge, len(sealed), n.cfg.MaxEnvelope)
 	}
-	j := &job{ctx: ctx, target: target, env: env, sealed: sealed, done: make(chan struct{})}
+	// DMs (requests, responses) need no window confirm: the answer, or the
+	// requester's retry after a reconnect, is theirs.
+	j := &job{ctx: ctx, target: target, env: env, sealed: sealed, done: make(chan struct{}), direct: !strings.HasPrefix(target, "#")}
 	if err := n.writer.submit(j); err != nil {
 		return nil, err
 	}
@@ -114,11 +116,6 @@ func (n *Node) send(ctx context.Context, target string, env *envelope.Envelope) 
 // limits is the room of one line to target on connection st.
 func (n *Node) limits(st *connState, target string) envelope.Limits {
 	body := envelope.BodyBudget(st.lineLen, st.prefix, target, bodyMargin)
-	// girc splits a PRIVMSG longer than its own estimate of the room (from
-	// the longest possible prefix); stay under it so no line is ever split.
-	if g := n.client.MaxEventLength() - len("PRIVMSG "+target+" :") - 1; g < body {
-		body = g
-	}
 	return envelope.Limits{TagBytes: envelope.DefaultTagBytes, BodyBytes: body}
 }
 

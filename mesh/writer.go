@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lrstanley/girc"
 	"github.com/meshbot/meshbot/envelope"
 )
 
@@ -30,6 +29,7 @@ type job struct {
 	ack     PubAck
 	w       *writer
 	refused error // set when the server answered a line with an error
+	direct  bool  // done once written (DMs: requests, responses); no window
 }
 
 func (j *job) finish(err error) {
@@ -63,6 +63,8 @@ type writer struct {
 	inflight []*window
 	cur      *window
 	seq      uint64
+	buf      []byte // lines to write, one write per window
+	direct   []*job // direct jobs in buf
 
 	outstanding atomic.Int64 // submitted, not finished
 
@@ -153,9 +155,32 @@ func (w *writer) run() {
 	}
 }
 
-// write sends j's lines and closes the window when it is full or when
-// nothing else is waiting (so a lone publish is confirmed at once).
+// write takes j and whatever else is queued, up to a full window, and
+// writes it all with one write: the lines, then (when any of them needs a
+// confirm) the window's PING. A lone publish is thus confirmed after one
+// round trip, and a burst travels in full windows.
 func (w *writer) write(j *job) {
+	w.add(j)
+	for w.cur.lines < w.n.cfg.WindowLines {
+		if len(w.retry) > 0 {
+			next := w.retry[0]
+			w.retry = w.retry[1:]
+			w.add(next)
+			continue
+		}
+		select {
+		case next := <-w.in:
+			w.add(next)
+			continue
+		default:
+		}
+		break
+	}
+	w.flushWindow()
+}
+
+// add encodes j's lines for the current connection into the write buffer.
+func (w *writer) add(j *job) {
 	if err := j.ctx.Err(); err != nil {
 		j.finish(fmt.Errorf("%w: %w", ErrNotConfirmed, context.Cause(j.ctx)))
 		return
@@ -169,29 +194,99 @@ func (w *writer) write(j *job) {
 		j.lines, j.gen = lines, w.conn.gen
 	}
 	for _, l := range j.lines {
-		ev := &girc.Event{Command: girc.PRIVMSG, Params: []string{j.target, l.Body}}
-		if l.Tags != nil {
-			ev.Tags = girc.Tags(l.Tags)
-		}
-		w.n.client.Send(ev)
+		w.buf = appendPrivmsg(w.buf, l.Tags, j.target, l.Body)
 	}
 	w.n.stats.linesOut.Add(uint64(len(j.lines)))
-	w.cur.jobs = append(w.cur.jobs, j)
-	w.cur.lines += len(j.lines)
-	if w.cur.lines >= w.n.cfg.WindowLines || (len(w.in) == 0 && len(w.retry) == 0) {
-		w.closeWindow()
-	}
-}
-
-func (w *writer) closeWindow() {
-	if len(w.cur.jobs) == 0 {
+	if j.direct {
+		w.direct = append(w.direct, j)
 		return
 	}
-	w.seq++
-	w.cur.token = "w" + strconv.FormatUint(w.seq, 10)
-	w.n.client.Cmd.Ping(w.cur.token)
-	w.inflight = append(w.inflight, w.cur)
-	w.cur = &window{}
+	w.cur.jobs = append(w.cur.jobs, j)
+	w.cur.lines += len(j.lines)
+}
+
+// flushWindow writes the buffer, closing the window with a PING if it holds
+// jobs that wait for a confirm.
+func (w *writer) flushWindow() {
+	if len(w.cur.jobs) > 0 {
+		w.seq++
+		w.cur.token = "w" + strconv.FormatUint(w.seq, 10)
+		w.buf = append(w.buf, "PING :"+w.cur.token+"\r\n"...)
+		w.inflight = append(w.inflight, w.cur)
+		w.cur = &window{}
+	}
+	var err error
+	if len(w.buf) > 0 {
+		_, err = w.conn.tap.Write(w.buf)
+		w.buf = w.buf[:0]
+		if cap(w.buf) > 1<<20 {
+			w.buf = nil // do not keep a huge buffer after a large payload
+		}
+	}
+	// Direct jobs (requests and responses) are done once written: the
+	// answer, or the requester's retry, is their confirm.
+	for _, j := range w.direct {
+		if err != nil {
+			j.finish(fmt.Errorf("%w: %w", ErrDisconnected, err))
+		} else {
+			j.ack = PubAck{ID: j.env.ID, Lines: len(j.lines)}
+			j.finish(nil)
+		}
+	}
+	w.direct = w.direct[:0]
+	// A failed write means the connection is going: the windows are
+	// retried when it is reported lost.
+}
+
+// appendPrivmsg appends one PRIVMSG line with client tags to b.
+func appendPrivmsg(b []byte, tags map[string]string, target, body string) []byte {
+	if len(tags) > 0 {
+		b = append(b, '@')
+		first := true
+		for k, v := range tags {
+			if !first {
+				b = append(b, ';')
+			}
+			first = false
+			b = append(b, k...)
+			if v != "" {
+				b = append(b, '=')
+				b = appendTagValue(b, v)
+			}
+		}
+		b = append(b, ' ')
+	}
+	b = append(b, "PRIVMSG "...)
+	b = append(b, target...)
+	b = append(b, " :"...)
+	for i := 0; i < len(body); i++ {
+		if c := body[i]; c != '\r' && c != '\n' && c != 0 {
+			b = append(b, c)
+		}
+	}
+	return append(b, "\r\n"...)
+}
+
+// appendTagValue escapes a tag value as IRCv3 message-tags requires.
+func appendTagValue(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case ';':
+			b = append(b, `\:`...)
+		case ' ':
+			b = append(b, `\s`...)
+		case '\\':
+			b = append(b, `\\`...)
+		case '\r':
+			b = append(b, `\r`...)
+		case '\n':
+			b = append(b, `\n`...)
+		case 0:
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
 }
 
 // confirm completes every window up to and including the one of token

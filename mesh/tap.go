@@ -1,0 +1,176 @@
+package mesh
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/ergochat/irc-go/ircmsg"
+)
+
+// The tap sits between girc and the socket. girc keeps what it does well —
+// registration, CAP negotiation, SASL, answering the server's PINGs, nick
+// collisions — while the node reads every line itself, in server order, on
+// the one goroutine that reads the socket, and writes its mesh lines itself,
+// a whole window per write. girc never sees the mesh traffic (PRIVMSGs and
+// the node's window PONGs): that keeps its per-event costs (a goroutine per
+// handler, several copies of each event) off the hot path.
+
+// maxLine bounds one received line (tags 8191 + message 512, with room); a
+// longer one is dropped and counted rather than buffered without end.
+const maxLine = 16 << 10
+
+// line is one received IRC line.
+type line struct {
+	cmd    string
+	params []string
+	tags   map[string]string
+	nick   string // source nick ("" for server lines)
+	user   string
+	host   string
+}
+
+func (l *line) last() string {
+	if len(l.params) == 0 {
+		return ""
+	}
+	return l.params[len(l.params)-1]
+}
+
+func (l *line) param(i int) string {
+	if i < len(l.params) {
+		return l.params[i]
+	}
+	return ""
+}
+
+// tapDialer dials for girc and wraps the connection in a tap.
+type tapDialer struct {
+	n *Node
+}
+
+func (d tapDialer) Dial(network, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.n.cfg.ConnectTimeout)
+	defer cancel()
+	raw, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	var rc syscall.RawConn
+	if tcp, ok := raw.(*net.TCPConn); ok {
+		rc, _ = tcp.SyscallConn()
+	}
+	conn := raw
+	if d.n.cfg.TLS != nil {
+		cfg := d.n.cfg.TLS.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(raw, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	t := &tapConn{Conn: conn, rc: rc, n: d.n, buf: make([]byte, 0, 64<<10)}
+	d.n.setTap(t)
+	return t, nil
+}
+
+// tapConn is the node's view of one connection.
+type tapConn struct {
+	net.Conn
+	rc  syscall.RawConn // of the TCP socket, for TCP_QUICKACK; nil if not TCP
+	n   *Node
+
+	// Read side: owned by the goroutine girc reads with.
+	buf []byte // bytes read, not yet split into lines
+	out []byte // lines for girc
+	err error  // read error to return once out is drained
+
+	wmu sync.Mutex // one writer at a time: girc's send loop and the node's
+}
+
+// Read hands girc the lines it needs, after the node has seen every line.
+func (c *tapConn) Read(p []byte) (int, error) {
+	for len(c.out) == 0 {
+		if c.err != nil {
+			return 0, c.err
+		}
+		c.fill()
+	}
+	k := copy(p, c.out)
+	c.out = c.out[k:]
+	return k, nil
+}
+
+func (c *tapConn) fill() {
+	if len(c.buf) == cap(c.buf) {
+		c.buf = append(c.buf, 0)[:len(c.buf)] // grow
+	}
+	k, err := c.Conn.Read(c.buf[len(c.buf):cap(c.buf)])
+	c.buf = c.buf[:len(c.buf)+k]
+	if c.rc != nil && k > 0 {
+		quickAck(c.rc)
+	}
+	rest := c.buf
+	for {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			break
+		}
+		raw := rest[:i+1]
+		rest = rest[i+1:]
+		if c.n.onRaw(bytes.TrimRight(raw, "\r\n")) {
+			c.out = append(c.out, raw...)
+		}
+	}
+	if len(rest) > maxLine {
+		c.n.stats.rejected.Add(1)
+		c.n.countReject("too-large")
+		rest = rest[:0]
+	}
+	c.buf = append(c.buf[:0], rest...)
+	if err != nil {
+		c.err = err
+	}
+}
+
+// Write is used by girc's send loop; writeLines by the node.
+func (c *tapConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// onRaw parses one line and hands it to the node; it reports whether girc
+// should see it too.
+func (n *Node) onRaw(raw []byte) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	msg, err := ircmsg.ParseLine(string(raw))
+	if err != nil {
+		n.stats.rejected.Add(1)
+		n.countReject("malformed")
+		return false
+	}
+	l := &line{cmd: strings.ToUpper(msg.Command), params: msg.Params, tags: msg.AllTags()}
+	if msg.Source != "" {
+		if nuh, err := ircmsg.ParseNUH(msg.Source); err == nil {
+			l.nick, l.user, l.host = nuh.Name, nuh.User, nuh.Host
+		} else {
+			l.nick = msg.Source
+		}
+	}
+	return n.onLine(l)
+}
+
+// errNoTap: the connection is not up.
+var errNoTap = errors.New("mesh: not connected")
