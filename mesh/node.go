@@ -37,11 +37,11 @@ type Node struct {
 	mu        sync.Mutex
 	instance  string
 	nick      string
-	prefix    string     // our nick!~user@host as others see it, once known
-	tap       *tapConn            // the current connection's tap
-	caps      map[string]bool     // capabilities acknowledged on it
-	isupport  map[string]string   // its ISUPPORT tokens
-	conn      *connState // current connection; nil while down
+	prefix    string            // our nick!~user@host as others see it, once known
+	tap       *tapConn          // the current connection's tap
+	caps      map[string]bool   // capabilities acknowledged on it
+	isupport  map[string]string // its ISUPPORT tokens
+	conn      *connState        // current connection; nil while down
 	connGen   uint64
 	connected chan struct{}            // closed while a connection is ready
 	lastRecv  atomic.Int64             // unix nanos of the last line from the server

@@ -86,8 +86,8 @@ func (d tapDialer) Dial(network, addr string) (net.Conn, error) {
 // tapConn is the node's view of one connection.
 type tapConn struct {
 	net.Conn
-	rc  syscall.RawConn // of the TCP socket, for TCP_QUICKACK; nil if not TCP
-	n   *Node
+	rc syscall.RawConn // of the TCP socket, for TCP_QUICKACK; nil if not TCP
+	n  *Node
 
 	// Read side: owned by the goroutine girc reads with.
 	buf []byte // bytes read, not yet split into lines
