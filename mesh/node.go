@@ -31,7 +31,7 @@ type Node struct {
 	writer      *writer
 	stats       counters
 
-	// Reader-owned (the girc event loop runs handlers one event at a time).
+	// Reader-owned (the tap runs onLine for one line at a time).
 	dec *envelope.Decoder
 
 	mu        sync.Mutex
