@@ -69,7 +69,7 @@ func BenchmarkEncodeDecode(b *testing.B) {
 			b.Fatal(err)
 		}
 		wire = len(lines[0].Tags[TagData])
-		if env, _, err := d.Decode("orders-a1", lines[0].Tags, lines[0].Body, t0); env == nil || err != nil {
+		if envs, _, err := d.Decode("orders-a1", lines[0].Tags, lines[0].Body, t0); len(envs) != 1 || err != nil {
 			b.Fatal(err)
 		}
 	}

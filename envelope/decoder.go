@@ -1,6 +1,9 @@
 package envelope
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // DecoderConfig configures a Decoder. The zero value accepts unsigned
 // envelopes and keeps no replay guard.
@@ -82,36 +85,61 @@ func NewDecoder(cfg DecoderConfig) *Decoder {
 // Decode takes one received PRIVMSG from sender (the nick, or the full
 // prefix) with its tags and text. It returns:
 //   - mesh == false: not a mesh line (count it, ignore it);
-//   - env == nil, err == nil: a fragment was stored, the envelope is not
-//     complete yet;
-//   - env != nil: a complete, verified envelope;
-//   - err != nil: the line was rejected (errors.Is tells the reason).
-func (d *Decoder) Decode(sender string, tags map[string]string, body string, now time.Time) (env *Envelope, mesh bool, err error) {
+//   - no envelopes and err == nil: a fragment was stored, the envelope is
+//     not complete yet;
+//   - envs: the complete, verified envelopes of the line (one, or several
+//     for a batch);
+//   - err != nil: the line, or some envelopes of a batch, were rejected;
+//     err joins one error per rejected envelope (Errors splits them,
+//     errors.Is tells the reasons), and envs still holds the accepted ones.
+func (d *Decoder) Decode(sender string, tags map[string]string, body string, now time.Time) (envs []*Envelope, mesh bool, err error) {
 	f, mesh, err := ParseLine(tags, body)
 	if !mesh {
 		d.stats.NotMesh++
 		return nil, false, nil
 	}
-	if err == nil {
-		env, err = d.frame(sender, f, now)
-	}
-	switch {
-	case err != nil:
+	if err != nil {
 		d.stats.Rejected.count(err)
-	case env == nil:
-		d.stats.Fragments++
-	default:
-		d.stats.Accepted++
+		return nil, true, err
 	}
-	return env, true, err
+	sealed, err := d.reasm.Add(sender, f, now)
+	if err != nil {
+		d.stats.Rejected.count(err)
+		return nil, true, err
+	}
+	if sealed == nil {
+		d.stats.Fragments++
+		return nil, true, nil
+	}
+	parts, err := SplitBatch(sealed)
+	if err != nil {
+		d.stats.Rejected.count(err)
+		return nil, true, err
+	}
+	var errs []error
+	for _, p := range parts {
+		env, err := d.Open(p, now)
+		if err != nil {
+			d.stats.Rejected.count(err)
+			errs = append(errs, err)
+			continue
+		}
+		d.stats.Accepted++
+		envs = append(envs, env)
+	}
+	return envs, true, errors.Join(errs...)
 }
 
-func (d *Decoder) frame(sender string, f Frame, now time.Time) (*Envelope, error) {
-	sealed, err := d.reasm.Add(sender, f, now)
-	if err != nil || sealed == nil {
-		return nil, err
+// Errors returns the individual errors of a Decode error (one per rejected
+// envelope of a batch).
+func Errors(err error) []error {
+	if err == nil {
+		return nil
 	}
-	return d.Open(sealed, now)
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // Open decodes and verifies sealed envelope bytes (from a reassembled line,

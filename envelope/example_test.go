@@ -21,7 +21,7 @@ func ExampleEncodeLines() {
 	keys.AddHMAC("k1", []byte("mesh key"))
 	dec := envelope.NewDecoder(envelope.DecoderConfig{Verifier: &envelope.Verifier{Keys: keys, RequireSigned: true}})
 	got, mesh, err := dec.Decode("orders-a1b2c3", lines[0].Tags, lines[0].Body, now)
-	fmt.Println(mesh, err, got.Kind, got.Topic, string(got.Payload))
+	fmt.Println(mesh, err, got[0].Kind, got[0].Topic, string(got[0].Payload))
 	// Output:
 	// 1 line starting ~m1
 	// true <nil> event orders.created {"id":42}

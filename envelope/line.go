@@ -215,12 +215,8 @@ func EncodeLines(e *Envelope, sealed []byte, c Carrier, lim Limits) ([]Line, err
 }
 
 func tagLines(e *Envelope, data string, lim Limits) ([]Line, error) {
-	tagBytes := lim.TagBytes
-	if tagBytes <= 0 {
-		tagBytes = DefaultTagBytes
-	}
 	// "@" + TagData "=" data [";" TagFragment "=" short ":" i "/" n] " "
-	room := tagBytes - lim.TagReserve - len("@"+TagData+"= ")
+	room := tagRoom(lim)
 	summary := SummaryPrefix + " " + e.Summary()
 	if len(data) <= room {
 		body := summary + " (" + strconv.Itoa(len(e.Payload)) + " B)"

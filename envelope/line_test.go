@@ -25,12 +25,12 @@ func TestCarriersDecodeToSameEnvelope(t *testing.T) {
 		}
 		d := NewDecoder(DecoderConfig{Verifier: &Verifier{Keys: ring, RequireSigned: true}})
 		for _, l := range lines {
-			env, mesh, err := d.Decode("orders-a1!u@h", l.Tags, l.Body, t0)
+			envs, mesh, err := d.Decode("orders-a1!u@h", l.Tags, l.Body, t0)
 			if !mesh || err != nil {
 				t.Fatalf("%s: mesh=%v err=%v", c, mesh, err)
 			}
-			if env != nil {
-				got[i] = env
+			if len(envs) == 1 {
+				got[i] = envs[0]
 			}
 		}
 		if got[i] == nil {
@@ -121,15 +121,15 @@ func TestFragmentBudgets(t *testing.T) {
 					if tb := tagBytes(l.Tags); tb > lim.TagBytes-lim.TagReserve {
 						t.Fatalf("line %d tags %d bytes > %d", i, tb, lim.TagBytes-lim.TagReserve)
 					}
-					env, _, err := d.Decode("a", l.Tags, l.Body, t0)
+					envs, _, err := d.Decode("a", l.Tags, l.Body, t0)
 					if err != nil {
 						t.Fatal(err)
 					}
-					if env != nil {
+					if len(envs) > 0 {
 						if i != len(lines)-1 {
 							t.Fatalf("complete after %d of %d lines", i+1, len(lines))
 						}
-						got = env
+						got = envs[0]
 					}
 				}
 				if got == nil || !bytes.Equal(got.Payload, e.Payload) {
@@ -261,7 +261,7 @@ func TestDecoderCountsRejections(t *testing.T) {
 	ulines, _ := EncodeLines(unsignedEnv, unsigned, CarrierTag, Limits{})
 
 	d.Decode("x", nil, "hello humans", t0)
-	if env, _, err := d.Decode("x", lines[0].Tags, lines[0].Body, t0); env == nil || err != nil {
+	if envs, _, err := d.Decode("x", lines[0].Tags, lines[0].Body, t0); len(envs) != 1 || err != nil {
 		t.Fatalf("valid line: %v", err)
 	}
 	if _, _, err := d.Decode("x", lines[0].Tags, lines[0].Body, t0); !errors.Is(err, ErrDuplicate) {

@@ -39,10 +39,12 @@ type Config struct {
 	// MaxEnvelope bounds one envelope, payload included (1 MiB).
 	MaxEnvelope int
 
-	// WindowLines is how many lines are written between two flow-control
-	// round trips to the server (100), and MaxWindows how many such
-	// windows may be unconfirmed at once (2).
-	WindowLines, MaxWindows int
+	// WindowLines and WindowBytes bound what is written between two
+	// flow-control round trips to the server (100 lines, 32 KiB: InspIRCd
+	// reads a client's burst 64 KiB at a time and stalls on more), and
+	// MaxWindows how many such windows may be unconfirmed at once (2). An
+	// envelope is never split across windows.
+	WindowLines, WindowBytes, MaxWindows int
 	// QueueLen is the default bound of a subscription's queue (8192
 	// events); see Subscribe for the overflow policy.
 	QueueLen int
@@ -80,6 +82,7 @@ func DefaultConfig() Config {
 		Namespace:        "mesh",
 		MaxEnvelope:      envelope.DefaultMaxEnvelope,
 		WindowLines:      100,
+		WindowBytes:      32 << 10,
 		MaxWindows:       2,
 		QueueLen:         8192,
 		RequestWorkers:   16,
@@ -114,6 +117,7 @@ func (c Config) withDefaults() Config {
 	}
 	set(&c.MaxEnvelope, d.MaxEnvelope)
 	set(&c.WindowLines, d.WindowLines)
+	set(&c.WindowBytes, d.WindowBytes)
 	set(&c.MaxWindows, d.MaxWindows)
 	set(&c.QueueLen, d.QueueLen)
 	set(&c.RequestWorkers, d.RequestWorkers)

@@ -598,40 +598,46 @@ func (n *Node) onPrivmsg(l *line) {
 	now := time.Now()
 	target, text := l.params[0], l.last()
 	echo := strings.EqualFold(l.nick, n.ownNick())
-	env, mesh, err := n.dec.Decode(l.nick, l.tags, text, now)
+	envs, mesh, err := n.dec.Decode(l.nick, l.tags, text, now)
 	var serverTime time.Time
 	if ts, ok := l.tags["time"]; ok {
 		serverTime, _ = time.Parse(time.RFC3339Nano, ts)
 	}
 	if strings.HasPrefix(target, "#") && n.hasObservers() {
 		ob := Observation{Time: now, Channel: target, From: l.nick, Tags: l.tags, Body: text,
-			MsgID: l.tags["msgid"], Mesh: mesh, Envelope: env, Err: err}
+			MsgID: l.tags["msgid"], Mesh: mesh, Err: err}
 		if !serverTime.IsZero() {
 			ob.Time = serverTime
 		}
-		n.observe(ob)
+		if len(envs) == 0 {
+			n.observe(ob)
+		}
+		for _, env := range envs { // one observation per envelope of a batch
+			ob.Envelope = env
+			n.observe(ob)
+			ob.Err = nil
+		}
 	}
-	switch {
-	case !mesh:
+	if !mesh {
 		n.stats.notMesh.Add(1)
 		return
-	case err != nil:
-		if echo && errors.Is(err, envelope.ErrDuplicate) {
-			return // our own retransmission, already seen
+	}
+	for _, e := range envelope.Errors(err) {
+		if echo && errors.Is(e, envelope.ErrDuplicate) {
+			continue // our own retransmission, already seen
 		}
 		n.stats.rejected.Add(1)
-		reason := envelope.Reason(err)
+		reason := envelope.Reason(e)
 		n.countReject(reason)
-		n.log.Debug("rejected line", "from", l.nick, "reason", reason, "err", err)
-		return
-	case env == nil:
-		return // a fragment; the envelope is not complete yet
+		n.log.Debug("rejected line", "from", l.nick, "reason", reason, "err", e)
 	}
-	in := &inbound{env: env, from: l.nick, target: target, msgid: l.tags["msgid"], echo: echo, serverTime: serverTime}
-	if in.echo {
-		n.writer.echoed(env.ID, in.msgid)
+	for _, env := range envs {
+		in := &inbound{env: env, from: l.nick, target: target, msgid: l.tags["msgid"], echo: echo, serverTime: serverTime}
+		if echo {
+			n.writer.echoed(env.ID, in.msgid)
+		}
+		n.route(in)
 	}
-	n.route(in)
 }
 
 // inbound is a received, verified envelope with its IRC context.

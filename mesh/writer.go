@@ -58,13 +58,15 @@ type writer struct {
 	refusal chan refusal
 
 	// Owned by run.
-	conn     *connState
-	retry    []*job
-	inflight []*window
-	cur      *window
-	seq      uint64
-	buf      []byte // lines to write, one write per window
-	direct   []*job // direct jobs in buf
+	conn      *connState
+	retry     []*job
+	inflight  []*window
+	cur       *window
+	seq       uint64
+	buf       []byte // lines to write, one write per window
+	direct    []*job // direct jobs in buf
+	pend      []*job // small events waiting to share a batch line
+	pendSizes []int
 
 	outstanding atomic.Int64 // submitted, not finished
 
@@ -161,7 +163,7 @@ func (w *writer) run() {
 // round trip, and a burst travels in full windows.
 func (w *writer) write(j *job) {
 	w.add(j)
-	for w.cur.lines < w.n.cfg.WindowLines {
+	for w.cur.lines < w.n.cfg.WindowLines && len(w.buf)+len(w.pend)*len(j.sealed)*4/3 < w.n.cfg.WindowBytes {
 		if len(w.retry) > 0 {
 			next := w.retry[0]
 			w.retry = w.retry[1:]
@@ -193,21 +195,73 @@ func (w *writer) add(j *job) {
 		}
 		j.lines, j.gen = lines, w.conn.gen
 	}
-	for _, l := range j.lines {
-		w.buf = appendPrivmsg(w.buf, l.Tags, j.target, l.Body)
-	}
-	w.n.stats.linesOut.Add(uint64(len(j.lines)))
 	if j.direct {
+		w.emitPending()
+		w.appendLines(j)
 		w.direct = append(w.direct, j)
 		return
 	}
 	w.cur.jobs = append(w.cur.jobs, j)
-	w.cur.lines += len(j.lines)
+	if w.conn.carrier != envelope.CarrierTag || len(j.lines) != 1 {
+		w.emitPending()
+		w.appendLines(j)
+		return
+	}
+	// A small event: batch it with the next ones for the same target while
+	// they fit one line (docs/PROTOCOL.md §3.9).
+	if len(w.pend) > 0 {
+		sizes := append(w.pendSizes, len(j.sealed))
+		if w.pend[0].target != j.target || len(sizes) > envelope.MaxBatch ||
+			!envelope.BatchFits(sizes, w.n.limits(w.conn, j.target)) {
+			w.emitPending()
+		}
+	}
+	w.pend = append(w.pend, j)
+	w.pendSizes = append(w.pendSizes, len(j.sealed))
+}
+
+func (w *writer) appendLines(j *job) {
+	for _, l := range j.lines {
+		w.buf = appendPrivmsg(w.buf, l.Tags, j.target, l.Body)
+	}
+	w.n.stats.linesOut.Add(uint64(len(j.lines)))
+	if !j.direct {
+		w.cur.lines += len(j.lines)
+	}
+}
+
+// emitPending writes the pending small events: as their own line when
+// alone, else as one batch line.
+func (w *writer) emitPending() {
+	switch len(w.pend) {
+	case 0:
+		return
+	case 1:
+		w.appendLines(w.pend[0])
+	default:
+		envs := make([]*envelope.Envelope, len(w.pend))
+		sealed := make([][]byte, len(w.pend))
+		for i, j := range w.pend {
+			envs[i], sealed[i] = j.env, j.sealed
+		}
+		l, err := envelope.EncodeBatchLine(envs, sealed, w.n.limits(w.conn, w.pend[0].target))
+		if err != nil { // cannot happen: BatchFits was checked
+			for _, j := range w.pend {
+				w.appendLines(j)
+			}
+			break
+		}
+		w.buf = appendPrivmsg(w.buf, l.Tags, w.pend[0].target, l.Body)
+		w.n.stats.linesOut.Add(1)
+		w.cur.lines++
+	}
+	w.pend, w.pendSizes = w.pend[:0], w.pendSizes[:0]
 }
 
 // flushWindow writes the buffer, closing the window with a PING if it holds
 // jobs that wait for a confirm.
 func (w *writer) flushWindow() {
+	w.emitPending()
 	if len(w.cur.jobs) > 0 {
 		w.seq++
 		w.cur.token = "w" + strconv.FormatUint(w.seq, 10)
@@ -332,6 +386,7 @@ func (w *writer) lost() {
 	again = append(again, w.cur.jobs...)
 	w.retry = append(again, w.retry...)
 	w.inflight, w.cur = nil, &window{}
+	w.pend, w.pendSizes, w.direct, w.buf = w.pend[:0], w.pendSizes[:0], w.direct[:0], w.buf[:0]
 	if len(again) > 0 {
 		w.n.stats.resent.Add(uint64(len(again)))
 	}

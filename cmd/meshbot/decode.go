@@ -82,22 +82,23 @@ line; lines that are not mesh lines are reported as such, with exit code 0.`,
 			}
 			failed := 0
 			for i, line := range lines {
-				v := d.decode(line, time.Now())
-				if v.Type == typeRejected || v.Type == typeInvalid {
-					failed++
-				}
-				if asJSON {
-					b, _ := json.Marshal(v)
-					fmt.Fprintln(st.env.stdout, string(b))
-					continue
-				}
-				if len(lines) > 1 {
-					if i > 0 {
-						fmt.Fprintln(st.env.stdout)
+				for _, v := range d.decodeAll(line, time.Now()) {
+					if v.Type == typeRejected || v.Type == typeInvalid {
+						failed++
 					}
-					fmt.Fprintf(st.env.stdout, "line %d: ", i+1)
+					if asJSON {
+						b, _ := json.Marshal(v)
+						fmt.Fprintln(st.env.stdout, string(b))
+						continue
+					}
+					if len(lines) > 1 {
+						if i > 0 {
+							fmt.Fprintln(st.env.stdout)
+						}
+						fmt.Fprintf(st.env.stdout, "line %d: ", i+1)
+					}
+					writeDecoded(st.env.stdout, v)
 				}
-				writeDecoded(st.env.stdout, v)
 			}
 			if failed > 0 {
 				if len(lines) == 1 {
@@ -191,9 +192,39 @@ func (d *lineDecoder) decode(raw string, now time.Time) *lineView {
 	if f.Count > 1 {
 		v.Fragments = f.Count
 	}
-	env, err := envelope.Unmarshal(sealed, envelope.DefaultMaxEnvelope)
+	parts, err := envelope.SplitBatch(sealed)
 	if err != nil {
 		return rejected(v, err, legible(text))
+	}
+	if len(parts) > 1 {
+		v.batch = parts
+		return v
+	}
+	return d.open(v, sealed)
+}
+
+// decodeAll decodes a line into one view, or one view per envelope of a
+// batch line.
+func (d *lineDecoder) decodeAll(raw string, now time.Time) []*lineView {
+	v := d.decode(raw, now)
+	if v.batch == nil {
+		return []*lineView{v}
+	}
+	out := make([]*lineView, 0, len(v.batch))
+	for i, part := range v.batch {
+		e := *v
+		e.batch = nil
+		e.Batch = fmt.Sprintf("%d/%d", i+1, len(v.batch))
+		out = append(out, d.open(&e, part))
+	}
+	return out
+}
+
+// open decodes and verifies one sealed envelope into v.
+func (d *lineDecoder) open(v *lineView, sealed []byte) *lineView {
+	env, err := envelope.Unmarshal(sealed, envelope.DefaultMaxEnvelope)
+	if err != nil {
+		return rejected(v, err, "")
 	}
 	v.Envelope = newEnvView(env)
 	v.EnvelopeBytes = len(sealed)
@@ -264,6 +295,9 @@ func writeDecoded(w io.Writer, v *lineView) {
 		from := ""
 		if v.Fragments > 0 {
 			from = fmt.Sprintf(", reassembled from %d fragments", v.Fragments)
+		}
+		if v.Batch != "" {
+			from += ", envelope " + v.Batch + " of a batch"
 		}
 		fmt.Fprintf(w, "mesh line (%s carrier)%s: envelope of %d B%s\n", v.Carrier, where, v.EnvelopeBytes, from)
 		writeEnvelope(w, v)

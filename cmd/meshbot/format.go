@@ -41,6 +41,9 @@ type lineView struct {
 	EnvelopeBytes int      `json:"envelope_bytes,omitempty"`
 	Envelope      *envView `json:"envelope,omitempty"`
 	Signature     string   `json:"signature,omitempty"` // decode: verified, unchecked, unsigned
+	// Batch is "i/n" for the i-th envelope of a batch line (§3.9).
+	Batch string   `json:"batch,omitempty"`
+	batch [][]byte // the batch's sealed envelopes, before they are opened
 }
 
 type fragView struct {
