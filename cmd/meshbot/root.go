@@ -109,6 +109,7 @@ command line always wins.`,
 		newDecodeCmd(st),
 		newDemoCmd(st),
 		newKeygenCmd(st),
+		newServeCmd(st),
 	)
 	return root, st
 }

@@ -1,0 +1,353 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshbot/meshbot/mesh"
+	"github.com/meshbot/meshbot/mesh/meshprom"
+)
+
+// servePublishTimeout bounds one periodic publish (the node waits for the
+// server through an outage until then).
+const servePublishTimeout = 10 * time.Second
+
+func newServeCmd(st *state) *cobra.Command {
+	var (
+		conn        connFlags
+		id          identityFlags
+		trust       trustFlags
+		subscribe   []string
+		handle      []string
+		publish     string
+		every       time.Duration
+		eventsFile  string
+		eventsSync  bool
+		metricsAddr string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve --service SERVICE [--subscribe TOPIC]... [--handle METHOD]...",
+		Short: "Run a generic service instance: subscribe, answer requests, publish",
+		Long: `Run one instance of SERVICE until interrupted: a generic worker for trying
+a mesh out and for tests that run real processes.
+
+  --subscribe TOPIC   receive every event of TOPIC (multicast: every instance
+                      of every subscribing service gets each event)
+  --handle METHOD     answer requests for METHOD with their payload, prefixed
+                      by this instance's nick: "NICK: PAYLOAD"
+  --publish TOPIC     publish an event on TOPIC every --every (1s), once the
+                      server confirmed the previous one; the payload is
+                      {"from":"NICK","seq":N}
+
+Once connected, subscribed and answering, one line is printed on stdout:
+
+  ready NICK
+
+and nothing else is ever printed there: a script or test waits for that
+line. Logs go to stderr (see --log-level).
+
+With --events FILE, every received event and request, and every confirmed
+publish, is appended to FILE as one JSON object per line:
+
+  {"kind":"event","topic":"T","id":"ID","payload":"...","from":"NICK","at":"TIME"}
+  {"kind":"request","method":"M","id":"ID","payload":"...","from":"NICK","at":"TIME"}
+  {"kind":"published","topic":"T","id":"ID","payload":"...","from":"NICK","at":"TIME"}
+
+"from" is the sender's nick (this instance's for "published"), "at" when it
+was received or confirmed (RFC 3339). A payload that is not UTF-8 is given
+as "payload_base64" instead. Each line is written with one write(2) before
+the handler returns (and before a request is answered), so a process killed
+with SIGKILL has recorded everything it handled; --events-fsync also
+flushes each line to the disk. Several processes may append to one file.
+
+With a fixed --instance, the nick is SERVICE-INSTANCE and a restarted
+process is the same instance. SIGINT or SIGTERM stops it gracefully: no new
+events are taken, running handlers and unconfirmed publishes get
+--drain-timeout to finish, then the bot quits and the exit code is 0.`,
+		Example: `  # A worker answering "echo" requests and recording what it gets:
+  meshbot serve --service echo --instance 1 --handle echo --events echo.jsonl
+  meshbot req echo echo hello                   # prints "echo-1: hello"
+
+  # Two instances of an audit service, each getting every order:
+  meshbot serve --service audit --instance 1 --subscribe orders.created &
+  meshbot serve --service audit --instance 2 --subscribe orders.created &
+
+  # A publisher, ticking every 200 ms:
+  meshbot serve --service clock --publish clock.ticks --every 200ms
+
+  # In a script: start it and wait until it is ready.
+  meshbot serve --service w --subscribe jobs > w.out & until grep -q ^ready w.out; do sleep 0.1; done`,
+		Args: nargs(0, 0, "no arguments (topics and methods are flags)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s := &server{st: st, conn: &conn, eventsSync: eventsSync}
+			var err error
+			if s.topics, err = topicArgs(conn.namespace, subscribe); err != nil {
+				return err
+			}
+			if publish != "" {
+				pub, err := topicArgs(conn.namespace, []string{publish})
+				if err != nil {
+					return err
+				}
+				s.publish = pub[0]
+			}
+			if cmd.Flags().Changed("every") && publish == "" {
+				return usagef("serve: --every needs --publish TOPIC")
+			}
+			if every <= 0 {
+				return usagef("serve: --every must be positive")
+			}
+			s.every = every
+			s.methods = handle
+			cfg, err := nodeConfig(st, &conn, &id, &trust)
+			if err != nil {
+				return err
+			}
+			if cfg.Service == "" {
+				return usagef("serve: --service is required")
+			}
+			if err := s.validate(cfg); err != nil {
+				return err
+			}
+			if eventsFile != "" {
+				f, err := os.OpenFile(eventsFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+				if err != nil {
+					return fmt.Errorf("--events: %w", err)
+				}
+				defer func() {
+					if err := f.Close(); err != nil {
+						st.log.Error("closing the events file", "file", eventsFile, "err", err)
+					}
+				}()
+				s.events = f
+			}
+			var metrics *metricsServer
+			if metricsAddr != "" {
+				if metrics, err = listenMetrics(metricsAddr); err != nil {
+					return err
+				}
+				defer metrics.stop()
+			}
+			ctx := cmd.Context()
+			n, err := conn.connect(ctx, cfg)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil // stopped while starting: a clean stop
+				}
+				return err
+			}
+			defer conn.closeNode(st, n) // after the publisher stopped: defers run last first
+			s.node = n
+			if metrics != nil {
+				if err := metrics.register(meshprom.NewCollector(n)); err != nil {
+					return err
+				}
+				metrics.serve(st)
+			}
+			if err := s.setup(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			fmt.Fprintf(st.env.stdout, "ready %s\n", n.Nick())
+			st.log.Info("serving", "nick", n.Nick(), "server", cfg.Server, "namespace", cfg.Namespace,
+				"subscribe", s.topics, "handle", s.methods, "publish", s.publish)
+			if s.publish != "" {
+				done := make(chan struct{})
+				pctx, cancel := context.WithCancel(ctx)
+				go func() {
+					defer close(done)
+					s.publishLoop(pctx)
+				}()
+				defer func() {
+					cancel()
+					<-done
+				}()
+			}
+			<-ctx.Done()
+			st.log.Info("stopping", "nick", n.Nick(), "drain_timeout", conn.drain)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	conn.add(f, true)
+	id.add(f, "")
+	f.Lookup("service").Usage = "service name of this instance (a-z, 0-9, _ and -; required unless an ed25519 key file names it); its nick is SERVICE-INSTANCE"
+	f.Lookup("instance").Usage = "instance id (a-z, 0-9): fix it so that a restarted process is the same instance (random when empty)"
+	trust.add(f, true)
+	f.StringArrayVar(&subscribe, "subscribe", nil, "receive the events of `TOPIC` (repeatable)")
+	f.StringArrayVar(&handle, "handle", nil, "answer requests for `METHOD` with \"NICK: PAYLOAD\" (repeatable)")
+	f.StringVar(&publish, "publish", "", "publish an event on `TOPIC` every --every")
+	f.DurationVar(&every, "every", time.Second, "time between two events of --publish")
+	f.StringVar(&eventsFile, "events", "", "append one JSON line per received event, received request and confirmed publish to `FILE`")
+	f.BoolVar(&eventsSync, "events-fsync", false, "fsync the events file after each line (survives a machine crash, not just a killed process)")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics of this node at http://ADDR/metrics (host:port)")
+	return cmd
+}
+
+// server is one run of meshbot serve.
+type server struct {
+	st         *state
+	conn       *connFlags
+	node       *mesh.Node
+	topics     []string
+	methods    []string
+	publish    string
+	every      time.Duration
+	eventsSync bool
+
+	mu     sync.Mutex // serializes writes to events
+	events *os.File   // nil without --events
+}
+
+// validate checks names before connecting, so that a typo fails at once.
+func (s *server) validate(cfg mesh.Config) error {
+	if _, err := mesh.Nick(cfg.Service, cfg.Instance, 0); err != nil {
+		return usageError{err}
+	}
+	if _, _, ok := mesh.ParseNick(cfg.Service + "-x"); !ok || strings.ContainsAny(cfg.Service, ".ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+		return usagef("serve: --service %q: want a-z, 0-9, _ and -, starting with a letter or digit", cfg.Service)
+	}
+	if strings.Trim(cfg.Instance, "abcdefghijklmnopqrstuvwxyz0123456789") != "" {
+		return usagef("serve: --instance %q: want a-z and 0-9 only", cfg.Instance)
+	}
+	seen := map[string]bool{}
+	for _, t := range s.topics {
+		if seen[t] {
+			return usagef("serve: --subscribe %s given twice", t)
+		}
+		seen[t] = true
+	}
+	for _, t := range append(append([]string(nil), s.topics...), s.publish) {
+		if t == "" {
+			continue
+		}
+		if err := mesh.ValidateTopic(cfg.Namespace, t, 0); err != nil {
+			return usageError{err}
+		}
+	}
+	clear(seen)
+	for _, m := range s.methods {
+		if seen[m] {
+			return usagef("serve: --handle %s given twice", m)
+		}
+		seen[m] = true
+	}
+	return nil
+}
+
+// setup installs the request handlers and subscribes; it returns once every
+// subscription's join is confirmed.
+func (s *server) setup(ctx context.Context) error {
+	nick := s.node.Nick()
+	for _, m := range s.methods {
+		err := s.node.Handle(m, func(_ context.Context, r *mesh.Request) ([]byte, error) {
+			rec := serveRecord{Kind: "request", Method: r.Method, ID: r.ID.String(), From: r.From}
+			if err := s.record(rec, r.Payload); err != nil {
+				return nil, mesh.Errorf(mesh.CodeInternal, "recording the request: %v", err)
+			}
+			s.st.log.Debug("request", "method", r.Method, "id", r.ID.Short(), "from", r.From)
+			return append([]byte(s.node.Nick()+": "), r.Payload...), nil
+		})
+		if err != nil {
+			return usageError{fmt.Errorf("--handle %s: %w", m, err)}
+		}
+	}
+	for _, t := range s.topics {
+		_, err := s.node.Subscribe(ctx, t, func(_ context.Context, m *mesh.Message) error {
+			rec := serveRecord{Kind: "event", Topic: m.Topic, ID: m.ID.String(), From: m.From}
+			if err := s.record(rec, m.Payload); err != nil {
+				return fmt.Errorf("recording the event: %w", err)
+			}
+			s.st.log.Debug("event", "topic", m.Topic, "id", m.ID.Short(), "from", m.From)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s: subscribing to %s: %w", nick, t, err)
+		}
+	}
+	return nil
+}
+
+// publishLoop publishes on s.publish every s.every until ctx ends.
+func (s *server) publishLoop(ctx context.Context) {
+	t := time.NewTicker(s.every)
+	defer t.Stop()
+	for seq := 1; ; seq++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		nick := s.node.Nick()
+		payload, _ := json.Marshal(struct {
+			From string `json:"from"`
+			Seq  int    `json:"seq"`
+		}{nick, seq})
+		pctx, cancel := context.WithTimeout(ctx, servePublishTimeout)
+		ack, err := s.node.Publish(pctx, s.publish, payload, mesh.WithContentType("application/json"))
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.st.log.Warn("publish failed", "topic", s.publish, "seq", seq, "err", err)
+			}
+			continue
+		}
+		s.st.log.Debug("published", "topic", s.publish, "seq", seq, "id", ack.ID.Short())
+		if err := s.record(serveRecord{Kind: "published", Topic: s.publish, ID: ack.ID.String(), From: nick}, payload); err != nil {
+			s.st.log.Error("recording a publish", "err", err)
+		}
+	}
+}
+
+// serveRecord is one line of the events file.
+type serveRecord struct {
+	Kind          string    `json:"kind"` // event, request, published
+	Topic         string    `json:"topic,omitempty"`
+	Method        string    `json:"method,omitempty"`
+	ID            string    `json:"id"`
+	Payload       *string   `json:"payload,omitempty"`        // when valid UTF-8
+	PayloadBase64 string    `json:"payload_base64,omitempty"` // otherwise
+	From          string    `json:"from"`
+	At            time.Time `json:"at"`
+}
+
+// record appends one line to the events file (when there is one) with a
+// single write, so that lines of concurrent handlers, or of several
+// processes sharing the file, never interleave.
+func (s *server) record(rec serveRecord, payload []byte) error {
+	if s.events == nil {
+		return nil
+	}
+	if utf8.Valid(payload) {
+		p := string(payload)
+		rec.Payload = &p
+	} else {
+		rec.PayloadBase64 = base64.StdEncoding.EncodeToString(payload)
+	}
+	rec.At = time.Now().UTC()
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.events.Write(b); err != nil {
+		return err
+	}
+	if s.eventsSync {
+		return s.events.Sync()
+	}
+	return nil
+}
