@@ -70,6 +70,15 @@ type Config struct {
 	// between reconnect attempts (100 ms, 5 s); each wait is jittered.
 	ReconnectMin, ReconnectMax time.Duration
 
+	// HeartbeatInterval is how often the node beats on the heartbeat
+	// channel (1 s). A member is suspected after SuspectAfter of its
+	// intervals without a beat (2) and dead after DeadAfter (3).
+	HeartbeatInterval       time.Duration
+	SuspectAfter, DeadAfter float64
+	// Depends names the services this one depends on; they are announced
+	// in heartbeats, and WaitForDependencies waits for them.
+	Depends []string
+
 	// Logger receives the runtime's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -78,21 +87,24 @@ type Config struct {
 // on 127.0.0.1:6667 and the namespace "mesh".
 func DefaultConfig() Config {
 	return Config{
-		Server:           "127.0.0.1:6667",
-		Namespace:        "mesh",
-		MaxEnvelope:      envelope.DefaultMaxEnvelope,
-		WindowLines:      100,
-		WindowBytes:      32 << 10,
-		MaxWindows:       2,
-		QueueLen:         8192,
-		RequestWorkers:   16,
-		RequestQueue:     1024,
-		RequestTimeout:   10 * time.Second,
-		KeepAlive:        2 * time.Second,
-		KeepAliveTimeout: 6 * time.Second,
-		ConnectTimeout:   10 * time.Second,
-		ReconnectMin:     100 * time.Millisecond,
-		ReconnectMax:     5 * time.Second,
+		Server:            "127.0.0.1:6667",
+		Namespace:         "mesh",
+		MaxEnvelope:       envelope.DefaultMaxEnvelope,
+		WindowLines:       100,
+		WindowBytes:       32 << 10,
+		MaxWindows:        2,
+		QueueLen:          8192,
+		RequestWorkers:    16,
+		RequestQueue:      1024,
+		RequestTimeout:    10 * time.Second,
+		KeepAlive:         2 * time.Second,
+		KeepAliveTimeout:  6 * time.Second,
+		ConnectTimeout:    10 * time.Second,
+		ReconnectMin:      100 * time.Millisecond,
+		ReconnectMax:      5 * time.Second,
+		HeartbeatInterval: time.Second,
+		SuspectAfter:      2,
+		DeadAfter:         3,
 	}
 }
 
@@ -128,6 +140,13 @@ func (c Config) withDefaults() Config {
 	setD(&c.ConnectTimeout, d.ConnectTimeout)
 	setD(&c.ReconnectMin, d.ReconnectMin)
 	setD(&c.ReconnectMax, d.ReconnectMax)
+	setD(&c.HeartbeatInterval, d.HeartbeatInterval)
+	if c.SuspectAfter <= 0 {
+		c.SuspectAfter = d.SuspectAfter
+	}
+	if c.DeadAfter <= 0 {
+		c.DeadAfter = d.DeadAfter
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -155,6 +174,14 @@ func (c *Config) validate() error {
 	}
 	if c.ReconnectMax < c.ReconnectMin {
 		return fmt.Errorf("%w: ReconnectMax (%s) is below ReconnectMin (%s)", ErrInvalidConfig, c.ReconnectMax, c.ReconnectMin)
+	}
+	if c.DeadAfter <= c.SuspectAfter {
+		return fmt.Errorf("%w: DeadAfter (%g) must exceed SuspectAfter (%g)", ErrInvalidConfig, c.DeadAfter, c.SuspectAfter)
+	}
+	for _, d := range c.Depends {
+		if err := validName("dependency", d, false); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		}
 	}
 	if c.RequireSigned && c.Keys == nil {
 		return fmt.Errorf("%w: RequireSigned without Keys would reject every envelope", ErrInvalidConfig)

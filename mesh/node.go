@@ -29,6 +29,7 @@ type Node struct {
 
 	incarnation uint64
 	writer      *writer
+	hb          *membership
 	stats       counters
 
 	// Reader-owned (the tap runs onLine for one line at a time).
@@ -160,8 +161,10 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 	n.reqCtx, n.reqCancel = context.WithCancel(context.Background())
 	n.client = girc.New(gcfg)
 	n.writer = newWriter(n)
+	n.initMembership()
 
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go n.heartbeatLoop()
 	go n.connLoop()
 	go n.writer.run()
 	go n.keepAlive()
@@ -321,6 +324,7 @@ func (n *Node) onDisconnect(err error) {
 		n.log.Info("connection closed", "err", err)
 	}
 	n.writer.disconnected()
+	n.suspendMembership()
 	n.failPendingTargets("")
 }
 
@@ -401,7 +405,9 @@ func (n *Node) onConnected() {
 		n.conn = st
 		close(n.connected)
 		n.mu.Unlock()
+		n.resumeMembership()
 		n.writer.connected(st)
+		n.beatSoon()
 	}()
 }
 
@@ -468,6 +474,7 @@ func (n *Node) onLine(l *line) bool {
 	case "QUIT":
 		n.dec.Forget(l.nick)
 		n.failPendingTargets(l.nick)
+		n.memberGone(l.nick, "quit: "+l.last())
 	case "NICK":
 		if strings.EqualFold(l.nick, n.ownNick()) {
 			n.mu.Lock()
@@ -476,6 +483,9 @@ func (n *Node) onLine(l *line) bool {
 		} else {
 			n.dec.Forget(l.nick)
 			n.failPendingTargets(l.nick)
+			n.hb.mu.Lock()
+			n.hb.view.Renamed(l.nick, l.last())
+			n.hb.mu.Unlock()
 		}
 	}
 	n.trackPresence(l)
@@ -580,6 +590,7 @@ func (n *Node) onLeave(l *line) {
 	}
 	if strings.EqualFold(l.params[0], HeartbeatChannel(n.cfg.Namespace)) {
 		n.failPendingTargets(who)
+		n.memberGone(who, strings.ToLower(l.cmd)+": "+l.last())
 	}
 }
 
@@ -663,6 +674,10 @@ func (n *Node) route(in *inbound) {
 	case envelope.KindRequest:
 		if !isChannel && !in.echo {
 			n.acceptRequest(in)
+		}
+	case envelope.KindHeartbeat:
+		if strings.EqualFold(in.target, HeartbeatChannel(n.cfg.Namespace)) {
+			n.onBeat(in)
 		}
 	case envelope.KindResponse:
 		if !isChannel && !in.echo {

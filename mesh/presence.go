@@ -1,10 +1,6 @@
 package mesh
 
-import (
-	"context"
-	"fmt"
-	"strings"
-)
+import "strings"
 
 // Presence: who is in the namespace's heartbeat channel, from the server's
 // own NAMES, JOIN, PART, KICK, QUIT and NICK lines. Updated on the event
@@ -87,31 +83,4 @@ func (n *Node) presentLocked(service string) []string {
 		}
 	}
 	return out
-}
-
-// WaitFor blocks until every named service has at least one instance
-// present in the namespace, or ctx ends; the error then names the services
-// still missing.
-func (n *Node) WaitFor(ctx context.Context, services ...string) error {
-	for {
-		n.mu.Lock()
-		var missing []string
-		for _, s := range services {
-			if len(n.presentLocked(s)) == 0 {
-				missing = append(missing, s)
-			}
-		}
-		changed := n.presence
-		n.mu.Unlock()
-		if len(missing) == 0 {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return fmt.Errorf("%w: waiting for %s: %w", ErrNoResponders, strings.Join(missing, ", "), context.Cause(ctx))
-		case <-n.done:
-			return ErrClosed
-		}
-	}
 }

@@ -106,7 +106,11 @@ func (n *Node) send(ctx context.Context, target string, env *envelope.Envelope) 
 	}
 	// DMs (requests, responses) need no window confirm: the answer, or the
 	// requester's retry after a reconnect, is theirs.
-	j := &job{ctx: ctx, target: target, env: env, sealed: sealed, done: make(chan struct{}), direct: !strings.HasPrefix(target, "#")}
+	// Heartbeats jump the queue and are not confirmed either: a late beat
+	// is worse than a lost one, and the next one follows.
+	prio := env.Kind == envelope.KindHeartbeat
+	j := &job{ctx: ctx, target: target, env: env, sealed: sealed, done: make(chan struct{}),
+		direct: prio || !strings.HasPrefix(target, "#"), prio: prio}
 	if err := n.writer.submit(j); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/meshbot/meshbot/envelope"
+	"github.com/meshbot/meshbot/heartbeat"
 )
 
 // Request is a received request.
@@ -37,6 +38,24 @@ type pendingRequest struct {
 	target string
 }
 
+// RequestOption tunes one request.
+type RequestOption func(*requestOptions)
+
+type requestOptions struct {
+	key     string
+	headers envelope.Headers
+}
+
+// WithKey routes the request by rendezvous hashing of key over the live
+// instances: requests with the same key go to the same instance while the
+// membership is stable (affinity: caches, sessions, per-key order).
+func WithKey(key string) RequestOption { return func(o *requestOptions) { o.key = key } }
+
+// WithRequestHeaders sets the request's headers (content type, traceparent).
+func WithRequestHeaders(h envelope.Headers) RequestOption {
+	return func(o *requestOptions) { o.headers = h }
+}
+
 // Handle serves method with h on this node. Requests for a method nobody
 // handles are answered with CodeNoHandler.
 func (n *Node) Handle(method string, h RequestHandler) error {
@@ -54,7 +73,7 @@ func (n *Node) Handle(method string, h RequestHandler) error {
 // it has none. If the asked instance leaves before answering, the request
 // goes to another one (same request id); with no instance present it fails
 // at once with ErrNoResponders. An error from the handler is a *RemoteError.
-func (n *Node) Request(ctx context.Context, service, method string, payload []byte, opts ...PublishOption) ([]byte, error) {
+func (n *Node) Request(ctx context.Context, service, method string, payload []byte, opts ...RequestOption) ([]byte, error) {
 	if n.sealed.Load() {
 		return nil, ErrClosed
 	}
@@ -66,9 +85,11 @@ func (n *Node) Request(ctx context.Context, service, method string, payload []by
 	deadline, _ := ctx.Deadline()
 	env := envelope.New(envelope.KindRequest, n.sender(), method, payload, time.Now())
 	env.Deadline = deadline.UnixNano()
+	var ro requestOptions
 	for _, o := range opts {
-		o(env)
+		o(&ro)
 	}
+	env.Headers = ro.headers
 	pr := &pendingRequest{resp: make(chan *inbound, 1), moved: make(chan string, 8)}
 	n.mu.Lock()
 	n.pending[env.ID] = pr
@@ -84,7 +105,7 @@ func (n *Node) Request(ctx context.Context, service, method string, payload []by
 		if err := n.waitConnected(ctx); err != nil {
 			return nil, err
 		}
-		target := n.pickInstance(service, tried)
+		target := n.pickInstance(service, ro.key, tried)
 		if target == "" {
 			if attempt == 0 {
 				return nil, fmt.Errorf("%w: %s", ErrNoResponders, service)
@@ -124,12 +145,30 @@ func (n *Node) Request(ctx context.Context, service, method string, payload []by
 	return nil, fmt.Errorf("%w: %s: gave up after %d instances left", ErrNoResponders, service, maxRequestAttempts)
 }
 
-// pickInstance chooses a present instance of service not tried yet, from
-// the members of the heartbeat channel.
-func (n *Node) pickInstance(service string, tried map[string]bool) string {
+// pickInstance chooses a live instance of service not tried yet: the one
+// key maps to by rendezvous hashing when key is set (affinity), else the
+// least loaded. An instance present in the heartbeat channel that has not
+// beaten yet (it just connected) is used when no member is known live.
+func (n *Node) pickInstance(service, key string, tried map[string]bool) string {
+	skip := func(m heartbeat.Member) bool { return tried[strings.ToLower(m.Nick)] }
+	ms := n.Members(service)
+	var m heartbeat.Member
+	var ok bool
+	if key != "" {
+		m, ok = heartbeat.Rendezvous(key, ms, skip)
+	} else {
+		m, ok = heartbeat.LeastLoaded(ms, skip)
+	}
+	if ok {
+		return m.Nick
+	}
+	known := map[string]bool{}
+	for _, m := range n.AllMembers() {
+		known[strings.ToLower(m.Nick)] = true
+	}
 	var cands []string
 	for _, nick := range n.Present(service) {
-		if !tried[strings.ToLower(nick)] {
+		if l := strings.ToLower(nick); !tried[l] && !known[l] {
 			cands = append(cands, nick)
 		}
 	}

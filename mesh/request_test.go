@@ -140,13 +140,13 @@ func TestRequestFailover(t *testing.T) {
 	t.Logf("served: %d by the crashed one, %d by the survivor; retries %d", served[0].Load(), served[1].Load(), client.Stats().RequestRetries)
 }
 
-// waitPresent waits until n sees count instances of service.
+// waitPresent waits until n sees count live instances of service.
 func waitPresent(t *testing.T, n *mesh.Node, service string, count int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for len(n.Present(service)) < count {
+	for len(n.Members(service)) < count {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s sees %v, want %d instances of %s", n.Nick(), n.Present(service), count, service)
+			t.Fatalf("%s sees %v, want %d live instances of %s", n.Nick(), n.Members(service), count, service)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -30,6 +30,7 @@ type job struct {
 	w       *writer
 	refused error // set when the server answered a line with an error
 	direct  bool  // done once written (DMs: requests, responses); no window
+	prio    bool  // jumps the queue (heartbeats); always direct
 }
 
 func (j *job) finish(err error) {
@@ -53,6 +54,7 @@ type window struct {
 type writer struct {
 	n       *Node
 	in      chan *job
+	prio    chan *job // heartbeats: written before anything queued
 	pongs   chan string
 	conns   chan *connState
 	refusal chan refusal
@@ -78,6 +80,7 @@ func newWriter(n *Node) *writer {
 	return &writer{
 		n:       n,
 		in:      make(chan *job, 1024),
+		prio:    make(chan *job, 16),
 		pongs:   make(chan string, 64),
 		conns:   make(chan *connState, 4),
 		refusal: make(chan refusal, 64),
@@ -91,8 +94,12 @@ func newWriter(n *Node) *writer {
 func (w *writer) submit(j *job) error {
 	j.w = w
 	w.outstanding.Add(1)
+	in := w.in
+	if j.prio {
+		in = w.prio
+	}
 	select {
-	case w.in <- j:
+	case in <- j:
 		return nil
 	case <-j.ctx.Done():
 		w.outstanding.Add(-1)
@@ -134,11 +141,16 @@ func (w *writer) run() {
 			w.write(j)
 			continue
 		}
-		var in chan *job
-		if w.conn != nil && len(w.inflight) < w.n.cfg.MaxWindows {
-			in = w.in
+		var in, prio chan *job
+		if w.conn != nil {
+			prio = w.prio // direct jobs need no window slot
+			if len(w.inflight) < w.n.cfg.MaxWindows {
+				in = w.in
+			}
 		}
 		select {
+		case j := <-prio:
+			w.write(j)
 		case j := <-in:
 			w.write(j)
 		case tok := <-w.pongs:
@@ -401,6 +413,8 @@ func (w *writer) failAll(err error) {
 	for {
 		select {
 		case j := <-w.in:
+			j.finish(err)
+		case j := <-w.prio:
 			j.finish(err)
 		default:
 			return

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/internal/ircd"
 	"github.com/meshbot/meshbot/mesh"
 	"github.com/meshbot/meshbot/mesh/meshprom"
@@ -349,7 +350,7 @@ func (d *demo) placeOrder(ctx context.Context, n int) {
 	req, _ := json.Marshal(o)
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	answer, err := d.orders.Request(rctx, "pricing", "quote", req, mesh.WithContentType("application/json"))
+	answer, err := d.orders.Request(rctx, "pricing", "quote", req, mesh.WithRequestHeaders(envelope.Headers{ContentType: "application/json"}))
 	var re *mesh.RemoteError
 	switch {
 	case ctx.Err() != nil:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/mesh"
 )
 
@@ -55,9 +56,9 @@ answering, the request goes to another one.`,
 				return err
 			}
 			defer conn.closeNode(st, n)
-			var opts []mesh.PublishOption
+			var opts []mesh.RequestOption
 			if contentType != "" {
-				opts = append(opts, mesh.WithContentType(contentType))
+				opts = append(opts, mesh.WithRequestHeaders(envelope.Headers{ContentType: contentType}))
 			}
 			rctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()

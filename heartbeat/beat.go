@@ -1,0 +1,77 @@
+package heartbeat
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Sub is a subscription an instance announces.
+type Sub struct {
+	_     struct{} `cbor:",toarray"`
+	Topic string
+	// Group is the anycast group, "" for a multicast subscription.
+	Group string
+}
+
+// Beat is what an instance announces in every heartbeat (the payload of a
+// heartbeat envelope; the envelope's sender says who beats).
+type Beat struct {
+	Service     string `cbor:"1,keyasint"`
+	Instance    string `cbor:"2,keyasint"`
+	Incarnation uint64 `cbor:"3,keyasint"`
+	// Seq counts the beats of one incarnation, from 1.
+	Seq uint64 `cbor:"4,keyasint,omitempty"`
+	// IntervalMillis is the sender's heartbeat interval; receivers judge
+	// its freshness by it.
+	IntervalMillis uint32 `cbor:"5,keyasint"`
+	Subs           []Sub  `cbor:"6,keyasint,omitempty"`
+	// Load is the sender's own measure of how busy it is, 0 = idle.
+	Load float32 `cbor:"7,keyasint,omitempty"`
+	// StateVersion is the version of the domain state the sender owns.
+	StateVersion uint64 `cbor:"8,keyasint,omitempty"`
+	// Depends lists the services the sender depends on.
+	Depends []string `cbor:"9,keyasint,omitempty"`
+}
+
+// Interval returns the announced interval.
+func (b *Beat) Interval() time.Duration { return time.Duration(b.IntervalMillis) * time.Millisecond }
+
+var (
+	encMode cbor.EncMode
+	decMode cbor.DecMode
+)
+
+func init() {
+	var err error
+	if encMode, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
+		panic(err)
+	}
+	decMode, err = cbor.DecOptions{
+		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		MaxNestedLevels:  4,
+		MaxArrayElements: 1024,
+		MaxMapPairs:      32,
+		IndefLength:      cbor.IndefLengthForbidden,
+		TagsMd:           cbor.TagsForbidden,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+}
+
+// Encode returns the wire form of b.
+func Encode(b *Beat) ([]byte, error) { return encMode.Marshal(b) }
+
+// Decode parses a heartbeat payload. Unknown keys are ignored.
+func Decode(data []byte) (*Beat, error) {
+	var b Beat
+	if err := decMode.Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("heartbeat: %w", err)
+	}
+	if b.Service == "" || b.Instance == "" || b.IntervalMillis == 0 {
+		return nil, fmt.Errorf("heartbeat: service, instance and interval are required")
+	}
+	return &b, nil
+}
