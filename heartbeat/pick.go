@@ -4,21 +4,26 @@ import (
 	"hash/fnv"
 )
 
-// LeastLoaded returns the alive member with the lowest announced load
-// (suspect ones only when no member is alive), skipping those skip
-// rejects; ok is false when none is left.
-func LeastLoaded(ms []Member, skip func(Member) bool) (best Member, ok bool) {
+// LeastLoaded returns an alive member with the lowest announced load
+// (suspect ones only when no member is alive), skipping those skip rejects;
+// ok is false when none is left. Among equally loaded members, tiebreak
+// (any number, e.g. random) chooses, so that callers spread their requests.
+func LeastLoaded(ms []Member, skip func(Member) bool, tiebreak uint64) (best Member, ok bool) {
 	for _, pass := range []State{Alive, Suspect} {
+		var ties []Member
 		for _, m := range ms {
 			if m.State != pass || (skip != nil && skip(m)) {
 				continue
 			}
-			if !ok || m.Beat.Load < best.Beat.Load {
-				best, ok = m, true
+			switch {
+			case len(ties) == 0 || m.Beat.Load < ties[0].Beat.Load:
+				ties = append(ties[:0], m)
+			case m.Beat.Load == ties[0].Beat.Load:
+				ties = append(ties, m)
 			}
 		}
-		if ok {
-			return best, true
+		if len(ties) > 0 {
+			return ties[tiebreak%uint64(len(ties))], true
 		}
 	}
 	return Member{}, false

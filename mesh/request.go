@@ -157,7 +157,7 @@ func (n *Node) pickInstance(service, key string, tried map[string]bool) string {
 	if key != "" {
 		m, ok = heartbeat.Rendezvous(key, ms, skip)
 	} else {
-		m, ok = heartbeat.LeastLoaded(ms, skip)
+		m, ok = heartbeat.LeastLoaded(ms, skip, mrand.Uint64())
 	}
 	if ok {
 		return m.Nick
