@@ -105,6 +105,7 @@ command line always wins.`,
 	root.AddCommand(
 		newPubCmd(st),
 		newTailCmd(st),
+		newMembersCmd(st),
 		newReqCmd(st),
 		newDecodeCmd(st),
 		newDemoCmd(st),
