@@ -221,7 +221,7 @@ func (n *Node) Dependencies() (graph map[string][]string, cycles [][]string) {
 func (n *Node) WatchMembers(fn func(heartbeat.Event)) (stop func()) {
 	w := &memberWatcher{q: make(chan heartbeat.Event, 1024), stop: make(chan struct{}), done: make(chan struct{})}
 	n.hb.mu.Lock()
-	n.hb.watchers = append(n.hb.watchers, w)
+	n.hb.watchers = append(slices.Clone(n.hb.watchers), w)
 	n.hb.mu.Unlock()
 	go func() {
 		defer close(w.done)
@@ -240,7 +240,9 @@ func (n *Node) WatchMembers(fn func(heartbeat.Event)) (stop func()) {
 	return func() {
 		once.Do(func() {
 			n.hb.mu.Lock()
-			n.hb.watchers = slices.DeleteFunc(n.hb.watchers, func(x *memberWatcher) bool { return x == w })
+			// Copy on write: applyMemberEvents iterates a snapshot of the
+			// slice outside the lock.
+			n.hb.watchers = slices.DeleteFunc(slices.Clone(n.hb.watchers), func(x *memberWatcher) bool { return x == w })
 			n.hb.mu.Unlock()
 			close(w.stop)
 			<-w.done
