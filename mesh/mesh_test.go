@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshbot/meshbot/internal/ircd"
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
+	"github.com/meshbot/meshbot/internal/meshtest"
 	"github.com/meshbot/meshbot/mesh"
 )
 
@@ -26,50 +27,10 @@ func testConfig(srv *ircd.Server, service string) mesh.Config {
 	return cfg
 }
 
-func connect(t *testing.T, cfg mesh.Config) *mesh.Node {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	n, err := mesh.Connect(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		n.Close(ctx)
-	})
-	return n
-}
+func connect(t *testing.T, cfg mesh.Config) *mesh.Node { return meshtest.Connect(t, cfg) }
 
-// connectAll connects nodes in parallel (InspIRCd registers once a second).
 func connectAll(t *testing.T, cfgs ...mesh.Config) []*mesh.Node {
-	t.Helper()
-	nodes := make([]*mesh.Node, len(cfgs))
-	errs := make([]error, len(cfgs))
-	var wg sync.WaitGroup
-	for i, cfg := range cfgs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			nodes[i], errs[i] = mesh.Connect(ctx, cfg)
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("node %d: %v", i, err)
-		}
-		n := nodes[i]
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			n.Close(ctx)
-		})
-	}
-	return nodes
+	return meshtest.ConnectAll(t, cfgs...)
 }
 
 // collector records the events a subscription receives.

@@ -5,9 +5,9 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
+	"github.com/meshbot/meshbot/internal/meshtest"
 	"github.com/meshbot/meshbot/mesh"
 )
 
@@ -18,18 +18,8 @@ func TestReq(t *testing.T) {
 	srv := ircdtest.Start(t)
 	cfg := mesh.DefaultConfig()
 	cfg.Server, cfg.Namespace, cfg.Service, cfg.Instance = srv.Addr(), "rq", "pricing", "p1"
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	n, err := mesh.Connect(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = n.Close(ctx)
-	})
-	err = n.Handle("quote", func(_ context.Context, r *mesh.Request) ([]byte, error) {
+	n := meshtest.Connect(t, cfg)
+	err := n.Handle("quote", func(_ context.Context, r *mesh.Request) ([]byte, error) {
 		if string(r.Payload) == "unicorn" {
 			return nil, mesh.Errorf(418, "we do not sell %s", r.Payload)
 		}

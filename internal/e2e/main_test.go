@@ -1,13 +1,13 @@
 package e2e_test
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/meshbot/meshbot/heartbeat"
 	"github.com/meshbot/meshbot/internal/ircd"
+	"github.com/meshbot/meshbot/internal/meshtest"
 	"github.com/meshbot/meshbot/internal/proctest"
 	"github.com/meshbot/meshbot/mesh"
 )
@@ -33,24 +33,14 @@ func newObserver(t *testing.T, srv *ircd.Server, service string) *observer {
 	cfg.Server = srv.Addr()
 	cfg.Namespace = "e2e"
 	cfg.Service = service
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	n, err := mesh.Connect(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := meshtest.Connect(t, cfg)
 	o := &observer{Node: n}
 	stop := n.WatchMembers(func(ev heartbeat.Event) {
 		o.mu.Lock()
 		o.events = append(o.events, timedEvent{time.Now(), ev})
 		o.mu.Unlock()
 	})
-	t.Cleanup(func() {
-		stop()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		n.Close(ctx)
-	})
+	t.Cleanup(stop)
 	return o
 }
 

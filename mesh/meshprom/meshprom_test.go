@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
+	"github.com/meshbot/meshbot/internal/meshtest"
 	"github.com/meshbot/meshbot/mesh"
 	"github.com/meshbot/meshbot/mesh/meshprom"
 )
@@ -158,28 +158,5 @@ acme_delivered_total{instance="renamed",namespace="mesh",service="solo",zone="z1
 // connectAll connects nodes in parallel (InspIRCd registers once a second)
 // and closes them when the test ends.
 func connectAll(t *testing.T, cfgs ...mesh.Config) []*mesh.Node {
-	t.Helper()
-	nodes := make([]*mesh.Node, len(cfgs))
-	errs := make([]error, len(cfgs))
-	var wg sync.WaitGroup
-	for i, cfg := range cfgs {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			nodes[i], errs[i] = mesh.Connect(ctx, cfg)
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("node %d: %v", i, err)
-		}
-		n := nodes[i]
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = n.Close(ctx)
-		})
-	}
-	return nodes
+	return meshtest.ConnectAll(t, cfgs...)
 }
