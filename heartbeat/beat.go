@@ -2,6 +2,7 @@ package heartbeat
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -72,6 +73,9 @@ func Decode(data []byte) (*Beat, error) {
 	}
 	if b.Service == "" || b.Instance == "" || b.IntervalMillis == 0 {
 		return nil, fmt.Errorf("heartbeat: service, instance and interval are required")
+	}
+	if l := float64(b.Load); math.IsNaN(l) || math.IsInf(l, 0) || l < 0 {
+		return nil, fmt.Errorf("heartbeat: load %v is not a finite, non-negative number", b.Load)
 	}
 	return &b, nil
 }

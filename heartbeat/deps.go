@@ -27,8 +27,10 @@ func Dependencies(members []Member) map[string][]string {
 	return g
 }
 
-// Cycles returns the dependency cycles in g, each as the services on it
-// starting from the smallest name, sorted; nil when there are none.
+// Cycles returns dependency cycles in g — at least one for every group of
+// services that depend on each other in a loop (not every distinct cycle
+// through such a group) — each as the services on it starting from the
+// smallest name, sorted; nil when there are none.
 func Cycles(g map[string][]string) [][]string {
 	const (
 		white = iota

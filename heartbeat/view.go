@@ -116,40 +116,48 @@ func New(cfg Config) *View {
 func (v *View) Heartbeat(nick string, b *Beat, now time.Time) []Event {
 	k := key{b.Service, b.Instance}
 	m := v.members[k]
-	lnick := strings.ToLower(nick)
-	if old, ok := v.byNick[lnick]; ok && old != k {
-		delete(v.byNick, lnick) // the nick now belongs to another instance
-	}
-	v.byNick[lnick] = k
+	var kind EventKind
 	switch {
 	case m == nil:
 		m = &Member{Service: b.Service, Instance: b.Instance}
 		v.members[k] = m
-		v.set(m, nick, b, Alive, now)
-		return []Event{{Kind: Joined, Member: *m}}
+		v.set(m, b, Alive, now)
+		kind = Joined
 	case b.Incarnation < m.Incarnation:
 		return nil // a late beat of an earlier incarnation
 	case b.Incarnation > m.Incarnation:
-		if m.Nick != "" && !strings.EqualFold(m.Nick, nick) {
-			delete(v.byNick, strings.ToLower(m.Nick))
+		v.set(m, b, Alive, now)
+		kind = Restarted
+	case b.Seq != 0 && b.Seq <= m.Beat.Seq:
+		return nil // reordered or duplicated: not newer than the last beat
+	default:
+		m.LastBeat, m.Beat = now, *b
+		if m.State != Alive {
+			m.State, m.Since = Alive, now
+			kind = Recovered
 		}
-		v.set(m, nick, b, Alive, now)
-		return []Event{{Kind: Restarted, Member: *m}}
 	}
-	was := m.State
-	if b.Seq != 0 && b.Seq < m.Beat.Seq {
-		return nil // reordered: an older beat of this incarnation
-	}
-	m.Nick, m.LastBeat, m.Beat = nick, now, *b
-	if was == Alive {
+	v.setNick(k, m, nick)
+	if kind == 0 {
 		return nil
 	}
-	m.State, m.Since = Alive, now
-	return []Event{{Kind: Recovered, Member: *m}}
+	return []Event{{Kind: kind, Member: *m}}
 }
 
-func (v *View) set(m *Member, nick string, b *Beat, s State, now time.Time) {
-	m.Nick, m.Incarnation, m.State, m.Since, m.LastBeat, m.Beat = nick, b.Incarnation, s, now, now, *b
+func (v *View) set(m *Member, b *Beat, s State, now time.Time) {
+	m.Incarnation, m.State, m.Since, m.LastBeat, m.Beat = b.Incarnation, s, now, now, *b
+}
+
+// setNick records that k now uses nick; its old nick is dropped only if it
+// still names k (another instance may have taken it since). Only accepted
+// beats get here, so a stale beat never takes a nick.
+func (v *View) setNick(k key, m *Member, nick string) {
+	lnick := strings.ToLower(nick)
+	if old := strings.ToLower(m.Nick); m.Nick != "" && old != lnick && v.byNick[old] == k {
+		delete(v.byNick, old)
+	}
+	m.Nick = nick
+	v.byNick[lnick] = k
 }
 
 // Gone takes the server's word that nick left the heartbeat channel or the
@@ -172,12 +180,14 @@ func (v *View) Gone(nick, reason string, now time.Time) []Event {
 
 // Renamed follows a nick change.
 func (v *View) Renamed(from, to string) {
-	if k, ok := v.byNick[strings.ToLower(from)]; ok {
-		delete(v.byNick, strings.ToLower(from))
+	k, ok := v.byNick[strings.ToLower(from)]
+	if !ok {
+		return
+	}
+	delete(v.byNick, strings.ToLower(from))
+	if m := v.members[k]; m != nil && strings.EqualFold(m.Nick, from) {
+		m.Nick = to
 		v.byNick[strings.ToLower(to)] = k
-		if m := v.members[k]; m != nil {
-			m.Nick = to
-		}
 	}
 }
 

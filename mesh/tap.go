@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/ergochat/irc-go/ircmsg"
 )
@@ -142,10 +143,13 @@ func (c *tapConn) fill() {
 	}
 }
 
-// Write is used by girc's send loop; writeLines by the node.
+// Write is used by girc's send loop and by the node's writer. A write the
+// server does not take within KeepAliveTimeout fails: a server that stopped
+// reading is as dead as one that stopped talking.
 func (c *tapConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.n.cfg.KeepAliveTimeout))
 	return c.Conn.Write(p)
 }
 

@@ -300,8 +300,12 @@ func (w *writer) flushWindow() {
 		}
 	}
 	w.direct = w.direct[:0]
-	// A failed write means the connection is going: the windows are
-	// retried when it is reported lost.
+	// A failed write means the connection is going: drop it; the windows
+	// are written again on the next one.
+	if err != nil {
+		w.n.log.Warn("write failed; dropping the connection", "err", err)
+		w.n.client.Close()
+	}
 }
 
 // appendPrivmsg appends one PRIVMSG line with client tags to b.
