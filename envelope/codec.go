@@ -109,7 +109,8 @@ func signedPart(enc []byte, sig []byte) ([]byte, error) {
 		return enc, nil
 	}
 	tail := sigEntryLen(len(sig))
-	if len(enc) < tail+1 || enc[len(enc)-tail] != 0x19 || enc[len(enc)-tail+1] != 0xff || enc[len(enc)-tail+2] != 0xff {
+	key := appendHead(nil, 0, sigKey)
+	if len(enc) < tail+1 || string(enc[len(enc)-tail:len(enc)-tail+len(key)]) != string(key) {
 		return nil, fmt.Errorf("%w: signature is not the last entry", ErrMalformed)
 	}
 	n, hdr, err := mapHeader(enc)
@@ -129,7 +130,7 @@ func appendSignature(enc, sig []byte) ([]byte, error) {
 	}
 	out := appendMapHeader(make([]byte, 0, len(enc)+sigEntryLen(len(sig))+1), n+1)
 	out = append(out, enc[hdr:]...)
-	out = append(out, 0x19, 0xff, 0xff)
+	out = appendHead(out, 0, sigKey) // the key: 19 ff ff
 	out = appendHead(out, 0x40, uint64(len(sig)))
 	return append(out, sig...), nil
 }

@@ -308,7 +308,7 @@ func TestRendezvousBalance(t *testing.T) {
 // The weight is a pure function of key and member, and separates the key
 // from the member (no "ab"+"c" = "a"+"bc" collision).
 func TestWeight(t *testing.T) {
-	if Weight("k", "s/i") != Weight("k", "s/i") {
+	if a, b := Weight("k", "s/i"), Weight("k", "s/i"); a != b {
 		t.Error("Weight is not deterministic")
 	}
 	if Weight("ab", "c") == Weight("a", "bc") {

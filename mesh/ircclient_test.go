@@ -283,8 +283,7 @@ func TestWatchFromIRCClient(t *testing.T) {
 				m[sm[3]] = s
 			}
 			s.lines++
-			var n string
-			n = sm[5]
+			n := sm[5]
 			if n == "" {
 				s.whole++
 			} else {

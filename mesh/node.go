@@ -761,7 +761,7 @@ func (n *Node) Close(ctx context.Context) error {
 			n.client.Close()
 			<-stopped
 		}
-		n.failAllPending(ErrClosed)
+		n.failPendingTargets("") // waiting requests see the node closed
 	})
 	return err
 }

@@ -193,8 +193,6 @@ func (n *Node) failPendingTargets(nick string) {
 	}
 }
 
-func (n *Node) failAllPending(error) { n.failPendingTargets("") }
-
 func (n *Node) acceptResponse(in *inbound) {
 	n.mu.Lock()
 	pr := n.pending[in.env.Correlation]

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -175,6 +174,3 @@ func (n *Node) onRaw(raw []byte) bool {
 	}
 	return n.onLine(l)
 }
-
-// errNoTap: the connection is not up.
-var errNoTap = errors.New("mesh: not connected")
