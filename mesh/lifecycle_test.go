@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
+	"github.com/meshbot/meshbot/internal/meshtest"
 	"github.com/meshbot/meshbot/mesh"
 )
 
@@ -184,18 +184,12 @@ func TestConfigErrors(t *testing.T) {
 // TestConnectRefused: with nothing listening, Connect fails at once with the
 // dial error, not after its timeout.
 func TestConnectRefused(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
 	cfg := mesh.DefaultConfig()
-	cfg.Server = addr
+	cfg.Server = meshtest.ClosedAddr(t)
 	cfg.Service = "lonely"
 	cfg.ConnectTimeout = 5 * time.Minute // a Connect that waited would take this long
 	start := time.Now()
-	_, err = mesh.Connect(context.Background(), cfg)
+	_, err := mesh.Connect(context.Background(), cfg)
 	if !errors.Is(err, mesh.ErrDisconnected) || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("want a refused dial error, got %v", err)
 	}

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"net"
+	"github.com/meshbot/meshbot/internal/meshtest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,17 +9,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+func closedAddr(t *testing.T) string { return meshtest.ClosedAddr(t) }
 
 // TestFlagEnvPrecedence: flag > environment > default, seen in which
 // server a command tries to reach.

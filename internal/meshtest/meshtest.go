@@ -4,6 +4,7 @@ package meshtest
 
 import (
 	"context"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -56,4 +57,16 @@ func ConnectAll(t testing.TB, cfgs ...mesh.Config) []*mesh.Node {
 		}
 	}
 	return nodes
+}
+
+// ClosedAddr returns a loopback address nothing listens on.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }

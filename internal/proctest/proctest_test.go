@@ -5,6 +5,7 @@ package proctest
 import (
 	"context"
 	"fmt"
+	"github.com/meshbot/meshbot/internal/meshtest"
 	"net"
 	"os"
 	"path/filepath"
@@ -360,14 +361,4 @@ func (f *fakeT) run(fn func()) {
 	<-done
 }
 
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+func closedAddr(t *testing.T) string { return meshtest.ClosedAddr(t) }
