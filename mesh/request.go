@@ -333,13 +333,5 @@ func (n *Node) respond(in *inbound, out []byte, herr error, wait bool) {
 // finish until ctx ends, then cancels them.
 func (n *Node) drainRequests(ctx context.Context) {
 	close(n.reqStop)
-	finished := make(chan struct{})
-	go func() { n.reqWG.Wait(); close(finished) }()
-	select {
-	case <-finished:
-	case <-ctx.Done():
-		n.reqCancel()
-		<-finished
-	}
-	n.reqCancel()
+	drainWorkers(ctx, &n.reqWG, n.reqCancel)
 }

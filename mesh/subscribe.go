@@ -182,16 +182,9 @@ func (s *Subscription) drain(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
 		close(s.stop)
-		finished := make(chan struct{})
-		go func() { s.wg.Wait(); close(finished) }()
-		select {
-		case <-finished:
-		case <-ctx.Done():
+		if !drainWorkers(ctx, &s.wg, s.cancel) {
 			err = fmt.Errorf("mesh: draining %s: %w", s.topic, context.Cause(ctx))
-			s.cancel()
-			<-finished
 		}
-		s.cancel()
 	})
 	return err
 }
@@ -282,5 +275,22 @@ func (s *Subscription) offer(m *Message) {
 			s.n.log.Warn(ErrSlowConsumer.Error(), "topic", s.topic, "dropped", s.dropped.Load(), "queue", cap(s.q))
 		}
 		s.n.stats.dropped.Add(1)
+	}
+}
+
+// drainWorkers waits for wg until ctx ends, then cancels the workers'
+// context and waits for them to return. It reports whether they finished
+// in time. cancel is called in either case (their work is over).
+func drainWorkers(ctx context.Context, wg *sync.WaitGroup, cancel context.CancelFunc) (inTime bool) {
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	defer cancel()
+	select {
+	case <-finished:
+		return true
+	case <-ctx.Done():
+		cancel()
+		<-finished
+		return false
 	}
 }

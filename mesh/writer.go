@@ -175,7 +175,7 @@ func (w *writer) run() {
 // round trip, and a burst travels in full windows.
 func (w *writer) write(j *job) {
 	w.add(j)
-	for w.cur.lines < w.n.cfg.WindowLines && len(w.buf)+len(w.pend)*len(j.sealed)*4/3 < w.n.cfg.WindowBytes {
+	for w.cur.lines < w.n.cfg.WindowLines && len(w.buf)+w.pendingBytes() < w.n.cfg.WindowBytes {
 		if len(w.retry) > 0 {
 			next := w.retry[0]
 			w.retry = w.retry[1:]
@@ -191,6 +191,16 @@ func (w *writer) write(j *job) {
 		break
 	}
 	w.flushWindow()
+}
+
+// pendingBytes is what the pending small events will take on the wire
+// (base64 of their sealed bytes).
+func (w *writer) pendingBytes() int {
+	n := 0
+	for _, size := range w.pendSizes {
+		n += size
+	}
+	return n * 4 / 3
 }
 
 // add encodes j's lines for the current connection into the write buffer.
