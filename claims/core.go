@@ -1,0 +1,796 @@
+package claims
+
+import (
+	"cmp"
+	"container/heap"
+	"slices"
+	"time"
+
+	"github.com/meshbot/meshbot/envelope"
+	"github.com/meshbot/meshbot/heartbeat"
+)
+
+// Claimant identifies one incarnation of a member: ID is "service/instance".
+type Claimant struct {
+	ID          string
+	Incarnation uint64
+}
+
+// Member is a member of the group as the heartbeat view sees it.
+type Member struct {
+	Claimant
+	State heartbeat.State
+}
+
+// Config sets a Core's identity and timings. Zero fields take the defaults.
+type Config struct {
+	// Self is this member.
+	Self Claimant
+	// Lease is how long a claim holds without renewal (30 s). A claimant
+	// renews at half the lease while its handler runs.
+	Lease time.Duration
+	// Settle is how long a claimant waits after seeing its own claim before
+	// it starts the handler, for a conflicting claim to arrive (50 ms).
+	Settle time.Duration
+	// ClaimTimeout is how long the owner of an epoch has to claim before the
+	// epoch passes to the next member (2 s).
+	ClaimTimeout time.Duration
+	// Skew is added to other members' leases for clock drift (1 s).
+	Skew time.Duration
+	// MaxAttempts failed attempts send the event to the dead-letter topic (5).
+	MaxAttempts int
+	// Retain is how long a completed event is remembered (2 min).
+	Retain time.Duration
+	// MaxEvents bounds the events tracked, pending and completed (100,000).
+	// Completed ones are forgotten first; past the bound new events are
+	// refused and counted.
+	MaxEvents int
+	// MaxInFlight bounds this member's own claims not yet completed
+	// (0 = no bound). A member at its bound lets the epoch pass on.
+	MaxInFlight int
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.Lease, 30*time.Second)
+	c.Lease = min(c.Lease, maxLease)
+	def(&c.Settle, 50*time.Millisecond)
+	def(&c.ClaimTimeout, 2*time.Second)
+	def(&c.Skew, time.Second)
+	def(&c.Retain, 2*time.Minute)
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 5
+	}
+	if c.MaxEvents <= 0 {
+		c.MaxEvents = 100_000
+	}
+	return c
+}
+
+// ActionKind says what an Action asks for.
+type ActionKind uint8
+
+// The actions a Core asks its owner to carry out.
+const (
+	// SendClaim: post a CLAIM for Event at Epoch, Attempt, with Lease.
+	SendClaim ActionKind = iota + 1
+	// SendAck: post an ACK for Event at Epoch.
+	SendAck
+	// SendNack: post a NACK for Event at Epoch, retry after Lease, Reason.
+	SendNack
+	// SendDead: publish Event to the dead-letter topic with Reasons, then
+	// post a DEAD marker for it at Epoch.
+	SendDead
+	// Start: run the handler for Event with fencing Token.
+	Start
+	// Cancel: the claim on Event was lost; cancel its handler (Reason).
+	Cancel
+)
+
+func (k ActionKind) String() string {
+	return [...]string{"", "claim", "ack", "nack", "dead", "start", "cancel"}[k]
+}
+
+// Action is one output of a Core.
+type Action struct {
+	Kind    ActionKind
+	Event   envelope.ID
+	Epoch   uint64
+	Attempt uint32
+	Token   uint64
+	Lease   time.Duration
+	Reason  string
+	Reasons []string
+}
+
+// claim is a claim seen for an event.
+type claim struct {
+	who      Claimant
+	epoch    uint64
+	attempt  uint32
+	weight   uint64
+	received time.Time
+	until    time.Time // lease end on this observer's clock, with skew
+}
+
+func (a *claim) less(b *claim) bool {
+	if a.epoch != b.epoch {
+		return a.epoch < b.epoch
+	}
+	if a.weight != b.weight {
+		return a.weight < b.weight
+	}
+	if a.who.ID != b.who.ID {
+		return a.who.ID < b.who.ID
+	}
+	return a.who.Incarnation < b.who.Incarnation
+}
+
+// own is this member's claim on an event.
+type own struct {
+	epoch    uint64
+	attempt  uint32
+	sent     time.Time
+	leaseEnd time.Time // by our clock, from the last (re)claim sent
+	renewAt  time.Time
+	seen     time.Time // our claim came back from the server
+	running  bool      // handler started
+	acking   bool      // ack or nack sent
+	dead     bool      // this is a dead-letter posting, not a claim
+}
+
+// Outcome is how an event ended.
+type Outcome uint8
+
+// Outcomes.
+const (
+	Pending Outcome = iota
+	Acked
+	DeadLettered
+)
+
+func (o Outcome) String() string { return [...]string{"pending", "acked", "dead"}[o] }
+
+type event struct {
+	id        envelope.ID
+	key       string
+	hasEvent  bool
+	first     time.Time
+	epoch     uint64    // the current epoch: the next claim's, or the winner's
+	slotStart time.Time // when the current epoch began waiting for a claim
+	notBefore time.Time // after a nack: no claim before
+	attempts  uint32    // failed attempts known
+	reasons   []string
+	win       *claim // highest claim seen
+	winFailed bool   // this observer judged the winner failed
+	mine      *own
+	outcome   Outcome
+	by        Claimant // who completed it
+	byEpoch   uint64
+	doneAt    time.Time
+	due       time.Time
+	inDone    bool
+}
+
+// Stats counts what a Core saw.
+type Stats struct {
+	Pending, Completed int    // events tracked now
+	Claims, Renewals   uint64 // claims sent by this member (first, renewal)
+	Acked, Dead        uint64 // events completed, by ack and by dead letter
+	Takeovers          uint64 // winners judged failed
+	Stale              uint64 // acks, nacks and claims that lost or came late
+	Started, Cancelled uint64 // handlers
+	Refused            uint64 // events not tracked: over MaxEvents
+}
+
+// Core is one member's claims state for one (topic, group).
+type Core struct {
+	cfg      Config
+	events   map[envelope.ID]*event
+	timers   timerHeap
+	done     []*event // completed, in completion order
+	members  map[string]Member
+	alive    []string // alive member ids, sorted
+	session  time.Time
+	ready    bool
+	inFlight int
+	out      []Action
+	stats    Stats
+}
+
+// New returns an empty Core.
+func New(cfg Config) *Core {
+	return &Core{
+		cfg:     cfg.withDefaults(),
+		events:  make(map[envelope.ID]*event),
+		members: make(map[string]Member),
+	}
+}
+
+// Config returns the configuration in use, defaults filled in.
+func (c *Core) Config() Config { return c.cfg }
+
+// Stats returns the counters.
+func (c *Core) Stats() Stats {
+	s := c.stats
+	s.Completed = len(c.done)
+	s.Pending = len(c.events) - len(c.done)
+	return s
+}
+
+func (c *Core) begin() { c.out = c.out[:0] }
+
+func (c *Core) emit(a Action) { c.out = append(c.out, a) }
+
+// get returns the event's state, creating it. It returns nil when the
+// event is new and the bound is reached.
+func (c *Core) get(id envelope.ID, now time.Time) *event {
+	if e := c.events[id]; e != nil {
+		return e
+	}
+	if len(c.events) >= c.cfg.MaxEvents {
+		c.forget(now, true)
+		if len(c.events) >= c.cfg.MaxEvents {
+			c.stats.Refused++
+			return nil
+		}
+	}
+	e := &event{id: id, first: now, epoch: 1, slotStart: now}
+	c.events[id] = e
+	return e
+}
+
+// Event: an event was seen in the topic's channel. key routes it (ByKey);
+// "" routes by id.
+func (c *Core) Event(id envelope.ID, key string, now time.Time) []Action {
+	c.begin()
+	e := c.get(id, now)
+	if e == nil || e.hasEvent {
+		return c.out
+	}
+	e.hasEvent, e.key = true, key
+	if e.win == nil {
+		e.slotStart = now
+	}
+	c.eval(e, now)
+	return c.out
+}
+
+// Claim: a CLAIM item from who was seen (our own included, which is how a
+// claimant learns its claim is safe to act on).
+func (c *Core) Claim(who Claimant, it Item, lease time.Duration, now time.Time) []Action {
+	c.begin()
+	e := c.get(it.Event, now)
+	if e == nil {
+		return c.out
+	}
+	if e.outcome != Pending {
+		if who == c.cfg.Self {
+			c.dropMine(e)
+		}
+		c.stats.Stale++
+		return c.out
+	}
+	cl := &claim{who: who, epoch: it.Epoch, attempt: it.Attempt, weight: Weight(it.Event, who.ID), received: now,
+		until: now.Add(min(lease, maxLease) + c.cfg.Skew)}
+	if it.Attempt > 0 {
+		e.attempts = max(e.attempts, it.Attempt-1)
+	}
+	switch {
+	case e.win == nil || e.win.less(cl):
+		e.win, e.winFailed = cl, false
+		e.epoch = max(e.epoch, cl.epoch)
+	case !cl.less(e.win): // the same claim again: a renewal or a duplicate
+		e.win.until = cl.until
+	default:
+		c.stats.Stale++
+	}
+	if who == c.cfg.Self && e.mine != nil && !e.mine.dead && e.mine.epoch == it.Epoch && e.mine.seen.IsZero() {
+		e.mine.seen = now
+	}
+	c.eval(e, now)
+	return c.out
+}
+
+// Ack: an ACK item from who was seen. It completes the event when it comes
+// from the highest claim seen (an ACK implies its sender's claim, so one
+// whose claim line was missed still counts).
+func (c *Core) Ack(who Claimant, it Item, now time.Time) []Action {
+	c.begin()
+	e := c.get(it.Event, now)
+	if e == nil {
+		return c.out
+	}
+	if e.outcome != Pending {
+		c.stats.Stale++
+		return c.out
+	}
+	cl := &claim{who: who, epoch: it.Epoch, weight: Weight(it.Event, who.ID)}
+	if e.win != nil && cl.less(e.win) {
+		c.stats.Stale++
+		return c.out
+	}
+	c.complete(e, Acked, who, it.Epoch, now)
+	return c.out
+}
+
+// Nack: a NACK from who was seen: the attempt failed; retry after retry.
+func (c *Core) Nack(who Claimant, it Item, retry time.Duration, reason string, now time.Time) []Action {
+	c.begin()
+	e := c.events[it.Event]
+	if e == nil || e.outcome != Pending || e.win == nil || e.win.who != who || e.win.epoch != it.Epoch {
+		c.stats.Stale++
+		return c.out
+	}
+	if reason == "" {
+		reason = "nack"
+	}
+	c.fail(e, who.ID+": "+reason, now)
+	e.notBefore = now.Add(retry)
+	e.slotStart = e.notBefore
+	c.eval(e, now)
+	return c.out
+}
+
+// Dead: a DEAD marker from who was seen: the event was dead-lettered.
+func (c *Core) Dead(who Claimant, it Item, now time.Time) []Action {
+	c.begin()
+	e := c.get(it.Event, now)
+	if e == nil {
+		return c.out
+	}
+	if e.outcome != Pending {
+		c.stats.Stale++
+		return c.out
+	}
+	c.complete(e, DeadLettered, who, it.Epoch, now)
+	return c.out
+}
+
+// Done: our handler for the event at epoch returned. err nil acks; else the
+// event is nacked with err's text and a retry delay.
+func (c *Core) Done(id envelope.ID, epoch uint64, err error, retry time.Duration, now time.Time) []Action {
+	c.begin()
+	e := c.events[id]
+	if e == nil || e.mine == nil || e.mine.epoch != epoch || !e.mine.running || e.mine.acking {
+		return c.out // a lost claim's result: dropped
+	}
+	if !c.mineValid(e, now) {
+		c.eval(e, now)
+		return c.out
+	}
+	e.mine.running = false
+	e.mine.acking = true
+	if err == nil {
+		c.emit(Action{Kind: SendAck, Event: id, Epoch: epoch})
+	} else {
+		c.emit(Action{Kind: SendNack, Event: id, Epoch: epoch, Lease: retry, Reason: err.Error()})
+	}
+	return c.out
+}
+
+// Members: the group's members changed (all of them, any state).
+func (c *Core) Members(ms []Member, now time.Time) []Action {
+	c.begin()
+	clear(c.members)
+	c.alive = c.alive[:0]
+	for _, m := range ms {
+		c.members[m.ID] = m
+		if m.State == heartbeat.Alive {
+			c.alive = append(c.alive, m.ID)
+		}
+	}
+	slices.Sort(c.alive)
+	c.alive = slices.Compact(c.alive)
+	c.evalAll(now)
+	return c.out
+}
+
+// Session: our heartbeats keep us alive in others' eyes until until. Our
+// claims are worth nothing after it.
+func (c *Core) Session(until, now time.Time) []Action {
+	c.begin()
+	grew := until.After(c.session)
+	c.session = until
+	if !grew {
+		c.evalAll(now)
+	}
+	return c.out
+}
+
+// SetReady says whether this member may claim: it has been in the group
+// long enough to know the other members, and they to know it.
+func (c *Core) SetReady(ready bool, now time.Time) []Action {
+	c.begin()
+	if c.ready != ready {
+		c.ready = ready
+		c.evalAll(now)
+	}
+	return c.out
+}
+
+// Reset: this member lost its connection and may have missed lines. Every
+// handler is cancelled and every pending event forgotten: another member
+// completes them (acting on what it may have missed could run an event
+// twice). Completed events are kept.
+func (c *Core) Reset(now time.Time) []Action {
+	c.begin()
+	for id, e := range c.events {
+		if e.outcome != Pending {
+			continue
+		}
+		if e.mine != nil {
+			if e.mine.running {
+				c.stats.Cancelled++
+				c.emit(Action{Kind: Cancel, Event: id, Epoch: e.mine.epoch, Reason: "disconnected"})
+			}
+			c.dropMine(e)
+		}
+		delete(c.events, id)
+	}
+	c.timers = c.timers[:0]
+	return c.out
+}
+
+// Tick advances time: leases, timeouts, settles, renewals, retention.
+func (c *Core) Tick(now time.Time) []Action {
+	c.begin()
+	for len(c.timers) > 0 && !c.timers[0].at.After(now) {
+		t := heap.Pop(&c.timers).(timer)
+		e := c.events[t.id]
+		if e == nil || e.outcome != Pending || !e.due.Equal(t.at) {
+			continue
+		}
+		e.due = time.Time{}
+		c.eval(e, now)
+	}
+	c.forget(now, false)
+	return c.out
+}
+
+// Next returns when Tick has work, or the zero time.
+func (c *Core) Next() time.Time {
+	var next time.Time
+	if len(c.timers) > 0 {
+		next = c.timers[0].at
+	}
+	if len(c.done) > 0 {
+		if t := c.done[0].doneAt.Add(c.cfg.Retain); next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	return next
+}
+
+// forget drops completed events past retention (all the oldest, with
+// force, until there is room).
+func (c *Core) forget(now time.Time, force bool) {
+	n := 0
+	for n < len(c.done) {
+		e := c.done[n]
+		if now.Sub(e.doneAt) < c.cfg.Retain && !(force && len(c.events) >= c.cfg.MaxEvents) {
+			break
+		}
+		delete(c.events, e.id)
+		n++
+	}
+	if n > 0 {
+		c.done = slices.Delete(c.done, 0, n)
+	}
+}
+
+func (c *Core) evalAll(now time.Time) {
+	for _, e := range c.events {
+		if e.outcome == Pending {
+			c.eval(e, now)
+		}
+	}
+}
+
+func (c *Core) complete(e *event, o Outcome, who Claimant, epoch uint64, now time.Time) {
+	e.outcome, e.by, e.byEpoch, e.doneAt = o, who, epoch, now
+	if o == Acked {
+		c.stats.Acked++
+	} else {
+		c.stats.Dead++
+	}
+	if m := e.mine; m != nil {
+		if m.running {
+			c.stats.Cancelled++
+			c.emit(Action{Kind: Cancel, Event: e.id, Epoch: m.epoch, Reason: "completed by " + who.ID})
+		}
+		c.dropMine(e)
+	}
+	e.reasons = nil
+	c.done = append(c.done, e)
+}
+
+func (c *Core) dropMine(e *event) {
+	if e.mine != nil {
+		e.mine = nil
+		c.inFlight--
+	}
+}
+
+// fail records that the current winner's attempt failed and opens the next
+// epoch.
+func (c *Core) fail(e *event, reason string, now time.Time) {
+	c.stats.Takeovers++
+	e.attempts++
+	if len(e.reasons) < 2*c.cfg.MaxAttempts {
+		e.reasons = append(e.reasons, reason)
+	}
+	e.epoch = max(e.epoch, e.win.epoch+1)
+	e.winFailed = true
+	e.slotStart = now
+	if m := e.mine; m != nil && m.epoch <= e.win.epoch {
+		if m.running {
+			c.stats.Cancelled++
+			c.emit(Action{Kind: Cancel, Event: e.id, Epoch: m.epoch, Reason: reason})
+		}
+		c.dropMine(e)
+	}
+}
+
+// mineValid: our claim may still be acted on.
+func (c *Core) mineValid(e *event, now time.Time) bool {
+	m := e.mine
+	if now.After(m.leaseEnd) {
+		return false
+	}
+	return c.session.IsZero() || now.Before(c.session)
+}
+
+// winnerFailed says why the winning claim no longer holds, or "".
+func (c *Core) winnerFailed(e *event, now time.Time) string {
+	w := e.win
+	if w.who == c.cfg.Self {
+		if e.mine == nil || e.mine.epoch != w.epoch {
+			// Our claim from before a restart of this Core, or one we
+			// dropped: it is nobody's.
+			return "claim abandoned"
+		}
+		if !c.mineValid(e, now) {
+			if now.After(e.mine.leaseEnd) {
+				return "lease expired"
+			}
+			return "session expired"
+		}
+		return ""
+	}
+	m, ok := c.members[w.who.ID]
+	switch {
+	case !ok && now.Sub(w.received) >= c.cfg.ClaimTimeout:
+		return w.who.ID + " unknown"
+	case ok && m.Incarnation > w.who.Incarnation:
+		return w.who.ID + " restarted"
+	case ok && m.State == heartbeat.Dead:
+		return w.who.ID + " left"
+	case ok && m.State == heartbeat.Suspect:
+		return w.who.ID + " suspected"
+	case now.After(w.until):
+		return w.who.ID + " lease expired"
+	}
+	return ""
+}
+
+// owner returns the member whose turn epoch is, or "".
+func (c *Core) owner(e *event) string {
+	if len(c.alive) == 0 {
+		return ""
+	}
+	key := e.key
+	if key == "" {
+		key = e.id.String()
+	}
+	ranked := slices.Clone(c.alive)
+	slices.SortFunc(ranked, func(a, b string) int {
+		return cmp.Compare(heartbeat.Weight(key, b), heartbeat.Weight(key, a))
+	})
+	return ranked[(e.epoch-1)%uint64(len(ranked))]
+}
+
+// eval brings one pending event up to date and sets its next timer.
+func (c *Core) eval(e *event, now time.Time) {
+	if e.outcome != Pending {
+		return
+	}
+	if !e.hasEvent && e.mine == nil && now.Sub(e.first) >= c.cfg.Retain {
+		// Claims for an event this member never saw, gone quiet.
+		delete(c.events, e.id)
+		return
+	}
+	var due time.Time
+	at := func(t time.Time) {
+		if due.IsZero() || t.Before(due) {
+			due = t
+		}
+	}
+	if !e.hasEvent {
+		at(e.first.Add(c.cfg.Retain))
+	}
+	// The winner.
+	if e.win != nil && !e.winFailed {
+		if reason := c.winnerFailed(e, now); reason != "" {
+			c.fail(e, reason, now)
+		} else if e.win.who != c.cfg.Self {
+			at(e.win.until.Add(time.Millisecond))
+			if _, known := c.members[e.win.who.ID]; !known {
+				at(e.win.received.Add(c.cfg.ClaimTimeout))
+			}
+		}
+	}
+	// Our own claim.
+	if m := e.mine; m != nil {
+		won := e.win != nil && !e.winFailed && e.win.who == c.cfg.Self && e.win.epoch == m.epoch
+		waiting := !won && (m.dead || m.seen.IsZero())
+		switch {
+		case !m.dead && e.win != nil && !e.winFailed && !won && m.epoch <= e.win.epoch:
+			// A higher claim won.
+			if m.running {
+				c.stats.Cancelled++
+				c.emit(Action{Kind: Cancel, Event: e.id, Epoch: m.epoch, Reason: "claim lost to " + e.win.who.ID})
+			}
+			c.dropMine(e)
+		case waiting && now.Sub(m.sent) >= c.cfg.ClaimTimeout:
+			// Our claim or dead-letter marker never came back: let the
+			// epoch pass on.
+			c.dropMine(e)
+		case waiting:
+			at(m.sent.Add(c.cfg.ClaimTimeout))
+		case !won:
+			c.dropMine(e)
+		case won:
+			if !m.running && !m.acking && !m.seen.IsZero() {
+				if start := m.seen.Add(c.cfg.Settle); !now.Before(start) {
+					m.running = true
+					c.stats.Started++
+					c.emit(Action{Kind: Start, Event: e.id, Epoch: m.epoch, Attempt: m.attempt,
+						Token: Token(m.epoch, Weight(e.id, c.cfg.Self.ID))})
+				} else {
+					at(start)
+				}
+			}
+			if !now.Before(m.renewAt) {
+				c.renew(e, now)
+			}
+			at(m.renewAt)
+			at(m.leaseEnd.Add(time.Millisecond))
+			if !c.session.IsZero() {
+				at(c.session)
+			}
+		}
+	}
+	// No live winner: whose turn is it?
+	if e.mine == nil && (e.win == nil || e.winFailed) {
+		switch {
+		case now.Before(e.notBefore):
+			at(e.notBefore)
+		default:
+			if now.Sub(e.slotStart) >= c.cfg.ClaimTimeout {
+				// The owner of this epoch did not claim: pass it on.
+				e.epoch++
+				e.slotStart = now
+			}
+			at(e.slotStart.Add(c.cfg.ClaimTimeout))
+			if c.owner(e) == c.cfg.Self.ID && c.mayClaim(e, now) {
+				c.claim(e, now)
+				at(now.Add(c.cfg.ClaimTimeout))
+			}
+		}
+	}
+	if !due.IsZero() && !due.After(now) {
+		due = now.Add(time.Millisecond) // never a timer in the past: Tick would spin
+	}
+	if !due.IsZero() && !due.Equal(e.due) {
+		e.due = due
+		heap.Push(&c.timers, timer{at: due, id: e.id})
+	}
+}
+
+func (c *Core) mayClaim(e *event, now time.Time) bool {
+	if !c.ready || !e.hasEvent {
+		return false
+	}
+	if !c.session.IsZero() && !now.Before(c.session) {
+		return false
+	}
+	return c.cfg.MaxInFlight <= 0 || c.inFlight < c.cfg.MaxInFlight
+}
+
+func (c *Core) claim(e *event, now time.Time) {
+	c.inFlight++
+	if int(e.attempts) >= c.cfg.MaxAttempts {
+		e.mine = &own{epoch: e.epoch, sent: now, dead: true}
+		c.emit(Action{Kind: SendDead, Event: e.id, Epoch: e.epoch, Attempt: e.attempts, Reasons: slices.Clone(e.reasons)})
+		return
+	}
+	e.mine = &own{epoch: e.epoch, attempt: e.attempts + 1, sent: now}
+	c.stats.Claims++
+	c.renew(e, now)
+}
+
+// renew (re)posts our claim and extends our lease from now.
+func (c *Core) renew(e *event, now time.Time) {
+	m := e.mine
+	if !m.sent.Equal(now) {
+		c.stats.Renewals++
+	}
+	m.leaseEnd = now.Add(c.cfg.Lease)
+	m.renewAt = now.Add(c.cfg.Lease / 2)
+	c.emit(Action{Kind: SendClaim, Event: e.id, Epoch: m.epoch, Attempt: m.attempt, Lease: c.cfg.Lease})
+}
+
+// Info describes one tracked event, for tools.
+type Info struct {
+	Event    envelope.ID
+	Key      string
+	Seen     bool // the event itself was seen
+	Outcome  Outcome
+	Epoch    uint64
+	Attempts uint32
+	// Owner is the winning claimant (or who completed it); Until its lease.
+	Owner   Claimant
+	Until   time.Time
+	Mine    bool // this member holds the claim
+	Running bool
+	Reasons []string
+	First   time.Time
+}
+
+// Snapshot returns every tracked event, oldest first.
+func (c *Core) Snapshot() []Info {
+	out := make([]Info, 0, len(c.events))
+	for _, e := range c.events {
+		in := Info{Event: e.id, Key: e.key, Seen: e.hasEvent, Outcome: e.outcome, Epoch: e.epoch,
+			Attempts: e.attempts, Reasons: slices.Clone(e.reasons), First: e.first}
+		switch {
+		case e.outcome != Pending:
+			in.Owner, in.Epoch = e.by, e.byEpoch
+		case e.win != nil && !e.winFailed:
+			in.Owner, in.Until = e.win.who, e.win.until
+		}
+		if e.mine != nil {
+			in.Mine, in.Running = true, e.mine.running
+		}
+		out = append(out, in)
+	}
+	slices.SortFunc(out, func(a, b Info) int {
+		if c := a.First.Compare(b.First); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Event.String(), b.Event.String())
+	})
+	return out
+}
+
+// Status returns what is known of one event.
+func (c *Core) Status(id envelope.ID) (Outcome, Claimant, uint64, bool) {
+	e := c.events[id]
+	if e == nil {
+		return Pending, Claimant{}, 0, false
+	}
+	return e.outcome, e.by, e.byEpoch, true
+}
+
+type timer struct {
+	at time.Time
+	id envelope.ID
+}
+
+type timerHeap []timer
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}

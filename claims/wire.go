@@ -1,0 +1,123 @@
+package claims
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/meshbot/meshbot/envelope"
+	"github.com/meshbot/meshbot/heartbeat"
+)
+
+// Item is one event in a CLAIM or ACK envelope: which event, at which epoch,
+// and (claims only) the attempt it is, from 1.
+type Item struct {
+	_       struct{} `cbor:",toarray"`
+	Event   envelope.ID
+	Epoch   uint64
+	Attempt uint32
+}
+
+// MaxItems bounds the events in one CLAIM or ACK envelope. At about 26
+// base64 bytes an item, 120 items keep the envelope well within one
+// tag-carrier line.
+const MaxItems = 120
+
+// DeadLetter is the payload of an event on the dead-letter topic
+// <topic>._dead: the event given up on and why.
+type DeadLetter struct {
+	// Topic and Group say where the event was published and who gave up.
+	Topic string `cbor:"1,keyasint"`
+	Group string `cbor:"2,keyasint"`
+	// Event is the original event envelope, as received.
+	Event *envelope.Envelope `cbor:"3,keyasint"`
+	// Attempts counts the failed attempts; Reasons says why each failed.
+	Attempts uint32   `cbor:"4,keyasint"`
+	Reasons  []string `cbor:"5,keyasint,omitempty"`
+}
+
+var (
+	encMode cbor.EncMode
+	decMode cbor.DecMode
+)
+
+func init() {
+	var err error
+	if encMode, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
+		panic(err)
+	}
+	decMode, err = cbor.DecOptions{
+		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		IndefLength:      cbor.IndefLengthForbidden,
+		TagsMd:           cbor.TagsForbidden,
+		MaxNestedLevels:  8,
+		MaxArrayElements: MaxItems * 4,
+		MaxMapPairs:      64,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+}
+
+// ErrMalformed is returned for a claims payload that does not decode.
+var ErrMalformed = errors.New("claims: malformed payload")
+
+// EncodeItems returns the payload of a CLAIM or ACK envelope.
+func EncodeItems(items []Item) ([]byte, error) {
+	if len(items) == 0 || len(items) > MaxItems {
+		return nil, fmt.Errorf("claims: %d items in one envelope (1 to %d)", len(items), MaxItems)
+	}
+	return encMode.Marshal(items)
+}
+
+// DecodeItems reads the payload of a CLAIM or ACK envelope.
+func DecodeItems(b []byte) ([]Item, error) {
+	var items []Item
+	if err := decMode.Unmarshal(b, &items); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if len(items) == 0 || len(items) > MaxItems {
+		return nil, fmt.Errorf("%w: %d items", ErrMalformed, len(items))
+	}
+	for _, it := range items {
+		if it.Event.IsZero() || it.Epoch == 0 {
+			return nil, fmt.Errorf("%w: item without event or epoch", ErrMalformed)
+		}
+	}
+	return items, nil
+}
+
+// EncodeDeadLetter returns the payload of a dead-letter event.
+func EncodeDeadLetter(d *DeadLetter) ([]byte, error) { return encMode.Marshal(d) }
+
+// DecodeDeadLetter reads the payload of a dead-letter event.
+func DecodeDeadLetter(b []byte) (*DeadLetter, error) {
+	var d DeadLetter
+	if err := decMode.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if d.Event == nil {
+		return nil, fmt.Errorf("%w: dead letter without its event", ErrMalformed)
+	}
+	return &d, nil
+}
+
+// DeadTopic is the dead-letter topic of topic.
+func DeadTopic(topic string) string { return topic + "._dead" }
+
+// Weight is the rendezvous weight that breaks ties between claims of one
+// event at the same epoch: every observer computes the same one from the
+// event id and the member id, without knowing the event's key.
+func Weight(event envelope.ID, member string) uint64 {
+	return heartbeat.Weight(event.String(), member)
+}
+
+// Token is the fencing token of a claim: it grows with the order in which
+// claims win, (epoch, weight), so a store that keeps the highest token it
+// saw per event and refuses lower ones refuses a claimant that lost.
+func Token(epoch, weight uint64) uint64 { return epoch<<32 | weight>>32 }
+
+// Lease bounds of the wire: LeaseMillis is a uint32.
+const maxLease = time.Duration(1<<32-1) * time.Millisecond
