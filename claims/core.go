@@ -105,6 +105,8 @@ type Action struct {
 	Lease   time.Duration
 	Reason  string
 	Reasons []string
+	// Release marks a SendNack that gives the claim back without failing.
+	Release bool
 }
 
 // claim is a claim seen for an event.
@@ -157,6 +159,7 @@ func (o Outcome) String() string { return [...]string{"pending", "acked", "dead"
 
 type event struct {
 	id        envelope.ID
+	seq       uint64 // order of arrival
 	key       string
 	hasEvent  bool
 	first     time.Time
@@ -183,6 +186,7 @@ type Stats struct {
 	Acked, Dead        uint64 // events completed, by ack and by dead letter
 	Takeovers          uint64 // winners judged failed
 	Stale              uint64 // acks, nacks and claims that lost or came late
+	Released           uint64 // claims given back by members shutting down
 	Started, Cancelled uint64 // handlers
 	Refused            uint64 // events not tracked: over MaxEvents
 }
@@ -192,6 +196,8 @@ type Core struct {
 	cfg      Config
 	events   map[envelope.ID]*event
 	timers   timerHeap
+	timerSeq uint64
+	eventSeq uint64
 	done     []*event // completed, in completion order
 	members  map[string]Member
 	alive    []string // alive member ids, sorted
@@ -239,7 +245,8 @@ func (c *Core) get(id envelope.ID, now time.Time) *event {
 			return nil
 		}
 	}
-	e := &event{id: id, first: now, epoch: 1, slotStart: now}
+	c.eventSeq++
+	e := &event{id: id, seq: c.eventSeq, first: now, epoch: 1, slotStart: now}
 	c.events[id] = e
 	return e
 }
@@ -333,6 +340,41 @@ func (c *Core) Nack(who Claimant, it Item, retry time.Duration, reason string, n
 	e.notBefore = now.Add(retry)
 	e.slotStart = e.notBefore
 	c.eval(e, now)
+	return c.out
+}
+
+// Released: who gave its claim back without failing (it is shutting
+// down): the next epoch opens at once and no attempt is counted.
+func (c *Core) Released(who Claimant, it Item, now time.Time) []Action {
+	c.begin()
+	e := c.events[it.Event]
+	if e == nil || e.outcome != Pending || e.win == nil || e.win.who != who || e.win.epoch != it.Epoch {
+		c.stats.Stale++
+		return c.out
+	}
+	c.handOver(e, who.ID+": released", false, now)
+	c.eval(e, now)
+	return c.out
+}
+
+// ReleaseAll gives back every claim of ours not yet acked (we are shutting
+// down, and no handler of ours runs any more): SendNack actions with
+// Release set, so that others take the events over at once.
+func (c *Core) ReleaseAll(now time.Time) []Action {
+	c.begin()
+	c.ready = false
+	ids := make([]*event, 0)
+	for _, e := range c.events {
+		if m := e.mine; m != nil && !m.dead && !m.acking && e.outcome == Pending {
+			ids = append(ids, e)
+		}
+	}
+	slices.SortFunc(ids, func(a, b *event) int { return cmp.Compare(a.seq, b.seq) })
+	for _, e := range ids {
+		m := e.mine
+		m.acking, m.running = true, false
+		c.emit(Action{Kind: SendNack, Event: e.id, Epoch: m.epoch, Release: true, Reason: "released"})
+	}
 	return c.out
 }
 
@@ -483,11 +525,18 @@ func (c *Core) forget(now time.Time, force bool) {
 	}
 }
 
+// evalAll evaluates every pending event, in the order they were first
+// seen (handlers start in that order).
 func (c *Core) evalAll(now time.Time) {
+	pending := make([]*event, 0, len(c.events)-len(c.done))
 	for _, e := range c.events {
 		if e.outcome == Pending {
-			c.eval(e, now)
+			pending = append(pending, e)
 		}
+	}
+	slices.SortFunc(pending, func(a, b *event) int { return cmp.Compare(a.seq, b.seq) })
+	for _, e := range pending {
+		c.eval(e, now)
 	}
 }
 
@@ -519,8 +568,18 @@ func (c *Core) dropMine(e *event) {
 // fail records that the current winner's attempt failed and opens the next
 // epoch.
 func (c *Core) fail(e *event, reason string, now time.Time) {
-	c.stats.Takeovers++
-	e.attempts++
+	c.handOver(e, reason, true, now)
+}
+
+// handOver ends the winner's claim and opens the next epoch; counted says
+// whether it was a failed attempt (a release is not).
+func (c *Core) handOver(e *event, reason string, counted bool, now time.Time) {
+	if counted {
+		c.stats.Takeovers++
+		e.attempts++
+	} else {
+		c.stats.Released++
+	}
 	if len(e.reasons) < 2*c.cfg.MaxAttempts {
 		e.reasons = append(e.reasons, reason)
 	}
@@ -688,7 +747,8 @@ func (c *Core) eval(e *event, now time.Time) {
 	}
 	if !due.IsZero() && !due.Equal(e.due) {
 		e.due = due
-		heap.Push(&c.timers, timer{at: due, id: e.id})
+		c.timerSeq++
+		heap.Push(&c.timers, timer{at: due, seq: c.timerSeq, id: e.id})
 	}
 }
 
@@ -778,16 +838,22 @@ func (c *Core) Status(id envelope.ID) (Outcome, Claimant, uint64, bool) {
 }
 
 type timer struct {
-	at time.Time
-	id envelope.ID
+	at  time.Time
+	seq uint64 // timers due at once fire in the order they were set
+	id  envelope.ID
 }
 
 type timerHeap []timer
 
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	if !h[i].at.Equal(h[j].at) {
+		return h[i].at.Before(h[j].at)
+	}
+	return h[i].seq < h[j].seq
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
 func (h *timerHeap) Pop() any {
 	old := *h
 	x := old[len(old)-1]

@@ -324,6 +324,9 @@ func (n *Node) onDisconnect(err error) {
 		n.log.Info("connection closed", "err", err)
 	}
 	n.writer.disconnected()
+	for _, a := range n.anycasts() {
+		a.reset()
+	}
 	n.suspendMembership()
 	n.failPendingTargets("")
 }
@@ -682,6 +685,10 @@ func (n *Node) route(in *inbound) {
 	case envelope.KindResponse:
 		if !isChannel && !in.echo {
 			n.acceptResponse(in)
+		}
+	case envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter:
+		if isChannel {
+			n.claimLine(in)
 		}
 	default:
 		n.stats.unhandled.Add(1)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshbot/meshbot/claims"
 	"github.com/meshbot/meshbot/envelope"
 )
 
@@ -27,6 +28,10 @@ type Message struct {
 	From string
 	// Envelope is the whole decoded envelope.
 	Envelope *envelope.Envelope
+	// Claim is set for anycast deliveries: the claim the handler holds.
+	Claim *Claim
+
+	ctx context.Context // an anycast claim's context
 }
 
 // Handler processes one event. Its context is cancelled when the node closes
@@ -40,6 +45,12 @@ type SubOption func(*subOptions)
 type subOptions struct {
 	concurrency int
 	queueLen    int
+	anycast     bool
+	group       string
+	key         func(*Message) string
+	lease       time.Duration
+	maxAttempts int
+	retry       time.Duration
 }
 
 // Concurrency runs up to k handlers of the subscription at once (default 1).
@@ -67,6 +78,7 @@ type Subscription struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	once    sync.Once
+	any     *anycast // nil for multicast
 
 	delivered, dropped, failed atomic.Uint64
 }
@@ -104,6 +116,16 @@ func (n *Node) Subscribe(ctx context.Context, topic string, h Handler, opts ...S
 		stop:    make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if o.anycast {
+		if o.group == "" {
+			o.group = n.cfg.Service
+		}
+		if err := validGroup(o.group); err != nil {
+			s.cancel()
+			return nil, err
+		}
+		s.any = newAnycast(n, s, &o)
+	}
 	key := strings.ToLower(s.channel)
 	n.mu.Lock()
 	if _, dup := n.subs[key]; dup {
@@ -117,12 +139,25 @@ func (n *Node) Subscribe(ctx context.Context, topic string, h Handler, opts ...S
 		s.wg.Add(1)
 		go s.work()
 	}
+	if s.any != nil {
+		go s.any.run()
+	}
 	if err := n.join(ctx, s.channel); err != nil {
 		n.mu.Lock()
 		delete(n.subs, key)
 		n.mu.Unlock()
 		s.drain(context.Background())
 		return nil, err
+	}
+	if a := s.any; a != nil {
+		// Announce the group now; claim once everyone has heard us and we
+		// them: a heartbeat interval and a bit.
+		n.beatSoon()
+		time.AfterFunc(n.cfg.HeartbeatInterval*6/5, func() {
+			if s.ctx.Err() == nil {
+				a.input(func(c *claims.Core, now time.Time) []claims.Action { return c.SetReady(true, now) })
+			}
+		})
 	}
 	return s, nil
 }
@@ -181,9 +216,15 @@ func (s *Subscription) Unsubscribe(ctx context.Context) error {
 func (s *Subscription) drain(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
+		if a := s.any; a != nil {
+			a.input(func(c *claims.Core, now time.Time) []claims.Action { return c.SetReady(false, now) })
+		}
 		close(s.stop)
 		if !drainWorkers(ctx, &s.wg, s.cancel) {
 			err = fmt.Errorf("mesh: draining %s: %w", s.topic, context.Cause(ctx))
+		}
+		if s.any != nil {
+			s.any.stop()
 		}
 	})
 	return err
@@ -213,8 +254,19 @@ func (s *Subscription) work() {
 }
 
 func (s *Subscription) handle(m *Message) {
+	ctx := s.ctx
+	if m.Claim != nil {
+		ctx = m.ctx
+		if ctx.Err() != nil { // the claim was lost while the event waited
+			s.any.finished(m, ctx.Err())
+			return
+		}
+	}
 	start := time.Now()
-	err := s.call(m)
+	err := s.call(ctx, m)
+	if m.Claim != nil {
+		s.any.finished(m, err)
+	}
 	s.n.stats.observe(time.Since(start))
 	s.delivered.Add(1)
 	s.n.stats.delivered.Add(1)
@@ -225,13 +277,13 @@ func (s *Subscription) handle(m *Message) {
 	}
 }
 
-func (s *Subscription) call(m *Message) (err error) {
+func (s *Subscription) call(ctx context.Context, m *Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("mesh: handler panicked: %v", r)
 		}
 	}()
-	return s.h(s.ctx, m)
+	return s.h(ctx, m)
 }
 
 // deliver queues an event for the subscription of its channel. It runs on
@@ -244,7 +296,7 @@ func (n *Node) deliver(in *inbound) {
 		n.stats.unrouted.Add(1)
 		return
 	}
-	s.offer(&Message{
+	m := &Message{
 		Topic:      s.topic,
 		ID:         in.env.ID,
 		Payload:    in.env.Payload,
@@ -255,16 +307,35 @@ func (n *Node) deliver(in *inbound) {
 		MsgID:      in.msgid,
 		From:       in.from,
 		Envelope:   in.env,
-	})
+	}
+	if s.any != nil {
+		s.any.event(m)
+		return
+	}
+	s.offer(m)
 }
 
 // deliverOwn hands a confirmed own event to the node's own subscription on
 // servers without echo-message (with it, the echo is delivered instead).
 func (n *Node) deliverOwn(j *job) {
-	if j.env.Kind != envelope.KindEvent {
-		return
+	in := &inbound{env: j.env, from: n.Nick(), target: j.target, echo: true}
+	switch j.env.Kind {
+	case envelope.KindEvent:
+		n.deliver(in)
+	case envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter:
+		n.claimLine(in)
 	}
-	n.deliver(&inbound{env: j.env, from: n.Nick(), target: j.target})
+}
+
+// claimLine hands a claims-protocol line to the anycast subscription of its
+// channel and group, if we have one.
+func (n *Node) claimLine(in *inbound) {
+	n.mu.Lock()
+	s := n.subs[strings.ToLower(in.target)]
+	n.mu.Unlock()
+	if s != nil && s.any != nil && s.any.group == in.env.Topic {
+		s.any.line(in)
+	}
 }
 
 func (s *Subscription) offer(m *Message) {

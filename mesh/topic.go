@@ -55,7 +55,11 @@ func ValidateTopic(namespace, topic string, chanLen int) error {
 	if err := validName("topic", topic, true); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidTopic, err)
 	}
-	for _, seg := range strings.Split(topic, ".") {
+	segs := strings.Split(topic, ".")
+	for i, seg := range segs {
+		if seg == deadSegment && i == len(segs)-1 && i > 0 {
+			continue // <topic>._dead: dead letters, for anyone to read
+		}
 		if strings.HasPrefix(seg, "_") {
 			return fmt.Errorf("%w: topic %q: segments starting with '_' are reserved for the system", ErrInvalidTopic, topic)
 		}
@@ -68,6 +72,9 @@ func ValidateTopic(namespace, topic string, chanLen int) error {
 	}
 	return nil
 }
+
+// deadSegment ends the dead-letter topic of a topic (claims.DeadTopic).
+const deadSegment = "_dead"
 
 // Channel returns the channel of a topic: #<namespace>.<topic>.
 func Channel(namespace, topic string) string { return channelStart + namespace + "." + topic }

@@ -1,0 +1,514 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshbot/meshbot/claims"
+	"github.com/meshbot/meshbot/envelope"
+	"github.com/meshbot/meshbot/heartbeat"
+)
+
+// Anycast delivery: each event of the topic is completed by exactly one
+// live member of the group (docs/PROTOCOL.md §6). The node runs one
+// claims.Core per anycast subscription; the connection's reader feeds it
+// events and the group's claims, acks, nacks and dead-letter markers, the
+// heartbeat loop feeds it membership and the node's own session, and a
+// goroutine per subscription sends what it asks for, batched, and runs its
+// timers.
+
+// Anycast delivers each event to exactly one live instance of the
+// subscribing service (or of the group set with Group), which claims it,
+// runs the handler and acknowledges it. A handler error (or panic) nacks
+// the event: it is retried, by another instance when there is one, after
+// RetryDelay, and after MaxAttempts failed attempts it goes to the
+// dead-letter topic <topic>._dead. opts are further anycast options.
+func Anycast(opts ...SubOption) SubOption {
+	return func(o *subOptions) {
+		o.anycast = true
+		for _, f := range opts {
+			f(o)
+		}
+	}
+}
+
+// Group names the anycast group (default: the service name). Instances of
+// any service that subscribe to a topic with the same group share its
+// events. Group implies Anycast.
+func Group(name string) SubOption {
+	return func(o *subOptions) { o.anycast, o.group = true, name }
+}
+
+// ByKey routes events by key instead of by id: while membership is stable,
+// every event with the same key goes to the same instance, so with
+// Concurrency(1) events of one key are handled in order (like a
+// partition). ByKey implies Anycast.
+func ByKey(key func(*Message) string) SubOption {
+	return func(o *subOptions) { o.anycast, o.key = true, key }
+}
+
+// ClaimLease is how long a claim holds without renewal (default 30 s);
+// the node renews it at half the lease while the handler runs, so it
+// bounds only how long a member that stopped renewing blocks the event.
+func ClaimLease(d time.Duration) SubOption { return func(o *subOptions) { o.lease = d } }
+
+// MaxAttempts is how many failed attempts send an event to the dead-letter
+// topic (default 5).
+func MaxAttempts(n int) SubOption { return func(o *subOptions) { o.maxAttempts = n } }
+
+// RetryDelay is how long a nacked event waits before its next attempt
+// (default 1 s). A handler can choose per event by returning RetryAfter.
+func RetryDelay(d time.Duration) SubOption { return func(o *subOptions) { o.retry = d } }
+
+// RetryAfter wraps a handler error to ask for the next attempt after d.
+func RetryAfter(d time.Duration, err error) error { return &retryError{d: d, err: err} }
+
+type retryError struct {
+	d   time.Duration
+	err error
+}
+
+func (e *retryError) Error() string { return e.err.Error() }
+func (e *retryError) Unwrap() error { return e.err }
+
+// Claim is what an anycast handler holds: its Token is the fencing token
+// to hand to the stores it writes to, which should refuse a token lower
+// than one they have seen for the event (docs/PROTOCOL.md §6.6).
+type Claim struct {
+	Group string
+	// Epoch grows with every takeover; Attempt counts attempts, from 1.
+	Epoch   uint64
+	Attempt uint32
+	// Token orders claims of one event as they win.
+	Token uint64
+}
+
+// ClaimStats counts an anycast subscription's claims work.
+type ClaimStats = claims.Stats
+
+// codeReleased in a NACK's error says the claimant gave the event back
+// without failing it (it is shutting down): no attempt is counted.
+const codeReleased = 1
+
+// maxGroupLen bounds group names.
+const maxGroupLen = 64
+
+func validGroup(g string) error {
+	if g == "" || len(g) > maxGroupLen {
+		return fmt.Errorf("mesh: group %q: 1 to %d bytes", g, maxGroupLen)
+	}
+	for _, r := range g {
+		if r <= ' ' || r == 0x7f || r == ',' {
+			return fmt.Errorf("mesh: group %q: no spaces, commas or control characters", g)
+		}
+	}
+	return nil
+}
+
+type anycast struct {
+	n     *Node
+	s     *Subscription
+	group string
+	key   func(*Message) string
+	retry time.Duration
+	lease time.Duration
+
+	mu       sync.Mutex
+	core     *claims.Core
+	msgs     map[envelope.ID]*Message
+	cancels  map[envelope.ID]context.CancelFunc
+	claimOut []claims.Item
+	ackOut   []claims.Item
+	others   []claims.Action // nacks and dead letters
+	connCtx  context.Context
+	connStop context.CancelFunc
+	wake     chan struct{}
+	quit     chan struct{} // closed when the subscription's workers are done
+	done     chan struct{} // closed when run returns
+	sent     atomic.Uint64 // claim-protocol envelopes sent
+
+	lastMembers []claims.Member
+}
+
+func newAnycast(n *Node, s *Subscription, o *subOptions) *anycast {
+	a := &anycast{
+		n:       n,
+		s:       s,
+		group:   o.group,
+		key:     o.key,
+		retry:   o.retry,
+		msgs:    make(map[envelope.ID]*Message),
+		cancels: make(map[envelope.ID]context.CancelFunc),
+		wake:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if a.retry <= 0 {
+		a.retry = time.Second
+	}
+	a.core = claims.New(claims.Config{
+		Self:        a.self(),
+		Lease:       o.lease,
+		MaxAttempts: o.maxAttempts,
+		MaxInFlight: cap(s.q),
+	})
+	a.lease = a.core.Config().Lease
+	a.connCtx, a.connStop = context.WithCancel(context.Background())
+	return a
+}
+
+func (a *anycast) self() claims.Claimant {
+	return claims.Claimant{ID: a.n.cfg.Service + "/" + a.n.Instance(), Incarnation: a.n.incarnation}
+}
+
+// input runs f on the core and carries out its actions.
+func (a *anycast) input(f func(c *claims.Core, now time.Time) []claims.Action) {
+	a.mu.Lock()
+	acts := f(a.core, time.Now())
+	a.applyLocked(acts)
+	a.mu.Unlock()
+	if len(acts) > 0 {
+		a.poke()
+	}
+}
+
+func (a *anycast) poke() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *anycast) applyLocked(acts []claims.Action) {
+	for _, act := range acts {
+		switch act.Kind {
+		case claims.SendClaim:
+			a.claimOut = append(a.claimOut, claims.Item{Event: act.Event, Epoch: act.Epoch, Attempt: act.Attempt})
+		case claims.SendAck:
+			a.ackOut = append(a.ackOut, claims.Item{Event: act.Event, Epoch: act.Epoch})
+		case claims.SendNack, claims.SendDead:
+			a.others = append(a.others, act)
+		case claims.Start:
+			m := a.msgs[act.Event]
+			if m == nil {
+				continue // cannot happen: the core starts only events it saw
+			}
+			ctx, cancel := context.WithCancel(a.s.ctx)
+			a.cancels[act.Event] = cancel
+			mm := *m
+			mm.Claim = &Claim{Group: a.group, Epoch: act.Epoch, Attempt: act.Attempt, Token: act.Token}
+			mm.ctx = ctx
+			select {
+			case a.s.q <- &mm:
+			default:
+				// The queue holds MaxInFlight: the core never starts more.
+				cancel()
+				a.n.log.Error("anycast queue full", "topic", a.s.topic, "id", act.Event.Short())
+			}
+		case claims.Cancel:
+			if cancel := a.cancels[act.Event]; cancel != nil {
+				cancel()
+				delete(a.cancels, act.Event)
+			}
+			a.n.log.Debug("claim lost", "topic", a.s.topic, "group", a.group, "id", act.Event.Short(), "reason", act.Reason)
+		}
+	}
+}
+
+// forgetDone drops the payload of an event the core no longer needs.
+func (a *anycast) forgetDone(id envelope.ID) {
+	if o, _, _, ok := a.core.Status(id); !ok || o != claims.Pending {
+		delete(a.msgs, id)
+	}
+}
+
+// event: an event arrived in the topic's channel.
+func (a *anycast) event(m *Message) {
+	key := ""
+	if a.key != nil {
+		key = a.safeKey(m)
+	}
+	a.mu.Lock()
+	if o, _, _, ok := a.core.Status(m.ID); ok && o != claims.Pending {
+		a.mu.Unlock()
+		return // completed before we saw it: a late or repeated copy
+	}
+	a.msgs[m.ID] = m
+	acts := a.core.Event(m.ID, key, time.Now())
+	a.applyLocked(acts)
+	if _, _, _, ok := a.core.Status(m.ID); !ok {
+		delete(a.msgs, m.ID) // refused: over MaxEvents
+	}
+	a.mu.Unlock()
+	if len(acts) > 0 {
+		a.poke()
+	}
+}
+
+func (a *anycast) safeKey(m *Message) (key string) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.n.log.Warn("ByKey function panicked; routing by id", "topic", a.s.topic, "id", m.ID.Short(), "panic", r)
+			key = ""
+		}
+	}()
+	return a.key(m)
+}
+
+// line: a claim, ack, nack or dead marker of our group arrived.
+func (a *anycast) line(in *inbound) {
+	env := in.env
+	who := claims.Claimant{ID: env.Sender.Service + "/" + env.Sender.Instance, Incarnation: env.Sender.Incarnation}
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch env.Kind {
+	case envelope.KindClaim, envelope.KindAck:
+		items, err := claims.DecodeItems(env.Payload)
+		if err != nil {
+			a.n.stats.rejected.Add(1)
+			a.n.countReject("malformed")
+			a.n.log.Debug("bad claims line", "from", in.from, "err", err)
+			return
+		}
+		lease := time.Duration(env.LeaseMillis) * time.Millisecond
+		for _, it := range items {
+			if env.Kind == envelope.KindClaim {
+				a.applyLocked(a.core.Claim(who, it, lease, now))
+			} else {
+				a.applyLocked(a.core.Ack(who, it, now))
+				a.forgetDone(it.Event)
+			}
+		}
+	case envelope.KindNack:
+		reason := ""
+		if env.Error != nil {
+			reason = env.Error.Message
+		}
+		it := claims.Item{Event: env.Correlation, Epoch: env.Epoch}
+		if env.Error != nil && env.Error.Code == codeReleased {
+			a.applyLocked(a.core.Released(who, it, now))
+		} else {
+			a.applyLocked(a.core.Nack(who, it, time.Duration(env.LeaseMillis)*time.Millisecond, reason, now))
+		}
+	case envelope.KindDeadLetter:
+		it := claims.Item{Event: env.Correlation, Epoch: env.Epoch}
+		a.applyLocked(a.core.Dead(who, it, now))
+		a.forgetDone(it.Event)
+	}
+	a.poke()
+}
+
+// finished: a handler returned.
+func (a *anycast) finished(m *Message, err error) {
+	retry := a.retry
+	var re *retryError
+	if errors.As(err, &re) {
+		retry = re.d
+	}
+	a.mu.Lock()
+	if cancel := a.cancels[m.ID]; cancel != nil {
+		cancel()
+		delete(a.cancels, m.ID)
+	}
+	if err == nil || a.s.ctx.Err() == nil {
+		a.applyLocked(a.core.Done(m.ID, m.Claim.Epoch, err, retry, time.Now()))
+	}
+	// Else the subscription is stopping and cut the handler short: not the
+	// event's fault; stop releases the claim.
+	a.mu.Unlock()
+	a.poke()
+}
+
+// reset: the connection dropped; see claims.Core.Reset.
+func (a *anycast) reset() {
+	a.mu.Lock()
+	a.applyLocked(a.core.Reset(time.Now()))
+	clear(a.msgs)
+	a.claimOut, a.ackOut, a.others = nil, nil, nil
+	a.connStop()
+	a.connCtx, a.connStop = context.WithCancel(context.Background())
+	a.mu.Unlock()
+}
+
+// members feeds the group's members from the heartbeat view, when they
+// changed or with force.
+func (a *anycast) members(all []heartbeat.Member, force bool) {
+	var ms []claims.Member
+	for _, m := range all {
+		for _, s := range m.Beat.Subs {
+			if s.Group == a.group && strings.EqualFold(s.Topic, a.s.topic) {
+				ms = append(ms, claims.Member{Claimant: claims.Claimant{ID: m.Service + "/" + m.Instance, Incarnation: m.Incarnation}, State: m.State})
+				break
+			}
+		}
+	}
+	a.mu.Lock()
+	same := slices.Equal(ms, a.lastMembers)
+	a.lastMembers = ms
+	a.mu.Unlock()
+	if same && !force {
+		return
+	}
+	a.input(func(c *claims.Core, now time.Time) []claims.Action { return c.Members(ms, now) })
+}
+
+// run sends what the core asks for and runs its timers, until the
+// subscription stops.
+func (a *anycast) run() {
+	defer close(a.done)
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		a.mu.Lock()
+		next := a.core.Next()
+		a.mu.Unlock()
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(time.Until(next), 0)
+		}
+		t.Reset(wait)
+		select {
+		case <-a.wake:
+		case <-t.C:
+			a.input(func(c *claims.Core, now time.Time) []claims.Action { return c.Tick(now) })
+		case <-a.quit:
+			a.flush() // the acks of the last handlers
+			return
+		case <-a.n.done:
+			return
+		}
+		a.flush()
+	}
+}
+
+// stop ends run once the subscription's workers are done; the acks they
+// produced are sent first, and the claims we still hold are released so
+// that the other members take them over at once.
+func (a *anycast) stop() {
+	a.input(func(c *claims.Core, now time.Time) []claims.Action { return c.ReleaseAll(now) })
+	close(a.quit)
+	<-a.done
+}
+
+// flush sends the queued claims and acks, as few envelopes as fit, and
+// waits for the server to take them: what queues meanwhile goes out in the
+// next batch (one batch in flight: batches grow with the rate).
+func (a *anycast) flush() {
+	a.mu.Lock()
+	claimsOut, acks, others, ctx := a.claimOut, a.ackOut, a.others, a.connCtx
+	a.claimOut, a.ackOut, a.others = nil, nil, nil
+	a.mu.Unlock()
+	var jobs []*job
+	send := func(env *envelope.Envelope) {
+		j, err := a.n.send(ctx, a.s.channel, env)
+		if err != nil {
+			a.n.log.Debug("claims line not sent", "topic", a.s.topic, "kind", env.Kind, "err", err)
+			return
+		}
+		a.sent.Add(1)
+		jobs = append(jobs, j)
+	}
+	now := time.Now()
+	for _, batch := range []struct {
+		kind  envelope.Kind
+		items []claims.Item
+	}{{envelope.KindClaim, claimsOut}, {envelope.KindAck, acks}} {
+		kind, items := batch.kind, batch.items
+		for len(items) > 0 {
+			k := min(len(items), claims.MaxItems)
+			payload, err := claims.EncodeItems(items[:k])
+			items = items[k:]
+			if err != nil {
+				a.n.log.Error("encoding claims", "err", err)
+				continue
+			}
+			env := envelope.New(kind, a.n.sender(), a.group, payload, now)
+			if kind == envelope.KindClaim {
+				env.LeaseMillis = uint32(a.lease / time.Millisecond)
+			}
+			send(env)
+		}
+	}
+	for _, act := range others {
+		switch act.Kind {
+		case claims.SendNack:
+			env := envelope.New(envelope.KindNack, a.n.sender(), a.group, nil, now)
+			env.Correlation, env.Epoch = act.Event, act.Epoch
+			env.LeaseMillis = uint32(min(act.Lease, time.Duration(1<<32-1)*time.Millisecond) / time.Millisecond)
+			env.Error = &envelope.Error{Message: clipReason(act.Reason)}
+			if act.Release {
+				env.Error.Code = codeReleased
+			}
+			send(env)
+		case claims.SendDead:
+			a.deadLetter(ctx, act)
+			env := envelope.New(envelope.KindDeadLetter, a.n.sender(), a.group, nil, now)
+			env.Correlation, env.Epoch, env.Attempt = act.Event, act.Epoch, act.Attempt
+			env.Error = &envelope.Error{Message: clipReason(strings.Join(act.Reasons, "; "))}
+			send(env)
+		}
+	}
+	for _, j := range jobs {
+		select {
+		case <-j.done:
+		case <-ctx.Done():
+			return
+		case <-a.n.done:
+			return
+		}
+	}
+}
+
+// deadLetter publishes a given-up event on the dead-letter topic.
+func (a *anycast) deadLetter(ctx context.Context, act claims.Action) {
+	a.mu.Lock()
+	m := a.msgs[act.Event]
+	a.mu.Unlock()
+	if m == nil {
+		return
+	}
+	payload, err := claims.EncodeDeadLetter(&claims.DeadLetter{Topic: a.s.topic, Group: a.group, Event: m.Envelope,
+		Attempts: act.Attempt, Reasons: act.Reasons})
+	if err == nil {
+		_, err = a.n.Publish(ctx, claims.DeadTopic(a.s.topic), payload)
+	}
+	if err != nil {
+		a.n.log.Error("dead letter not published", "topic", a.s.topic, "id", act.Event.Short(), "err", err)
+		return
+	}
+	a.n.log.Warn("event dead-lettered", "topic", a.s.topic, "group", a.group, "id", act.Event.Short(), "attempts", act.Attempt)
+}
+
+func clipReason(s string) string {
+	const max = 300
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}
+
+// ClaimStats returns the subscription's claims counters (zero for a
+// multicast subscription).
+func (s *Subscription) ClaimStats() ClaimStats {
+	if s.any == nil {
+		return ClaimStats{}
+	}
+	s.any.mu.Lock()
+	defer s.any.mu.Unlock()
+	return s.any.core.Stats()
+}
+
+// Group returns the anycast group, or "" for a multicast subscription.
+func (s *Subscription) Group() string {
+	if s.any == nil {
+		return ""
+	}
+	return s.any.group
+}

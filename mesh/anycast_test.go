@@ -1,0 +1,392 @@
+package mesh_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshbot/meshbot/claims"
+	"github.com/meshbot/meshbot/internal/ircd"
+	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
+	"github.com/meshbot/meshbot/mesh"
+)
+
+// handled records which worker handled which payload, with its claim.
+type handled struct {
+	mu    sync.Mutex
+	by    map[string][]string // payload → workers that handled it
+	order map[string][]string // worker → payloads in handling order
+	claim map[string]*mesh.Claim
+	n     int
+	cond  chan struct{}
+}
+
+func newHandled() *handled {
+	return &handled{by: map[string][]string{}, order: map[string][]string{}, claim: map[string]*mesh.Claim{}, cond: make(chan struct{}, 1)}
+}
+
+func (h *handled) record(worker string, m *mesh.Message) {
+	h.mu.Lock()
+	p := string(m.Payload)
+	h.by[p] = append(h.by[p], worker)
+	h.order[worker] = append(h.order[worker], p)
+	h.claim[p] = m.Claim
+	h.n++
+	h.mu.Unlock()
+	select {
+	case h.cond <- struct{}{}:
+	default:
+	}
+}
+
+func (h *handled) handler(worker string) mesh.Handler {
+	return func(_ context.Context, m *mesh.Message) error {
+		if m.Claim == nil {
+			return errors.New("anycast delivery without a claim")
+		}
+		h.record(worker, m)
+		return nil
+	}
+}
+
+func (h *handled) waitFor(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		h.mu.Lock()
+		got := len(h.by)
+		h.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-h.cond:
+		case <-deadline:
+			t.Fatalf("%d distinct events handled, want %d", got, n)
+		}
+	}
+}
+
+// anycastGroup connects a publisher and k workers of service "workers",
+// subscribes the workers with opts and waits until they know each other.
+func anycastGroup(t *testing.T, srv *ircd.Server, k int, topic string, h *handled, opts ...mesh.SubOption) (*mesh.Node, []*mesh.Node, []*mesh.Subscription) {
+	t.Helper()
+	cfgs := []mesh.Config{testConfig(srv, "jobs")}
+	for range k {
+		cfgs = append(cfgs, testConfig(srv, "workers"))
+	}
+	nodes := connectAll(t, cfgs...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var subs []*mesh.Subscription
+	for i, n := range nodes[1:] {
+		s, err := n.Subscribe(ctx, topic, h.handler(fmt.Sprintf("w%d", i)), append([]mesh.SubOption{mesh.Anycast()}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Group() != "workers" {
+			t.Fatalf("default group %q, want the service name", s.Group())
+		}
+		subs = append(subs, s)
+	}
+	waitGroupFormed(t, nodes[1:], topic, "workers")
+	return nodes[0], nodes[1:], subs
+}
+
+// waitGroupFormed waits until every node sees all of them announce the
+// group for topic.
+func waitGroupFormed(t *testing.T, nodes []*mesh.Node, topic, group string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ok := true
+		for _, n := range nodes {
+			count := 0
+			for _, m := range n.Members("") {
+				for _, s := range m.Beat.Subs {
+					if s.Topic == topic && s.Group == group {
+						count++
+					}
+				}
+			}
+			ok = ok && count == len(nodes)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the group did not form in 15 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitCompleted waits until every subscription's core has seen n events
+// completed (acked or dead-lettered).
+func waitCompleted(t *testing.T, subs []*mesh.Subscription, n uint64, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		done := true
+		for _, s := range subs {
+			st := s.ClaimStats()
+			done = done && st.Acked+st.Dead >= n
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			for i, s := range subs {
+				t.Logf("worker %d: %+v", i, s.ClaimStats())
+			}
+			t.Fatalf("not every member saw %d events completed in %s", n, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestAnycastExactlyOnce(t *testing.T) {
+	srv := ircdtest.Start(t)
+	h := newHandled()
+	pub, workers, subs := anycastGroup(t, srv, 3, "jobs.todo", h, mesh.Concurrency(4))
+	// A multicast subscriber of another service on the same topic gets
+	// every event: the publisher does not know or care.
+	audit := connect(t, testConfig(srv, "audit"))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	all := newCollector()
+	if _, err := audit.Subscribe(ctx, "jobs.todo", all.handle); err != nil {
+		t.Fatal(err)
+	}
+	const events = 1000
+	var futures []*mesh.PubFuture
+	for i := range events {
+		f, err := pub.PublishAsync(ctx, "jobs.todo", []byte(fmt.Sprintf("job-%04d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		if _, err := f.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.waitFor(t, events, 30*time.Second)
+	waitCompleted(t, subs, events, 30*time.Second)
+	all.waitFor(t, events, 30*time.Second)
+	time.Sleep(200 * time.Millisecond) // a duplicate would show by now
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.n != events {
+		t.Errorf("%d handler runs for %d events", h.n, events)
+	}
+	for p, ws := range h.by {
+		if len(ws) != 1 {
+			t.Errorf("%s handled by %v", p, ws)
+		}
+		if c := h.claim[p]; c.Group != "workers" || c.Epoch != 1 || c.Attempt != 1 || c.Token>>32 != 1 {
+			t.Errorf("%s: claim %+v, want group workers, epoch 1, attempt 1", p, c)
+		}
+	}
+	for i := range workers {
+		w := fmt.Sprintf("w%d", i)
+		if len(h.order[w]) == 0 {
+			t.Errorf("worker %s handled nothing: the load is not spread (%d/%d/%d)", w, len(h.order["w0"]), len(h.order["w1"]), len(h.order["w2"]))
+		}
+	}
+	if all.len() != events {
+		t.Errorf("multicast subscriber got %d, want %d", all.len(), events)
+	}
+	for i, s := range subs {
+		st := s.ClaimStats()
+		if st.Acked != events || st.Dead != 0 || st.Takeovers != 0 {
+			t.Errorf("worker %d: %+v", i, st)
+		}
+	}
+	t.Logf("handled per worker: %d/%d/%d", len(h.order["w0"]), len(h.order["w1"]), len(h.order["w2"]))
+}
+
+func TestAnycastByKeyKeepsOrderPerKey(t *testing.T) {
+	srv := ircdtest.Start(t)
+	h := newHandled()
+	key := func(m *mesh.Message) string { k, _, _ := strings.Cut(string(m.Payload), "/"); return k }
+	pub, _, subs := anycastGroup(t, srv, 3, "jobs.keyed", h, mesh.ByKey(key))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const keys, perKey = 12, 25
+	for i := range perKey {
+		for k := range keys {
+			if _, err := pub.PublishAsync(ctx, "jobs.keyed", []byte(fmt.Sprintf("k%02d/%03d", k, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h.waitFor(t, keys*perKey, 30*time.Second)
+	waitCompleted(t, subs, keys*perKey, 30*time.Second)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	owner := map[string]string{}
+	for w, ps := range h.order {
+		next := map[string]int{}
+		for _, p := range ps {
+			k, seq, _ := strings.Cut(p, "/")
+			if o, ok := owner[k]; ok && o != w {
+				t.Errorf("key %s handled by %s and %s", k, o, w)
+			}
+			owner[k] = w
+			if want := fmt.Sprintf("%03d", next[k]); seq != want {
+				t.Errorf("%s handled %s/%s, want %s/%s next", w, k, seq, k, want)
+			}
+			next[k]++
+		}
+	}
+	if len(owner) != keys {
+		t.Errorf("%d keys handled, want %d", len(owner), keys)
+	}
+	used := map[string]bool{}
+	for _, w := range owner {
+		used[w] = true
+	}
+	if len(used) < 2 {
+		t.Errorf("all %d keys went to one worker", keys)
+	}
+}
+
+func TestAnycastNackRetryAndDeadLetter(t *testing.T) {
+	srv := ircdtest.Start(t)
+	h := newHandled()
+	var mu sync.Mutex
+	attempts := map[string][]uint32{}
+	fail := func(worker string) mesh.Handler {
+		return func(ctx context.Context, m *mesh.Message) error {
+			mu.Lock()
+			attempts[string(m.Payload)] = append(attempts[string(m.Payload)], m.Claim.Attempt)
+			mu.Unlock()
+			switch string(m.Payload) {
+			case "poison":
+				panic("cannot digest this")
+			case "flaky":
+				if m.Claim.Attempt < 3 {
+					return mesh.RetryAfter(10*time.Millisecond, errors.New("not yet"))
+				}
+			}
+			h.record(worker, m)
+			return nil
+		}
+	}
+	nodes := connectAll(t, testConfig(srv, "jobs"), testConfig(srv, "workers"), testConfig(srv, "workers"), testConfig(srv, "ops"))
+	pub, ops := nodes[0], nodes[3]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var subs []*mesh.Subscription
+	for i, n := range nodes[1:3] {
+		s, err := n.Subscribe(ctx, "jobs.risky", fail(fmt.Sprintf("w%d", i)), mesh.Anycast(mesh.MaxAttempts(3), mesh.RetryDelay(20*time.Millisecond)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, s)
+	}
+	dead := newCollector()
+	if _, err := ops.Subscribe(ctx, claims.DeadTopic("jobs.risky"), dead.handle); err != nil {
+		t.Fatal(err)
+	}
+	waitGroupFormed(t, nodes[1:3], "jobs.risky", "workers")
+	for _, p := range []string{"fine", "flaky", "poison"} {
+		if _, err := pub.Publish(ctx, "jobs.risky", []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead.waitFor(t, 1, 30*time.Second)
+	h.waitFor(t, 2, 30*time.Second)
+	waitCompleted(t, subs, 3, 30*time.Second)
+	d, err := claims.DecodeDeadLetter(dead.got[0].Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(d.Event.Payload) != "poison" || d.Topic != "jobs.risky" || d.Group != "workers" || d.Attempts != 3 || len(d.Reasons) != 3 {
+		t.Fatalf("dead letter %+v (event payload %q)", d, d.Event.Payload)
+	}
+	if !strings.Contains(d.Reasons[0], "cannot digest this") {
+		t.Errorf("reasons %q do not say why", d.Reasons)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := fmt.Sprint(attempts["poison"]); got != "[1 2 3]" {
+		t.Errorf("poison attempts %s, want [1 2 3]", got)
+	}
+	if got := fmt.Sprint(attempts["flaky"]); got != "[1 2 3]" {
+		t.Errorf("flaky attempts %s, want [1 2 3]", got)
+	}
+	if got := fmt.Sprint(attempts["fine"]); got != "[1]" {
+		t.Errorf("fine attempts %s, want [1]", got)
+	}
+	for i, s := range subs {
+		if st := s.ClaimStats(); st.Acked != 2 || st.Dead != 1 {
+			t.Errorf("worker %d: %+v", i, st)
+		}
+	}
+}
+
+// The owner of an event closes while its handler hangs: Close cancels the
+// handler and gives the claim back, and another member takes the event
+// over at once with a higher epoch and fencing token; a release is not a
+// failed attempt. (A killed owner is taken over on the server's QUIT:
+// internal/e2e tests that with real processes.)
+func TestAnycastHandoverOnClose(t *testing.T) {
+	srv := ircdtest.Start(t)
+	nodes := connectAll(t, testConfig(srv, "jobs"), testConfig(srv, "workers"), testConfig(srv, "workers"))
+	pub := nodes[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	type run struct {
+		worker int
+		claim  mesh.Claim
+		at     time.Time
+	}
+	runs := make(chan run, 10)
+	cancelled := make(chan struct{}, 1)
+	for i, n := range nodes[1:] {
+		_, err := n.Subscribe(ctx, "jobs.slow", func(hctx context.Context, m *mesh.Message) error {
+			runs <- run{i, *m.Claim, time.Now()}
+			if m.Claim.Epoch == 1 {
+				<-hctx.Done() // hangs until the node goes away
+				cancelled <- struct{}{}
+				return hctx.Err()
+			}
+			return nil
+		}, mesh.Anycast())
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitGroupFormed(t, nodes[1:], "jobs.slow", "workers")
+	if _, err := pub.Publish(ctx, "jobs.slow", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	first := <-runs
+	owner := nodes[1+first.worker]
+	killed := time.Now()
+	closeCtx, closeCancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	_ = owner.Close(closeCtx) // the handler hangs: Close cancels it and quits
+	closeCancel()
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the dead owner's handler was not cancelled")
+	}
+	var second run
+	select {
+	case second = <-runs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no takeover within 10 s")
+	}
+	if second.worker == first.worker || second.claim.Epoch != 2 || second.claim.Attempt != 1 || second.claim.Token <= first.claim.Token {
+		t.Fatalf("takeover %+v after %+v", second, first)
+	}
+	t.Logf("handover %s after Close began", second.at.Sub(killed).Round(time.Millisecond))
+}
