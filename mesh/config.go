@@ -3,6 +3,7 @@ package mesh
 import (
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"time"
@@ -32,6 +33,11 @@ type Config struct {
 
 	// Signer signs every envelope sent; nil sends them unsigned.
 	Signer envelope.Signer
+	// RawLog, when set, receives every line read from the server, as
+	// received (tags included), one per line: the recorded logs that tests
+	// replay (history/rawlog). Writes happen on the connection's reader;
+	// use a buffered writer.
+	RawLog io.Writer
 	// Keys are the trusted keys for verifying received envelopes.
 	Keys *envelope.Keyring
 	// RequireSigned drops (and counts) unsigned envelopes.

@@ -57,6 +57,7 @@ type Node struct {
 	inChannel map[string]bool            // channels we are in on this connection
 
 	rejMu sync.Mutex
+	rawMu sync.Mutex        // RawLog writes
 	rejBy map[string]uint64 // rejected lines by reason
 
 	reqQueue  chan *inbound

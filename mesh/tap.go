@@ -158,6 +158,11 @@ func (n *Node) onRaw(raw []byte) bool {
 	if len(raw) == 0 {
 		return false
 	}
+	if n.cfg.RawLog != nil {
+		n.rawMu.Lock()
+		_, _ = n.cfg.RawLog.Write(append(raw[:len(raw):len(raw)], '\n'))
+		n.rawMu.Unlock()
+	}
 	msg, err := ircmsg.ParseLine(string(raw))
 	if err != nil {
 		n.stats.rejected.Add(1)
