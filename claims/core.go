@@ -329,7 +329,9 @@ func (c *Core) Ack(who Claimant, it Item, now time.Time) []Action {
 func (c *Core) Nack(who Claimant, it Item, retry time.Duration, reason string, now time.Time) []Action {
 	c.begin()
 	e := c.events[it.Event]
-	if e == nil || e.outcome != Pending || e.win == nil || e.win.who != who || e.win.epoch != it.Epoch {
+	if e == nil || e.outcome != Pending || e.win == nil || e.winFailed || e.win.who != who || e.win.epoch != it.Epoch {
+		// Stale; or the winner was already judged failed here, and that
+		// attempt is counted once.
 		c.stats.Stale++
 		return c.out
 	}
@@ -348,7 +350,9 @@ func (c *Core) Nack(who Claimant, it Item, retry time.Duration, reason string, n
 func (c *Core) Released(who Claimant, it Item, now time.Time) []Action {
 	c.begin()
 	e := c.events[it.Event]
-	if e == nil || e.outcome != Pending || e.win == nil || e.win.who != who || e.win.epoch != it.Epoch {
+	if e == nil || e.outcome != Pending || e.win == nil || e.winFailed || e.win.who != who || e.win.epoch != it.Epoch {
+		// Stale; or the winner was already judged failed here, and that
+		// attempt is counted once.
 		c.stats.Stale++
 		return c.out
 	}

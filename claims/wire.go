@@ -72,17 +72,35 @@ func EncodeItems(items []Item) ([]byte, error) {
 	return encMode.Marshal(items)
 }
 
+// wireItem is Item as decoded: the event id's length is checked, not
+// padded or cut.
+type wireItem struct {
+	_       struct{} `cbor:",toarray"`
+	Event   cbor.RawMessage
+	Epoch   uint64
+	Attempt uint32
+}
+
+// bstr16 is the CBOR head of a 16-byte byte string.
+const bstr16 = 0x50
+
 // DecodeItems reads the payload of a CLAIM or ACK envelope.
 func DecodeItems(b []byte) ([]Item, error) {
-	var items []Item
-	if err := decMode.Unmarshal(b, &items); err != nil {
+	var raw []wireItem
+	if err := decMode.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if len(items) == 0 || len(items) > MaxItems {
-		return nil, fmt.Errorf("%w: %d items", ErrMalformed, len(items))
+	if len(raw) == 0 || len(raw) > MaxItems {
+		return nil, fmt.Errorf("%w: %d items", ErrMalformed, len(raw))
 	}
-	for _, it := range items {
-		if it.Event.IsZero() || it.Epoch == 0 {
+	items := make([]Item, len(raw))
+	for i, r := range raw {
+		if len(r.Event) != 1+len(items[i].Event) || r.Event[0] != bstr16 {
+			return nil, fmt.Errorf("%w: the event id is not a 16-byte string", ErrMalformed)
+		}
+		copy(items[i].Event[:], r.Event[1:])
+		items[i].Epoch, items[i].Attempt = r.Epoch, r.Attempt
+		if items[i].Event.IsZero() || r.Epoch == 0 {
 			return nil, fmt.Errorf("%w: item without event or epoch", ErrMalformed)
 		}
 	}
