@@ -2,7 +2,6 @@ package claims
 
 import (
 	"cmp"
-	"container/heap"
 	"slices"
 	"time"
 
@@ -198,7 +197,9 @@ type Core struct {
 	timers   timerHeap
 	timerSeq uint64
 	eventSeq uint64
-	done     []*event // completed, in completion order
+	ranked   []ranked // scratch for owner
+	done     []*event // completed, in completion order, from doneHead
+	doneHead int
 	members  map[string]Member
 	alive    []string // alive member ids, sorted
 	session  time.Time
@@ -223,8 +224,8 @@ func (c *Core) Config() Config { return c.cfg }
 // Stats returns the counters.
 func (c *Core) Stats() Stats {
 	s := c.stats
-	s.Completed = len(c.done)
-	s.Pending = len(c.events) - len(c.done)
+	s.Completed = len(c.done) - c.doneHead
+	s.Pending = len(c.events) - s.Completed
 	return s
 }
 
@@ -486,7 +487,7 @@ func (c *Core) Reset(now time.Time) []Action {
 func (c *Core) Tick(now time.Time) []Action {
 	c.begin()
 	for len(c.timers) > 0 && !c.timers[0].at.After(now) {
-		t := heap.Pop(&c.timers).(timer)
+		t := c.timers.pop()
 		e := c.events[t.id]
 		if e == nil || e.outcome != Pending || !e.due.Equal(t.at) {
 			continue
@@ -504,8 +505,8 @@ func (c *Core) Next() time.Time {
 	if len(c.timers) > 0 {
 		next = c.timers[0].at
 	}
-	if len(c.done) > 0 {
-		if t := c.done[0].doneAt.Add(c.cfg.Retain); next.IsZero() || t.Before(next) {
+	if c.doneHead < len(c.done) {
+		if t := c.done[c.doneHead].doneAt.Add(c.cfg.Retain); next.IsZero() || t.Before(next) {
 			next = t
 		}
 	}
@@ -515,24 +516,27 @@ func (c *Core) Next() time.Time {
 // forget drops completed events past retention (all the oldest, with
 // force, until there is room).
 func (c *Core) forget(now time.Time, force bool) {
-	n := 0
-	for n < len(c.done) {
-		e := c.done[n]
+	for c.doneHead < len(c.done) {
+		e := c.done[c.doneHead]
 		if now.Sub(e.doneAt) < c.cfg.Retain && !(force && len(c.events) >= c.cfg.MaxEvents) {
 			break
 		}
 		delete(c.events, e.id)
-		n++
+		c.done[c.doneHead] = nil
+		c.doneHead++
 	}
-	if n > 0 {
-		c.done = slices.Delete(c.done, 0, n)
+	if c.doneHead > 1024 && c.doneHead > len(c.done)/2 {
+		n := copy(c.done, c.done[c.doneHead:])
+		clear(c.done[n:])
+		c.done = c.done[:n]
+		c.doneHead = 0
 	}
 }
 
 // evalAll evaluates every pending event, in the order they were first
 // seen (handlers start in that order).
 func (c *Core) evalAll(now time.Time) {
-	pending := make([]*event, 0, len(c.events)-len(c.done))
+	pending := make([]*event, 0, len(c.events)-(len(c.done)-c.doneHead))
 	for _, e := range c.events {
 		if e.outcome == Pending {
 			pending = append(pending, e)
@@ -646,15 +650,26 @@ func (c *Core) owner(e *event) string {
 	if len(c.alive) == 0 {
 		return ""
 	}
-	key := e.key
-	if key == "" {
-		key = e.id.String()
+	c.ranked = c.ranked[:0]
+	for _, id := range c.alive {
+		w := Weight(e.id, id)
+		if e.key != "" {
+			w = heartbeat.Weight(e.key, id)
+		}
+		c.ranked = append(c.ranked, ranked{id, w})
 	}
-	ranked := slices.Clone(c.alive)
-	slices.SortFunc(ranked, func(a, b string) int {
-		return cmp.Compare(heartbeat.Weight(key, b), heartbeat.Weight(key, a))
+	slices.SortFunc(c.ranked, func(a, b ranked) int {
+		if a.w != b.w {
+			return cmp.Compare(b.w, a.w)
+		}
+		return cmp.Compare(a.id, b.id)
 	})
-	return ranked[(e.epoch-1)%uint64(len(ranked))]
+	return c.ranked[(e.epoch-1)%uint64(len(c.ranked))].id
+}
+
+type ranked struct {
+	id string
+	w  uint64
 }
 
 // eval brings one pending event up to date and sets its next timer.
@@ -749,10 +764,14 @@ func (c *Core) eval(e *event, now time.Time) {
 	if !due.IsZero() && !due.After(now) {
 		due = now.Add(time.Millisecond) // never a timer in the past: Tick would spin
 	}
-	if !due.IsZero() && !due.Equal(e.due) {
+	if !due.IsZero() && !due.Equal(e.due) && !(e.due.After(now) && e.due.Before(due)) {
+		// (An earlier timer already set stays: it re-evaluates then.)
 		e.due = due
 		c.timerSeq++
-		heap.Push(&c.timers, timer{at: due, seq: c.timerSeq, id: e.id})
+		c.timers.push(timer{at: due, seq: c.timerSeq, id: e.id})
+		if len(c.timers) > 2*len(c.events)+1024 {
+			c.compactTimers()
+		}
 	}
 }
 
@@ -847,20 +866,69 @@ type timer struct {
 	id  envelope.ID
 }
 
+// compactTimers drops the timers that no longer match their event's due
+// time (superseded, or of events completed or forgotten): they pile up at
+// high rates until their time comes.
+func (c *Core) compactTimers() {
+	live := c.timers[:0]
+	for _, t := range c.timers {
+		if e := c.events[t.id]; e != nil && e.outcome == Pending && e.due.Equal(t.at) {
+			live = append(live, t)
+		}
+	}
+	clear(c.timers[len(live):])
+	c.timers = live
+	slices.SortFunc(c.timers, func(a, b timer) int { // a sorted slice is a heap
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+}
+
+// timerHeap is a min-heap of timers (typed: no boxing per push).
 type timerHeap []timer
 
-func (h timerHeap) Len() int { return len(h) }
-func (h timerHeap) Less(i, j int) bool {
+func (h timerHeap) less(i, j int) bool {
 	if !h[i].at.Equal(h[j].at) {
 		return h[i].at.Before(h[j].at)
 	}
 	return h[i].seq < h[j].seq
 }
-func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+func (h *timerHeap) push(t timer) {
+	*h = append(*h, t)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q.less(i, p) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
+	}
+}
+
+func (h *timerHeap) pop() timer {
+	q := *h
+	top := q[0]
+	last := len(q) - 1
+	q[0] = q[last]
+	q = q[:last]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < len(q) && q.less(l, m) {
+			m = l
+		}
+		if r < len(q) && q.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
+	return top
 }

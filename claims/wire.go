@@ -1,6 +1,7 @@
 package claims
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -129,7 +130,9 @@ func DeadTopic(topic string) string { return topic + "._dead" }
 // event at the same epoch: every observer computes the same one from the
 // event id and the member id, without knowing the event's key.
 func Weight(event envelope.ID, member string) uint64 {
-	return heartbeat.Weight(event.String(), member)
+	var key [2 * len(envelope.ID{})]byte
+	hex.Encode(key[:], event[:])
+	return heartbeat.WeightBytes(key[:], member)
 }
 
 // Token is the fencing token of a claim: it grows with the order in which

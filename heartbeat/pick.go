@@ -1,8 +1,6 @@
 package heartbeat
 
-import (
-	"hash/fnv"
-)
+import ()
 
 // LeastLoaded returns an alive member with the lowest announced load
 // (suspect ones only when no member is alive), skipping those skip rejects;
@@ -51,15 +49,37 @@ func Rendezvous(key string, ms []Member, skip func(Member) bool) (best Member, o
 	return Member{}, false
 }
 
-// Weight is the rendezvous weight of key for a member id.
+// Weight is the rendezvous weight of key for a member id: FNV-1a of key,
+// a zero byte and member, finished with a splitmix64 round (fnv's low
+// bits mix poorly for similar inputs).
 func Weight(key, member string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(key))
-	h.Write([]byte{0})
-	h.Write([]byte(member))
-	// fnv's low bits mix poorly for similar inputs: finish with a
-	// splitmix64 round.
-	x := h.Sum64()
+	h := uint64(fnvOffset)
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint64(key[i])) * fnvPrime
+	}
+	return finishWeight(h, member)
+}
+
+// WeightBytes is Weight for a key held as bytes.
+func WeightBytes(key []byte, member string) uint64 {
+	h := uint64(fnvOffset)
+	for _, c := range key {
+		h = (h ^ uint64(c)) * fnvPrime
+	}
+	return finishWeight(h, member)
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func finishWeight(h uint64, member string) uint64 {
+	h *= fnvPrime // the zero byte: h ^ 0 == h
+	for i := 0; i < len(member); i++ {
+		h = (h ^ uint64(member[i])) * fnvPrime
+	}
+	x := h
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 27

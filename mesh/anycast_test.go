@@ -99,7 +99,7 @@ func anycastGroup(t *testing.T, srv *ircd.Server, k int, topic string, h *handle
 
 // waitGroupFormed waits until every node sees all of them announce the
 // group for topic.
-func waitGroupFormed(t *testing.T, nodes []*mesh.Node, topic, group string) {
+func waitGroupFormed(t testing.TB, nodes []*mesh.Node, topic, group string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
