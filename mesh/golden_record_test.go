@@ -102,10 +102,10 @@ func TestRecordAnycastGolden(t *testing.T) {
 	h.waitFor(t, 60, 30*time.Second)
 	waitCompleted(t, subs[1:], 60, 30*time.Second)
 	time.Sleep(300 * time.Millisecond)
+	rec.Close(ctx) // no more writes to the log
 	if err := buf.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	rec.Close(ctx)
 	f.Close()
 	if *recordGolden {
 		t.Logf("recorded %s", path)
