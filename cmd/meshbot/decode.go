@@ -51,6 +51,12 @@ With "-", or with no LINE and input piped in, every line of stdin is decoded
 envelope are reassembled across lines, so the envelope is printed with its
 last fragment.
 
+The lines of anycast delivery are decoded too: a claim or ack lists each of
+its events (id, epoch, attempt, and "takeover" for a claim at an epoch above
+1), and an event on a dead-letter topic (TOPIC._dead) shows the event given
+up on, its attempts and the reasons. A payload that does not decode is
+marked MALFORMED.
+
 Without --keyring a signature is shown but not checked. The exit code is 1
 when a line is rejected (malformed, bad signature, ...) or is not an IRC
 line; lines that are not mesh lines are reported as such, with exit code 0.`,
@@ -331,9 +337,16 @@ func writeEnvelope(w io.Writer, v *lineView) {
 	field("id", e.ID+" (short "+e.Short+")")
 	field("time", at(e.Time))
 	field("sender", fmt.Sprintf("service %s, instance %s, incarnation %s", dash(e.Sender.Service), dash(e.Sender.Instance), num(e.Sender.Incarnation)))
-	field("topic", dash(e.Topic))
+	topic := dash(e.Topic)
+	if e.anycastKind() && e.Topic != "" {
+		topic += " (the anycast group)"
+	}
+	field("topic", topic)
 	field("correlation", dash(e.Correlation))
 	field("payload", payloadFull(e))
+	for _, f := range e.anycastFields() {
+		field(f[0], f[1])
+	}
 	field("content-type", dash(e.ContentType))
 	field("traceparent", dash(e.Traceparent))
 	field("epoch", num(e.Epoch))
@@ -341,7 +354,11 @@ func writeEnvelope(w io.Writer, v *lineView) {
 	if e.LeaseMillis != 0 {
 		lease = (time.Duration(e.LeaseMillis) * time.Millisecond).String()
 	}
-	field("lease", lease)
+	if e.Kind == envelope.KindNack.String() {
+		field("retry-in", lease)
+	} else {
+		field("lease", lease)
+	}
 	field("attempt", num(uint64(e.Attempt)))
 	field("deadline", at(e.Deadline))
 	errText := "-"

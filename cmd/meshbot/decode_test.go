@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"path/filepath"
 	"strconv"
@@ -11,15 +12,17 @@ import (
 
 	"github.com/ergochat/irc-go/ircmsg"
 
+	"github.com/meshbot/meshbot/claims"
 	"github.com/meshbot/meshbot/envelope"
 )
 
 var testHMACKey = []byte("0123456789abcdef0123456789abcdef")
 
-// testEnvelope is a claim with most fields set, signed with HMAC.
+// testEnvelope is a claim of group "workers" with most fields set, signed
+// with HMAC.
 func testEnvelope(t *testing.T, payload []byte) (*envelope.Envelope, []byte) {
 	t.Helper()
-	e := envelope.New(envelope.KindClaim, envelope.Sender{Service: "audit", Instance: "a1", Incarnation: 7}, "orders.created", payload, time.Unix(1700000000, 5))
+	e := envelope.New(envelope.KindClaim, envelope.Sender{Service: "audit", Instance: "a1", Incarnation: 7}, "workers", payload, time.Unix(1700000000, 5))
 	e.Correlation = envelope.NewID()
 	e.Epoch, e.LeaseMillis, e.Attempt = 3, 30000, 2
 	e.Headers.ContentType = "text/plain"
@@ -46,7 +49,9 @@ func rawLine(t *testing.T, l envelope.Line) string {
 
 func TestDecode(t *testing.T) {
 	t.Parallel()
-	e, sealed := testEnvelope(t, []byte("hello"))
+	event := fixedID(t, "4776bf3e")
+	items := itemsPayload(t, []claims.Item{{Event: event, Epoch: 3, Attempt: 2}})
+	e, sealed := testEnvelope(t, items)
 	tagLines, err := envelope.EncodeLines(e, sealed, envelope.CarrierTag, envelope.Limits{BodyBytes: 400})
 	if err != nil || len(tagLines) != 1 {
 		t.Fatalf("tag lines: %v %v", tagLines, err)
@@ -67,9 +72,11 @@ func TestDecode(t *testing.T) {
 		"  id            " + e.ID.String() + " (short " + e.ID.Short() + ")\n",
 		"  time          2023-11-14T22:13:20.000000005Z\n",
 		"  sender        service audit, instance a1, incarnation 7\n",
-		"  topic         orders.created\n",
+		"  topic         workers (the anycast group)\n",
 		"  correlation   " + e.Correlation.String() + "\n",
-		"  payload       5 B, text: hello\n",
+		"  payload       21 B, hex: " + hex.EncodeToString(items) + "\n",
+		"  items         1 event (group workers)\n",
+		"                  " + event.String() + "  epoch 3, attempt 2, takeover\n",
 		"  content-type  text/plain\n",
 		"  traceparent   -\n",
 		"  epoch         3\n",

@@ -75,6 +75,14 @@ type envView struct {
 	Error         *errView   `json:"error,omitempty"`
 	Auth          *authView  `json:"auth,omitempty"`
 	SignatureLen  int        `json:"signature_len,omitempty"`
+	// Items are the events of a claim or ack, decoded from the payload.
+	Items []itemView `json:"items,omitempty"`
+	// DeadLetter is the decoded payload of an event on a <topic>._dead
+	// topic.
+	DeadLetter *deadLetterView `json:"dead_letter,omitempty"`
+	// PayloadError says why the payload of a claim, an ack or a dead
+	// letter does not decode.
+	PayloadError string `json:"payload_error,omitempty"`
 }
 
 type senderView struct {
@@ -129,6 +137,7 @@ func newEnvView(e *envelope.Envelope) *envView {
 	if e.Auth != nil {
 		v.Auth = &authView{e.Auth.Alg.String(), e.Auth.KeyID}
 	}
+	v.decodeAnycast(e)
 	return v
 }
 
@@ -185,7 +194,7 @@ func (v *lineView) text() string {
 		}
 	case typeMesh:
 		e := v.Envelope
-		fmt.Fprintf(&b, "%-6s %s  %s", e.Kind, e.Short, payloadShort(e, 160))
+		fmt.Fprintf(&b, "%-6s %s  %s", e.Kind, e.Short, e.summary(160))
 		for _, x := range e.extras(v.Topic) {
 			b.WriteString("  ")
 			b.WriteString(x)
@@ -198,19 +207,21 @@ func (v *lineView) text() string {
 }
 
 // extras are the fields worth a glance besides the payload: claim and ack
-// fields, errors, headers, the signature.
+// fields, errors, headers, the signature. The fields of a claim, ack, nack
+// or dead marker that its summary shows already are left out.
 func (e *envView) extras(channelTopic string) []string {
 	var out []string
-	if e.Topic != "" && e.Topic != channelTopic {
+	anycast := e.anycastKind()
+	if e.Topic != "" && e.Topic != channelTopic && !anycast {
 		out = append(out, "topic="+e.Topic)
 	}
-	if e.Correlation != "" {
+	if e.Correlation != "" && !anycast {
 		out = append(out, "corr="+e.Correlation[:8])
 	}
-	if e.Epoch != 0 {
+	if e.Epoch != 0 && !anycast {
 		out = append(out, "epoch="+strconv.FormatUint(e.Epoch, 10))
 	}
-	if e.Attempt != 0 {
+	if e.Attempt != 0 && !anycast {
 		out = append(out, "attempt="+strconv.FormatUint(uint64(e.Attempt), 10))
 	}
 	if e.LeaseMillis != 0 {
@@ -220,11 +231,23 @@ func (e *envView) extras(channelTopic string) []string {
 		}
 		out = append(out, name+(time.Duration(e.LeaseMillis)*time.Millisecond).String())
 	}
+	if t := e.takeovers(); t == 1 && len(e.Items) == 1 {
+		out = append(out, "takeover")
+	} else if t > 0 {
+		out = append(out, "takeovers="+strconv.Itoa(t))
+	}
 	if e.Deadline != nil {
 		out = append(out, "deadline="+e.Deadline.Local().Format("15:04:05.000"))
 	}
 	if e.Error != nil {
-		out = append(out, fmt.Sprintf("error=%d %q", e.Error.Code, e.Error.Message))
+		switch {
+		case e.Kind == envelope.KindNack.String() && e.Error.Code == 0:
+			out = append(out, fmt.Sprintf("reason=%q", clip(e.Error.Message, 160)))
+		case e.Kind == envelope.KindDeadLetter.String() && e.Error.Code == 0:
+			out = append(out, fmt.Sprintf("reasons=%q", clip(e.Error.Message, 160)))
+		default:
+			out = append(out, fmt.Sprintf("error=%d %q", e.Error.Code, e.Error.Message))
+		}
 	}
 	if e.ContentType != "" {
 		out = append(out, "ct="+e.ContentType)

@@ -1,17 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/meshbot/meshbot/mesh"
 	"github.com/meshbot/meshbot/mesh/meshprom"
@@ -33,9 +40,15 @@ func newServeCmd(st *state) *cobra.Command {
 		eventsFile  string
 		eventsSync  bool
 		metricsAddr string
+		anycast     bool
+		group       string
+		lease       time.Duration
+		maxAttempts int
+		retryDelay  time.Duration
+		postURL     string
 	)
 	cmd := &cobra.Command{
-		Use:   "serve --service SERVICE [--subscribe TOPIC]... [--handle METHOD]...",
+		Use:   "serve --service SERVICE [--subscribe TOPIC [--anycast]]... [--handle METHOD]...",
 		Short: "Run a generic service instance: subscribe, answer requests, publish",
 		Long: `Run one instance of SERVICE until interrupted: a generic worker for trying
 a mesh out and for tests that run real processes.
@@ -47,6 +60,32 @@ a mesh out and for tests that run real processes.
   --publish TOPIC     publish an event on TOPIC every --every (1s), once the
                       server confirmed the previous one; the payload is
                       {"from":"NICK","seq":N}
+
+With --anycast, the --subscribe topics are anycast instead: each event is
+handled by exactly one live instance of the group (the service's name, or
+--group NAME, which implies --anycast), which claims it, handles it and
+acks it. When the handler fails (see --post), the event is nacked and
+retried after --retry-delay (1s), by another instance when there is one;
+after --max-attempts (5) failed attempts it goes to the dead-letter topic
+TOPIC._dead. A claim holds for --lease (30s) and is renewed while the
+handler runs; an instance that dies is taken over from at once (when the
+server reports it gone) or within a few heartbeats. Watch it work with
+'meshbot claims TOPIC'.
+
+With --post URL, every event handled (anycast or not) is POSTed to URL as
+JSON, with a 5s timeout:
+
+  {"topic":"T","group":"G","id":"ID","epoch":E,"attempt":A,"token":K,
+   "payload":"...","service":"S","instance":"S/I","from":"NICK"}
+
+("payload_base64" instead of "payload" when it is not UTF-8; group, epoch,
+attempt and token are those of the anycast claim, 0 and "" for multicast.)
+An answer other than 2xx, or no answer in time, fails the handler: the
+event is nacked and retried (a 429 or 503 with Retry-After in seconds sets
+the retry delay). This is how a worker writes to an external store: the
+store should keep the highest token it has seen per id and refuse a lower
+one (with 409, say), which fences off an instance that lost its claim
+without knowing it.
 
 Once connected, subscribed and answering, one line is printed on stdout:
 
@@ -64,10 +103,13 @@ publish, is appended to FILE as one JSON object per line:
 
 "from" is the sender's nick (this instance's for "published"), "at" when it
 was received or confirmed (RFC 3339). A payload that is not UTF-8 is given
-as "payload_base64" instead. Each line is written with one write(2) before
-the handler returns (and before a request is answered), so a process killed
-with SIGKILL has recorded everything it handled; --events-fsync also
-flushes each line to the disk. Several processes may append to one file.
+as "payload_base64" instead. An anycast event also has "group", "epoch",
+"attempt" and "token" (its claim's); with --post, it is recorded once the
+POST succeeded, so a failed attempt is not recorded. Each line is written
+with one write(2) before the handler returns (and before a request is
+answered), so a process killed with SIGKILL has recorded everything it
+handled; --events-fsync also flushes each line to the disk. Several
+processes may append to one file.
 
 With a fixed --instance, the nick is SERVICE-INSTANCE and a restarted
 process is the same instance. SIGINT or SIGTERM stops it gracefully: no new
@@ -83,6 +125,12 @@ events are taken, running handlers and unconfirmed publishes get
 
   # A publisher, ticking every 200 ms:
   meshbot serve --service clock --publish clock.ticks --every 200ms
+
+  # Two workers sharing the events of jobs (each event handled once), which
+  # write each one to a store that checks fencing tokens:
+  meshbot serve --service worker --instance 1 --subscribe jobs --anycast --post http://127.0.0.1:8080/jobs &
+  meshbot serve --service worker --instance 2 --subscribe jobs --anycast --post http://127.0.0.1:8080/jobs &
+  meshbot pub jobs '{"job":1}'; meshbot claims jobs
 
   # In a script: start it and wait until it is ready.
   meshbot serve --service w --subscribe jobs > w.out & until grep -q ^ready w.out; do sleep 0.1; done`,
@@ -108,6 +156,20 @@ events are taken, running handlers and unconfirmed publishes get
 			}
 			s.every = every
 			s.methods = handle
+			if err := s.anycastFlags(cmd.Flags(), anycast, group, lease, maxAttempts, retryDelay); err != nil {
+				return err
+			}
+			if postURL != "" {
+				if len(s.topics) == 0 {
+					return usagef("serve: --post needs --subscribe TOPIC")
+				}
+				u, err := url.Parse(postURL)
+				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return usagef("serve: --post %q: want an http:// or https:// URL", postURL)
+				}
+				s.post = u
+				s.client = &http.Client{Timeout: servePostTimeout}
+			}
 			cfg, err := nodeConfig(st, &conn, &id, &trust)
 			if err != nil {
 				return err
@@ -147,6 +209,7 @@ events are taken, running handlers and unconfirmed publishes get
 			}
 			defer conn.closeNode(st, n) // after the publisher stopped: defers run last first
 			s.node = n
+			s.service, s.instance = n.Service(), n.Instance()
 			if metrics != nil {
 				if err := metrics.register(meshprom.NewCollector(n)); err != nil {
 					return err
@@ -161,7 +224,7 @@ events are taken, running handlers and unconfirmed publishes get
 			}
 			fmt.Fprintf(st.env.stdout, "ready %s\n", n.Nick())
 			st.log.Info("serving", "nick", n.Nick(), "server", cfg.Server, "namespace", cfg.Namespace,
-				"subscribe", s.topics, "handle", s.methods, "publish", s.publish)
+				"subscribe", s.topics, "anycast", s.anycast, "group", s.group, "handle", s.methods, "publish", s.publish)
 			if s.publish != "" {
 				done := make(chan struct{})
 				pctx, cancel := context.WithCancel(ctx)
@@ -186,6 +249,12 @@ events are taken, running handlers and unconfirmed publishes get
 	f.Lookup("instance").Usage = "instance id (a-z, 0-9): fix it so that a restarted process is the same instance (random when empty)"
 	trust.add(f, true)
 	f.StringArrayVar(&subscribe, "subscribe", nil, "receive the events of `TOPIC` (repeatable)")
+	f.BoolVar(&anycast, "anycast", false, "subscribe anycast: each event of the --subscribe topics is handled by one instance of the group")
+	f.StringVar(&group, "group", "", "the anycast group `NAME` (default: the service name); implies --anycast")
+	f.DurationVar(&lease, "lease", 30*time.Second, "anycast: how long a claim holds without renewal")
+	f.IntVar(&maxAttempts, "max-attempts", 5, "anycast: failed attempts before an event goes to the dead-letter topic TOPIC._dead")
+	f.DurationVar(&retryDelay, "retry-delay", time.Second, "anycast: how long a failed event waits before its next attempt")
+	f.StringVar(&postURL, "post", "", "POST every handled event as JSON to `URL`; a non-2xx answer fails the handler (see above)")
 	f.StringArrayVar(&handle, "handle", nil, "answer requests for `METHOD` with \"NICK: PAYLOAD\" (repeatable)")
 	f.StringVar(&publish, "publish", "", "publish an event on `TOPIC` every --every")
 	f.DurationVar(&every, "every", time.Second, "time between two events of --publish")
@@ -205,6 +274,18 @@ type server struct {
 	publish    string
 	every      time.Duration
 	eventsSync bool
+	// anycast subscribes the topics anycast, in group ("" = the service's)
+	// with these options.
+	anycast     bool
+	group       string
+	lease       time.Duration
+	maxAttempts int
+	retryDelay  time.Duration
+	// post is the URL of --post, nil without; client sends to it.
+	post   *url.URL
+	client *http.Client
+	// service and instance name this instance (in POSTs).
+	service, instance string
 
 	mu     sync.Mutex // serializes writes to events
 	events *os.File   // nil without --events
@@ -263,20 +344,141 @@ func (s *server) setup(ctx context.Context) error {
 			return usageError{fmt.Errorf("--handle %s: %w", m, err)}
 		}
 	}
+	var opts []mesh.SubOption
+	if s.anycast {
+		anyOpts := []mesh.SubOption{mesh.ClaimLease(s.lease), mesh.MaxAttempts(s.maxAttempts), mesh.RetryDelay(s.retryDelay)}
+		if s.group != "" {
+			anyOpts = append(anyOpts, mesh.Group(s.group))
+		}
+		opts = append(opts, mesh.Anycast(anyOpts...))
+	}
 	for _, t := range s.topics {
-		_, err := s.node.Subscribe(ctx, t, func(_ context.Context, m *mesh.Message) error {
-			rec := serveRecord{Kind: "event", Topic: m.Topic, ID: m.ID.String(), From: m.From}
-			if err := s.record(rec, m.Payload); err != nil {
-				return fmt.Errorf("recording the event: %w", err)
-			}
-			s.st.log.Debug("event", "topic", m.Topic, "id", m.ID.Short(), "from", m.From)
-			return nil
-		})
+		_, err := s.node.Subscribe(ctx, t, s.handleEvent, opts...)
 		if err != nil {
 			return fmt.Errorf("%s: subscribing to %s: %w", nick, t, err)
 		}
 	}
 	return nil
+}
+
+// handleEvent handles one event: POSTs it (--post), then records it
+// (--events).
+func (s *server) handleEvent(ctx context.Context, m *mesh.Message) error {
+	rec := serveRecord{Kind: "event", Topic: m.Topic, ID: m.ID.String(), From: m.From}
+	if c := m.Claim; c != nil {
+		rec.Group, rec.Epoch, rec.Attempt, rec.Token = c.Group, c.Epoch, c.Attempt, c.Token
+	}
+	if s.post != nil {
+		if err := s.postEvent(ctx, m); err != nil {
+			s.st.log.Warn("event not posted", "topic", m.Topic, "id", m.ID.Short(), "epoch", rec.Epoch, "attempt", rec.Attempt, "err", err)
+			return err
+		}
+	}
+	if err := s.record(rec, m.Payload); err != nil {
+		return fmt.Errorf("recording the event: %w", err)
+	}
+	s.st.log.Debug("event", "topic", m.Topic, "id", m.ID.Short(), "from", m.From, "epoch", rec.Epoch, "attempt", rec.Attempt)
+	return nil
+}
+
+// anycastFlags checks the anycast flags and keeps them.
+func (s *server) anycastFlags(fs *pflag.FlagSet, anycast bool, group string, lease time.Duration, maxAttempts int, retryDelay time.Duration) error {
+	if fs.Changed("group") {
+		if err := checkGroup(group); err != nil {
+			return usagef("serve: --group: %v", err)
+		}
+		anycast = true
+	}
+	if !anycast {
+		for _, name := range []string{"lease", "max-attempts", "retry-delay"} {
+			if fs.Changed(name) {
+				return usagef("serve: --%s needs --anycast (or --group)", name)
+			}
+		}
+		return nil
+	}
+	switch {
+	case len(s.topics) == 0:
+		return usagef("serve: --anycast needs --subscribe TOPIC")
+	case lease <= 0:
+		return usagef("serve: --lease must be positive")
+	case maxAttempts <= 0:
+		return usagef("serve: --max-attempts must be at least 1")
+	case retryDelay <= 0:
+		return usagef("serve: --retry-delay must be positive")
+	}
+	s.anycast, s.group, s.lease, s.maxAttempts, s.retryDelay = true, group, lease, maxAttempts, retryDelay
+	return nil
+}
+
+// postBody is what --post sends for one event.
+type postBody struct {
+	Topic         string  `json:"topic"`
+	Group         string  `json:"group"`
+	ID            string  `json:"id"`
+	Epoch         uint64  `json:"epoch"`
+	Attempt       uint32  `json:"attempt"`
+	Token         uint64  `json:"token"`
+	Payload       *string `json:"payload,omitempty"`        // when valid UTF-8
+	PayloadBase64 string  `json:"payload_base64,omitempty"` // otherwise
+	Service       string  `json:"service"`
+	Instance      string  `json:"instance"` // service/instance
+	From          string  `json:"from"`     // the publisher's nick
+}
+
+// servePostTimeout bounds one POST of --post.
+const servePostTimeout = 5 * time.Second
+
+// maxRetryAfter bounds the retry delay a Retry-After header asks for.
+const maxRetryAfter = time.Hour
+
+// postEvent POSTs the event to s.post; an error unless the answer is 2xx.
+func (s *server) postEvent(ctx context.Context, m *mesh.Message) error {
+	body := postBody{Topic: m.Topic, ID: m.ID.String(), Service: s.service, Instance: s.service + "/" + s.instance, From: m.From}
+	if c := m.Claim; c != nil {
+		body.Group, body.Epoch, body.Attempt, body.Token = c.Group, c.Epoch, c.Attempt, c.Token
+	}
+	if utf8.Valid(m.Payload) {
+		p := string(m.Payload)
+		body.Payload = &p
+	} else {
+		body.PayloadBase64 = base64.StdEncoding.EncodeToString(m.Payload)
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, servePostTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.post.String(), bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text repeats the URL, with any password in it
+		}
+		return fmt.Errorf("POST %s: %w", s.post.Redacted(), err)
+	}
+	defer resp.Body.Close()
+	text, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so that the connection is reused
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	err = fmt.Errorf("POST %s: %s", s.post.Redacted(), resp.Status)
+	if msg := strings.TrimSpace(clean(string(text))); msg != "" {
+		err = fmt.Errorf("%w: %s", err, clip(msg, 120))
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		if secs, perr := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); perr == nil && secs >= 0 {
+			return mesh.RetryAfter(min(time.Duration(secs)*time.Second, maxRetryAfter), err)
+		}
+	}
+	return err
 }
 
 // publishLoop publishes on s.publish every s.every until ctx ends.
@@ -320,6 +522,11 @@ type serveRecord struct {
 	PayloadBase64 string    `json:"payload_base64,omitempty"` // otherwise
 	From          string    `json:"from"`
 	At            time.Time `json:"at"`
+	// The claim of an anycast event.
+	Group   string `json:"group,omitempty"`
+	Epoch   uint64 `json:"epoch,omitempty"`
+	Attempt uint32 `json:"attempt,omitempty"`
+	Token   uint64 `json:"token,omitempty"`
 }
 
 // record appends one line to the events file (when there is one) with a

@@ -32,8 +32,23 @@ per line, until interrupted:
   TIME  TOPIC  FROM  KIND  SHORT-ID  PAYLOAD  [fields]
 
 The payload is shown as text when it is printable UTF-8, else as hex with its
-length. Claims, acks and responses show their fields (corr=, epoch=,
-attempt=, lease=, error=), signed envelopes their key (signed=alg:key-id).
+length. Responses show their fields (corr=, error=), signed envelopes their
+key (signed=alg:key-id).
+
+The lines of anycast delivery are decoded: a claim or ack lists its events
+as SHORT-ID@EPOCH, "(attempt N)" from the second attempt on, at most 6 then
+"+N more", with the claim's lease and "takeover" when an event is claimed
+at an epoch above 1 (its previous holder failed); a nack shows its event,
+retry-in= and reason=; a dead marker its event, attempts= and reasons=. An
+event on a dead-letter topic (TOPIC._dead) shows the event given up on and
+why. A payload that does not decode is shown as MALFORMED:
+
+  claim  5d1c02aa  group=workers events=2 4776bf3e@1 7c7828ce@2(attempt 2)  lease=30s  takeovers=1
+  ack    9f00aa11  group=workers events=1 4776bf3e@1
+  nack   0b1c2d3e  group=workers event=7c7828ce@2  retry-in=1s  reason="store busy"
+  dead   1c2d3e4f  group=workers event=7c7828ce@6 attempts=5  reasons="wk/1: boom; wk/2: boom"
+  event  2d3e4f50  DEAD LETTER event=7c7828ce topic=jobs group=workers attempts=5 reasons="…" payload={"job":1}
+
 Fragments of a large envelope are shown as they arrive, the envelope itself
 with its last fragment. Lines the decoder refuses are shown as REJECTED with
 the reason; lines that are not mesh lines as "<nick> text".
@@ -44,6 +59,7 @@ envelopes are only accepted with the keys to check them (--keyring).`,
 		Example: `  meshbot tail orders.created
   meshbot tail orders.created orders.cancelled _hb --namespace shop
   meshbot tail orders.created --json | jq .envelope.payload_text
+  meshbot tail jobs jobs._dead                     # an anycast topic and its dead letters
   meshbot tail orders.created --raw > orders.log   # decode later: meshbot decode - < orders.log
   meshbot tail orders.created --keyring mesh.keyring --metrics-addr 127.0.0.1:9464`,
 		Args: nargs(1, -1, "TOPIC"),
