@@ -324,4 +324,3 @@ func withService(cfg mesh.Config, service string) mesh.Config {
 	cfg.Service = service
 	return cfg
 }
-
