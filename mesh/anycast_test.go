@@ -390,3 +390,46 @@ func TestAnycastHandoverOnClose(t *testing.T) {
 	}
 	t.Logf("handover %s after Close began", second.at.Sub(killed).Round(time.Millisecond))
 }
+
+// TestAnycastAcrossLinkedServers: a group split over two linked servers,
+// which may order lines from different senders differently, still
+// completes each event exactly once.
+func TestAnycastAcrossLinkedServers(t *testing.T) {
+	a, b := ircdtest.StartLinked(t)
+	nodes := connectAll(t, testConfig(a, "jobs"), testConfig(a, "workers"), testConfig(b, "workers"), testConfig(b, "workers"))
+	pub, workers := nodes[0], nodes[1:]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h := newHandled()
+	var subs []*mesh.Subscription
+	for i, n := range workers {
+		s, err := n.Subscribe(ctx, "jobs.linked", h.handler(fmt.Sprintf("w%d", i)), mesh.Anycast(mesh.Concurrency(2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, s)
+	}
+	waitGroupFormed(t, workers, "jobs.linked", "workers")
+	waitPresent(t, pub, "workers", 3)
+	time.Sleep(1500 * time.Millisecond)
+	const events = 600
+	for i := range events {
+		if _, err := pub.PublishAsync(ctx, "jobs.linked", []byte(fmt.Sprintf("job-%03d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.waitFor(t, events, 30*time.Second)
+	waitCompleted(t, subs, events, 30*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.n != events {
+		t.Errorf("%d handler runs for %d events", h.n, events)
+	}
+	for p, ws := range h.by {
+		if len(ws) != 1 {
+			t.Errorf("%s handled by %v", p, ws)
+		}
+	}
+	t.Logf("handled per worker: %d (server a) / %d / %d (server b)", len(h.order["w0"]), len(h.order["w1"]), len(h.order["w2"]))
+}
