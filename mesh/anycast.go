@@ -77,6 +77,15 @@ type retryError struct {
 func (e *retryError) Error() string { return e.err.Error() }
 func (e *retryError) Unwrap() error { return e.err }
 
+// RetryDelayOf returns the delay a RetryAfter error asks for.
+func RetryDelayOf(err error) (time.Duration, bool) {
+	var re *retryError
+	if errors.As(err, &re) {
+		return re.d, true
+	}
+	return 0, false
+}
+
 // Claim is what an anycast handler holds: its Token is the fencing token
 // to hand to the stores it writes to, which should refuse a token lower
 // than one they have seen for the event (docs/PROTOCOL.md §6.6).
@@ -99,7 +108,9 @@ const codeReleased = 1
 // maxGroupLen bounds group names.
 const maxGroupLen = 64
 
-func validGroup(g string) error {
+// ValidateGroup checks an anycast group name: 1 to 64 bytes, no spaces,
+// commas or control characters.
+func ValidateGroup(g string) error {
 	if g == "" || len(g) > maxGroupLen {
 		return fmt.Errorf("mesh: group %q: 1 to %d bytes", g, maxGroupLen)
 	}
@@ -308,9 +319,8 @@ func (a *anycast) line(in *inbound) {
 // finished: a handler returned.
 func (a *anycast) finished(m *Message, err error) {
 	retry := a.retry
-	var re *retryError
-	if errors.As(err, &re) {
-		retry = re.d
+	if d, ok := RetryDelayOf(err); ok {
+		retry = d
 	}
 	a.mu.Lock()
 	if cancel := a.cancels[m.ID]; cancel != nil {

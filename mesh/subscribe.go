@@ -120,7 +120,7 @@ func (n *Node) Subscribe(ctx context.Context, topic string, h Handler, opts ...S
 		if o.group == "" {
 			o.group = n.cfg.Service
 		}
-		if err := validGroup(o.group); err != nil {
+		if err := ValidateGroup(o.group); err != nil {
 			s.cancel()
 			return nil, err
 		}

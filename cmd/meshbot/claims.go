@@ -97,7 +97,7 @@ document instead (one per line with --watch).`,
 				return usagef("claims: --for and --watch exclude each other")
 			}
 			if cmd.Flags().Changed("group") {
-				if err := checkGroup(group); err != nil {
+				if err := mesh.ValidateGroup(group); err != nil {
 					return usagef("claims: --group: %v", err)
 				}
 			}
@@ -139,17 +139,6 @@ document instead (one per line with --watch).`,
 	f.BoolVar(&follow, "watch", false, "reprint every second until interrupted")
 	f.BoolVar(&asJSON, "json", false, "print one JSON document (one per line with --watch)")
 	return cmd
-}
-
-// checkGroup checks a group name as mesh.Group does.
-func checkGroup(g string) error {
-	if g == "" || len(g) > 64 {
-		return fmt.Errorf("group %q: 1 to 64 bytes", g)
-	}
-	if strings.ContainsFunc(g, func(r rune) bool { return r <= ' ' || r == 0x7f || r == ',' }) {
-		return fmt.Errorf("group %q: no spaces, commas or control characters", g)
-	}
-	return nil
 }
 
 // claimsRun is one run of the claims command.

@@ -181,7 +181,7 @@ func TestClaimsUsage(t *testing.T) {
 		{"two topics", []string{"claims", "a", "b"}, "meshbot: claims: too many arguments (2)"},
 		{"zero for", []string{"claims", "jobs", "--for", "0s"}, "meshbot: claims: --for 0s: want a positive duration"},
 		{"for and watch", []string{"claims", "jobs", "--for", "2s", "--watch"}, "meshbot: claims: --for and --watch exclude each other"},
-		{"bad group", []string{"claims", "jobs", "--group", "a,b"}, `meshbot: claims: --group: group "a,b": no spaces, commas`},
+		{"bad group", []string{"claims", "jobs", "--group", "a,b"}, `meshbot: claims: --group: mesh: group "a,b": no spaces, commas`},
 		{"reserved topic", []string{"claims", "_hb"}, `topic "_hb": segments starting with '_' are reserved`},
 		{"other namespace", []string{"claims", "#other.jobs"}, "channel #other.jobs is not in namespace"},
 	} {

@@ -384,7 +384,7 @@ func (s *server) handleEvent(ctx context.Context, m *mesh.Message) error {
 // anycastFlags checks the anycast flags and keeps them.
 func (s *server) anycastFlags(fs *pflag.FlagSet, anycast bool, group string, lease time.Duration, maxAttempts int, retryDelay time.Duration) error {
 	if fs.Changed("group") {
-		if err := checkGroup(group); err != nil {
+		if err := mesh.ValidateGroup(group); err != nil {
 			return usagef("serve: --group: %v", err)
 		}
 		anycast = true

@@ -169,7 +169,7 @@ func TestServeErrors(t *testing.T) {
 		{"group without topics", []string{"serve", "--service", "s", "--group", "g"}, "meshbot: serve: --anycast needs --subscribe TOPIC"},
 		{"lease without anycast", []string{"serve", "--service", "s", "--subscribe", "t", "--lease", "5s"}, "meshbot: serve: --lease needs --anycast (or --group)"},
 		{"retry delay without anycast", []string{"serve", "--service", "s", "--subscribe", "t", "--retry-delay", "5s"}, "meshbot: serve: --retry-delay needs --anycast (or --group)"},
-		{"bad group", []string{"serve", "--service", "s", "--subscribe", "t", "--group", "a b"}, `meshbot: serve: --group: group "a b": no spaces, commas or control characters`},
+		{"bad group", []string{"serve", "--service", "s", "--subscribe", "t", "--group", "a b"}, `meshbot: serve: --group: mesh: group "a b": no spaces, commas or control characters`},
 		{"zero lease", []string{"serve", "--service", "s", "--subscribe", "t", "--anycast", "--lease", "0s"}, "meshbot: serve: --lease must be positive"},
 		{"zero attempts", []string{"serve", "--service", "s", "--subscribe", "t", "--anycast", "--max-attempts", "0"}, "meshbot: serve: --max-attempts must be at least 1"},
 		{"post without topics", []string{"serve", "--service", "s", "--post", "http://127.0.0.1:1/x"}, "meshbot: serve: --post needs --subscribe TOPIC"},
