@@ -252,6 +252,17 @@ func (c *Core) get(id envelope.ID, now time.Time) *event {
 	return e
 }
 
+// pending returns the event's state for a completion, or nil when it is
+// refused (over MaxEvents) or already completed (counted as stale).
+func (c *Core) pending(id envelope.ID, now time.Time) *event {
+	e := c.get(id, now)
+	if e != nil && e.outcome != Pending {
+		c.stats.Stale++
+		return nil
+	}
+	return e
+}
+
 // Event: an event was seen in the topic's channel. key routes it (ByKey);
 // "" routes by id.
 func (c *Core) Event(id envelope.ID, key string, now time.Time) []Action {
@@ -309,12 +320,8 @@ func (c *Core) Claim(who Claimant, it Item, lease time.Duration, now time.Time) 
 // whose claim line was missed still counts).
 func (c *Core) Ack(who Claimant, it Item, now time.Time) []Action {
 	c.begin()
-	e := c.get(it.Event, now)
+	e := c.pending(it.Event, now)
 	if e == nil {
-		return c.out
-	}
-	if e.outcome != Pending {
-		c.stats.Stale++
 		return c.out
 	}
 	cl := &claim{who: who, epoch: it.Epoch, weight: Weight(it.Event, who.ID)}
@@ -386,12 +393,8 @@ func (c *Core) ReleaseAll(now time.Time) []Action {
 // Dead: a DEAD marker from who was seen: the event was dead-lettered.
 func (c *Core) Dead(who Claimant, it Item, now time.Time) []Action {
 	c.begin()
-	e := c.get(it.Event, now)
+	e := c.pending(it.Event, now)
 	if e == nil {
-		return c.out
-	}
-	if e.outcome != Pending {
-		c.stats.Stale++
 		return c.out
 	}
 	c.complete(e, DeadLettered, who, it.Epoch, now)

@@ -53,6 +53,20 @@ func (h *handled) handler(worker string) mesh.Handler {
 	}
 }
 
+// checkOnceLocked: events distinct events, each handled by one worker
+// once. h.mu is held.
+func (h *handled) checkOnceLocked(t *testing.T, events int) {
+	t.Helper()
+	if h.n != events || len(h.by) != events {
+		t.Errorf("%d handler runs for %d distinct events, want %d", h.n, len(h.by), events)
+	}
+	for p, ws := range h.by {
+		if len(ws) != 1 {
+			t.Errorf("%s handled by %v", p, ws)
+		}
+	}
+}
+
 func (h *handled) waitFor(t *testing.T, n int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.After(timeout)
@@ -182,13 +196,8 @@ func TestAnycastExactlyOnce(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // a duplicate would show by now
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.n != events {
-		t.Errorf("%d handler runs for %d events", h.n, events)
-	}
-	for p, ws := range h.by {
-		if len(ws) != 1 {
-			t.Errorf("%s handled by %v", p, ws)
-		}
+	h.checkOnceLocked(t, events)
+	for p := range h.by {
 		if c := h.claim[p]; c.Group != "workers" || c.Epoch != 1 || c.Attempt != 1 || c.Token>>32 != 1 {
 			t.Errorf("%s: claim %+v, want group workers, epoch 1, attempt 1", p, c)
 		}
@@ -423,13 +432,6 @@ func TestAnycastAcrossLinkedServers(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.n != events {
-		t.Errorf("%d handler runs for %d events", h.n, events)
-	}
-	for p, ws := range h.by {
-		if len(ws) != 1 {
-			t.Errorf("%s handled by %v", p, ws)
-		}
-	}
+	h.checkOnceLocked(t, events)
 	t.Logf("handled per worker: %d (server a) / %d / %d (server b)", len(h.order["w0"]), len(h.order["w1"]), len(h.order["w2"]))
 }

@@ -165,16 +165,7 @@ func (r *membersRun) self(m heartbeat.Member) bool {
 }
 
 // wait listens for the settle time; false when ctx ended first.
-func (r *membersRun) wait(ctx context.Context) bool {
-	t := time.NewTimer(r.settle)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+func (r *membersRun) wait(ctx context.Context) bool { return sleepCtx(ctx, r.settle) }
 
 // topology is what the view holds at one moment, the tool's own node left
 // out.
