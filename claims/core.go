@@ -175,7 +175,6 @@ type event struct {
 	byEpoch   uint64
 	doneAt    time.Time
 	due       time.Time
-	inDone    bool
 }
 
 // Stats counts what a Core saw.

@@ -135,7 +135,6 @@ type sim struct {
 	lastDel map[[2]int]time.Time
 	trace   []string
 	failed  bool
-	quiet   bool // faults over
 }
 
 func (s *sim) logf(format string, args ...any) {
