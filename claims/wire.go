@@ -87,6 +87,92 @@ const bstr16 = 0x50
 
 // DecodeItems reads the payload of a CLAIM or ACK envelope.
 func DecodeItems(b []byte) ([]Item, error) {
+	if items, ok := decodeItemsFast(b); ok {
+		return items, nil
+	}
+	return decodeItemsSlow(b)
+}
+
+// decodeItemsFast reads the common, shortest-form encoding that EncodeItems
+// writes without the reflection of the general decoder (every member
+// decodes every claim and ack of its group). Anything else — other valid
+// encodings and every error — goes to decodeItemsSlow, so both accept and
+// refuse the same inputs (FuzzDecodeItems checks they agree).
+func decodeItemsFast(b []byte) ([]Item, bool) {
+	if len(b) == 0 || b[0]>>5 != 4 {
+		return nil, false
+	}
+	n, p := int(b[0]&0x1f), 1
+	if n == 24 {
+		if len(b) < 2 || b[1] < 24 {
+			return nil, false
+		}
+		n, p = int(b[1]), 2
+	} else if n > 23 {
+		return nil, false
+	}
+	if n == 0 || n > MaxItems {
+		return nil, false
+	}
+	items := make([]Item, n)
+	for i := range items {
+		if len(b) < p+18 || b[p] != 0x83 || b[p+1] != bstr16 {
+			return nil, false
+		}
+		copy(items[i].Event[:], b[p+2:p+18])
+		p += 18
+		epoch, q, ok := readUint(b, p)
+		if !ok || epoch == 0 {
+			return nil, false
+		}
+		attempt, q, ok := readUint(b, q)
+		if !ok || attempt > 1<<32-1 {
+			return nil, false
+		}
+		if items[i].Event.IsZero() {
+			return nil, false
+		}
+		items[i].Epoch, items[i].Attempt, p = epoch, uint32(attempt), q
+	}
+	return items, p == len(b)
+}
+
+// readUint reads a shortest-form CBOR unsigned integer at b[p:].
+func readUint(b []byte, p int) (v uint64, next int, ok bool) {
+	if p >= len(b) || b[p]>>5 != 0 {
+		return 0, 0, false
+	}
+	info := b[p] & 0x1f
+	if info < 24 {
+		return uint64(info), p + 1, true
+	}
+	size := 0
+	switch info {
+	case 24:
+		size = 1
+	case 25:
+		size = 2
+	case 26:
+		size = 4
+	case 27:
+		size = 8
+	default:
+		return 0, 0, false
+	}
+	if p+1+size > len(b) {
+		return 0, 0, false
+	}
+	for _, c := range b[p+1 : p+1+size] {
+		v = v<<8 | uint64(c)
+	}
+	// Shortest form only: a longer head than needed goes the slow way.
+	if (size == 1 && v < 24) || (size > 1 && v < 1<<(8*size/2)) {
+		return 0, 0, false
+	}
+	return v, p + 1 + size, true
+}
+
+func decodeItemsSlow(b []byte) ([]Item, error) {
 	var raw []wireItem
 	if err := decMode.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)

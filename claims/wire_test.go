@@ -220,6 +220,13 @@ func FuzzDecodeItems(f *testing.F) {
 	f.Add([]byte{0x81, 0x83, 0x51, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 0x01, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		items, err := DecodeItems(b)
+		// The fast path must agree with the general decoder.
+		if fast, ok := decodeItemsFast(b); ok {
+			slow, serr := decodeItemsSlow(b)
+			if serr != nil || !slices.Equal(fast, slow) {
+				t.Fatalf("fast path decoded %v, general decoder %v, %v", fast, slow, serr)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
