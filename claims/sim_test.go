@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,6 +136,7 @@ type sim struct {
 	lastDel map[[2]int]time.Time
 	trace   []string
 	failed  bool
+	settled bool // every member is up and has nothing pending
 }
 
 func (s *sim) logf(format string, args ...any) {
@@ -530,10 +532,18 @@ func (s *sim) run() {
 	// Refresh every member's view of the others twice a second.
 	var views func()
 	views = func() {
+		settled := s.now.After(simEpoch.Add(simFaults + 5*time.Second))
 		for _, m := range s.ms {
 			if m.up && !m.paused && !s.now.Before(m.discoTil) {
 				s.members(m)
+				settled = settled && m.core.Stats().Pending == 0
+			} else {
+				settled = false
 			}
+		}
+		if settled {
+			s.settled = true // nothing left to do: end early
+			return
 		}
 		if s.now.Before(simEpoch.Add(simQuiesce)) {
 			s.after(500*time.Millisecond, views)
@@ -542,7 +552,7 @@ func (s *sim) run() {
 	s.after(500*time.Millisecond, views)
 	end := simEpoch.Add(simQuiesce)
 	steps := 0
-	for s.q.Len() > 0 && !s.failed {
+	for s.q.Len() > 0 && !s.failed && !s.settled {
 		if steps++; steps > 500_000 {
 			s.fatalf("no progress: %d steps by %s", steps, s.now.Sub(simEpoch))
 			break
@@ -624,21 +634,33 @@ func TestSimulation(t *testing.T) {
 	if testing.Short() {
 		runs = 1000
 	}
+	// Seeds run in parallel shards; each schedule is independent.
+	var mu sync.Mutex
 	var events, applies, stale, redone int
-	for seed := uint64(1); seed <= uint64(runs); seed++ {
-		s := newSim(t, seed)
-		s.run()
-		if s.failed {
-			return
+	const shards = 4
+	t.Run("shards", func(t *testing.T) {
+		for shard := range shards {
+			t.Run(fmt.Sprint(shard), func(t *testing.T) {
+				t.Parallel()
+				for seed := uint64(1 + shard); seed <= uint64(runs); seed += shards {
+					s := newSim(t, seed)
+					s.run()
+					if s.failed {
+						return
+					}
+					mu.Lock()
+					events += len(s.events)
+					stale += s.stale
+					for _, l := range s.ledger {
+						applies += l.applies
+						if l.applies > 1 {
+							redone++
+						}
+					}
+					mu.Unlock()
+				}
+			})
 		}
-		events += len(s.events)
-		stale += s.stale
-		for _, l := range s.ledger {
-			applies += l.applies
-			if l.applies > 1 {
-				redone++
-			}
-		}
-	}
+	})
 	t.Logf("%d schedules, %d events: %d ledger writes, %d refused as stale, %d events applied again after a takeover", runs, events, applies, stale, redone)
 }
