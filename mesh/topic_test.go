@@ -20,7 +20,10 @@ func TestValidateTopic(t *testing.T) {
 		{"orders..created", false},
 		{".orders", false},
 		{"orders.", false},
-		{"orders._dead", false}, // reserved segment
+		{"orders._dead", true},    // the dead-letter topic of orders
+		{"orders._dead.x", false}, // reserved segment
+		{"_dead", false},
+		{"orders._hb", false},
 		{"_hb", false},
 		{"a[b]", false}, // rfc1459 folds [] onto {}
 		{"a,b", false},  // JOIN separator
