@@ -56,9 +56,11 @@ type Node struct {
 	joins     map[string][]chan struct{} // channel → waiters for our JOIN
 	inChannel map[string]bool            // channels we are in on this connection
 
-	rejMu sync.Mutex
-	rawMu sync.Mutex        // RawLog writes
-	rejBy map[string]uint64 // rejected lines by reason
+	rejMu   sync.Mutex
+	rawMu   sync.Mutex        // RawLog writes
+	listMu  sync.Mutex        // one LIST at a time
+	listing *listing          // guarded by mu
+	rejBy   map[string]uint64 // rejected lines by reason
 
 	reqQueue  chan *inbound
 	reqStop   chan struct{} // closed when requests stop being taken
@@ -465,6 +467,8 @@ func (n *Node) onLine(l *line) bool {
 		}
 	case "366": // end of NAMES after our JOIN: joined, members known
 		n.joined(l.param(1))
+	case "322", "323": // LIST entry, end of LIST
+		n.onList(l)
 	case "401", "403", "404", "417", "442", "482":
 		// An error about a target we wrote to: refuse the line it was for.
 		if len(l.params) > 1 {
@@ -627,8 +631,8 @@ func (n *Node) onPrivmsg(l *line) {
 		if len(envs) == 0 {
 			n.observe(ob)
 		}
-		for _, env := range envs { // one observation per envelope of a batch
-			ob.Envelope = env
+		for i, env := range envs { // one observation per envelope of a batch
+			ob.Envelope, ob.Part = env, i
 			n.observe(ob)
 			ob.Err = nil
 		}

@@ -29,6 +29,10 @@ type Observation struct {
 	Envelope *envelope.Envelope
 	// Err says why a mesh line was rejected.
 	Err error
+	// Part numbers the observations of one line: a batch (docs/PROTOCOL.md
+	// §3.9) is observed once per envelope, Part 0 first. Tools that keep
+	// lines (recorders) keep Part 0.
+	Part int
 }
 
 // Observer delivers the Observations of one channel to a callback.
