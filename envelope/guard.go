@@ -44,19 +44,28 @@ func (g *Guard) Check(e *Envelope, now time.Time) error {
 	if d := now.Sub(e.SentAt()); d > g.window || d < -g.window {
 		return fmt.Errorf("%w: sent %s from now", ErrExpired, -d.Round(time.Millisecond))
 	}
-	if _, dup := g.seen[e.ID]; dup {
+	if !g.Add(e.ID) {
 		return fmt.Errorf("%w: id %s", ErrDuplicate, e.ID.Short())
+	}
+	return nil
+}
+
+// Add remembers id and reports whether it was new, without the time window:
+// de-duplication alone (of replayed history, say).
+func (g *Guard) Add(id ID) bool {
+	if _, dup := g.seen[id]; dup {
+		return false
 	}
 	if g.full {
 		delete(g.seen, g.ring[g.next])
 	}
-	g.ring[g.next] = e.ID
-	g.seen[e.ID] = struct{}{}
+	g.ring[g.next] = id
+	g.seen[id] = struct{}{}
 	g.next++
 	if g.next == len(g.ring) {
 		g.next, g.full = 0, true
 	}
-	return nil
+	return true
 }
 
 // Len returns how many ids the guard remembers.

@@ -68,6 +68,9 @@ type Config struct {
 	KeepAlive, KeepAliveTimeout time.Duration
 	// ConnectTimeout bounds dialling and registration (10 s).
 	ConnectTimeout time.Duration
+	// BackfillTimeout bounds catching up one subscription after a
+	// reconnect (SetBackfiller; 2 min).
+	BackfillTimeout time.Duration
 	// RetryOnFailedConnect makes Connect keep trying (until its context
 	// ends) when the first connection attempt fails; by default Connect
 	// returns that error at once.
@@ -106,6 +109,7 @@ func DefaultConfig() Config {
 		KeepAlive:         2 * time.Second,
 		KeepAliveTimeout:  6 * time.Second,
 		ConnectTimeout:    10 * time.Second,
+		BackfillTimeout:   2 * time.Minute,
 		ReconnectMin:      100 * time.Millisecond,
 		ReconnectMax:      5 * time.Second,
 		HeartbeatInterval: time.Second,
@@ -144,6 +148,7 @@ func (c Config) withDefaults() Config {
 	setD(&c.KeepAlive, d.KeepAlive)
 	setD(&c.KeepAliveTimeout, d.KeepAliveTimeout)
 	setD(&c.ConnectTimeout, d.ConnectTimeout)
+	setD(&c.BackfillTimeout, d.BackfillTimeout)
 	setD(&c.ReconnectMin, d.ReconnectMin)
 	setD(&c.ReconnectMax, d.ReconnectMax)
 	setD(&c.HeartbeatInterval, d.HeartbeatInterval)

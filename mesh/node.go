@@ -56,11 +56,12 @@ type Node struct {
 	joins     map[string][]chan struct{} // channel → waiters for our JOIN
 	inChannel map[string]bool            // channels we are in on this connection
 
-	rejMu   sync.Mutex
-	rawMu   sync.Mutex        // RawLog writes
-	listMu  sync.Mutex        // one LIST at a time
-	listing *listing          // guarded by mu
-	rejBy   map[string]uint64 // rejected lines by reason
+	rejMu      sync.Mutex
+	rawMu      sync.Mutex        // RawLog writes
+	listMu     sync.Mutex        // one LIST at a time
+	backfiller Backfiller        // guarded by mu
+	listing    *listing          // guarded by mu
+	rejBy      map[string]uint64 // rejected lines by reason
 
 	reqQueue  chan *inbound
 	reqStop   chan struct{} // closed when requests stop being taken
@@ -327,6 +328,7 @@ func (n *Node) onDisconnect(err error) {
 		n.log.Info("connection closed", "err", err)
 	}
 	n.writer.disconnected()
+	n.markGaps(time.Now())
 	for _, a := range n.anycasts() {
 		a.reset()
 	}
@@ -414,6 +416,7 @@ func (n *Node) onConnected() {
 		n.resumeMembership()
 		n.writer.connected(st)
 		n.beatSoon()
+		n.fillGaps()
 	}()
 }
 

@@ -79,6 +79,7 @@ type Subscription struct {
 	wg      sync.WaitGroup
 	once    sync.Once
 	any     *anycast // nil for multicast
+	catch   *catchUp // multicast with a backfiller: what was delivered
 
 	delivered, dropped, failed atomic.Uint64
 }
@@ -128,6 +129,9 @@ func (n *Node) Subscribe(ctx context.Context, topic string, h Handler, opts ...S
 	}
 	key := strings.ToLower(s.channel)
 	n.mu.Lock()
+	if s.any == nil && n.backfiller != nil {
+		s.catch = newCatchUp()
+	}
 	if _, dup := n.subs[key]; dup {
 		n.mu.Unlock()
 		s.cancel()
@@ -311,6 +315,15 @@ func (n *Node) deliver(in *inbound) {
 	if s.any != nil {
 		s.any.event(m)
 		return
+	}
+	if s.catch != nil {
+		at := in.serverTime
+		if at.IsZero() {
+			at = time.Now()
+		}
+		if !s.catch.deliverOnce(m.ID, at) {
+			return // delivered by a backfill already
+		}
 	}
 	s.offer(m)
 }
