@@ -522,3 +522,34 @@ func (s *Subscription) Group() string {
 	}
 	return s.any.group
 }
+
+// resume replays the topic's recent history (since since) into the core
+// before the member claims anything: events the group completed while this
+// member was away stay completed (their acks are in the record), and
+// events nobody completed — published while the whole group was down, or
+// held by members that died — are pending again and get claimed.
+func (a *anycast) resume(b Backfiller, since time.Time) {
+	ctx, cancel := context.WithTimeout(a.s.ctx, a.n.cfg.BackfillTimeout)
+	defer cancel()
+	var events, lines int
+	err := b.Backfill(ctx, a.s.topic, since, func(env *envelope.Envelope, from string, at time.Time) error {
+		switch env.Kind {
+		case envelope.KindEvent:
+			events++
+			a.event(&Message{Topic: a.s.topic, ID: env.ID, Payload: env.Payload, Headers: env.Headers,
+				Sender: env.Sender, SentAt: env.SentAt(), ServerTime: at, From: from, Envelope: env})
+		case envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter:
+			if env.Topic == a.group {
+				lines++
+				a.line(&inbound{env: env, from: from, target: a.s.channel, serverTime: at})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		a.n.log.Warn("anycast: the group's history could not be replayed; events published while the group was away may be missing",
+			"topic", a.s.topic, "group", a.group, "err", err)
+		return
+	}
+	a.n.log.Info("anycast: resumed from history", "topic", a.s.topic, "group", a.group, "since", since, "events", events, "claims-lines", lines)
+}

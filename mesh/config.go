@@ -71,6 +71,10 @@ type Config struct {
 	// BackfillTimeout bounds catching up one subscription after a
 	// reconnect (SetBackfiller; 2 min).
 	BackfillTimeout time.Duration
+	// ResumeWindow is how much history an anycast subscription replays
+	// when it starts, with a backfiller set (10 min): events of the group
+	// published within it and never completed are completed.
+	ResumeWindow time.Duration
 	// RetryOnFailedConnect makes Connect keep trying (until its context
 	// ends) when the first connection attempt fails; by default Connect
 	// returns that error at once.
@@ -110,6 +114,7 @@ func DefaultConfig() Config {
 		KeepAliveTimeout:  6 * time.Second,
 		ConnectTimeout:    10 * time.Second,
 		BackfillTimeout:   2 * time.Minute,
+		ResumeWindow:      10 * time.Minute,
 		ReconnectMin:      100 * time.Millisecond,
 		ReconnectMax:      5 * time.Second,
 		HeartbeatInterval: time.Second,
@@ -149,6 +154,7 @@ func (c Config) withDefaults() Config {
 	setD(&c.KeepAliveTimeout, d.KeepAliveTimeout)
 	setD(&c.ConnectTimeout, d.ConnectTimeout)
 	setD(&c.BackfillTimeout, d.BackfillTimeout)
+	setD(&c.ResumeWindow, d.ResumeWindow)
 	setD(&c.ReconnectMin, d.ReconnectMin)
 	setD(&c.ReconnectMax, d.ReconnectMax)
 	setD(&c.HeartbeatInterval, d.HeartbeatInterval)

@@ -155,13 +155,26 @@ func (n *Node) Subscribe(ctx context.Context, topic string, h Handler, opts ...S
 	}
 	if a := s.any; a != nil {
 		// Announce the group now; claim once everyone has heard us and we
-		// them: a heartbeat interval and a bit.
+		// them (a heartbeat interval and a bit), and once the group's
+		// recent history is replayed into the core, when there is history.
 		n.beatSoon()
-		time.AfterFunc(n.cfg.HeartbeatInterval*6/5, func() {
-			if s.ctx.Err() == nil {
-				a.input(func(c *claims.Core, now time.Time) []claims.Action { return c.SetReady(true, now) })
+		warm := time.After(n.cfg.HeartbeatInterval * 6 / 5)
+		n.mu.Lock()
+		b := n.backfiller
+		n.mu.Unlock()
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if b != nil {
+				a.resume(b, time.Now().Add(-n.cfg.ResumeWindow))
 			}
-		})
+			select {
+			case <-warm:
+			case <-s.ctx.Done():
+				return
+			}
+			a.input(func(c *claims.Core, now time.Time) []claims.Action { return c.SetReady(true, now) })
+		}()
 	}
 	return s, nil
 }
