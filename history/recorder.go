@@ -1,0 +1,227 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshbot/meshbot/mesh"
+)
+
+// RecorderConfig tunes a Recorder.
+type RecorderConfig struct {
+	// Rescan is how often the recorder looks for new topics: in the
+	// members' heartbeats and in the server's channel list (2 s).
+	Rescan time.Duration
+	// SkipHeartbeats leaves the heartbeat channel out of the record.
+	SkipHeartbeats bool
+	Log            *slog.Logger
+}
+
+// Recorder journals every mesh channel of a node's namespace into a Store
+// and serves pages of it (MethodRead) to Replay.
+type Recorder struct {
+	n     *mesh.Node
+	st    *Store
+	cfg   RecorderConfig
+	mu    sync.Mutex
+	obs   map[string]*mesh.Observer // by topic
+	lines atomic.Uint64
+	errs  atomic.Uint64
+}
+
+// NewRecorder makes a recorder on n (whose service should be Service) that
+// writes to st.
+func NewRecorder(n *mesh.Node, st *Store, cfg RecorderConfig) *Recorder {
+	if cfg.Rescan <= 0 {
+		cfg.Rescan = 2 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Recorder{n: n, st: st, cfg: cfg, obs: map[string]*mesh.Observer{}}
+}
+
+// Run serves reads and records until ctx ends; it returns after the last
+// observer stopped (the store is the caller's to close).
+func (r *Recorder) Run(ctx context.Context) error {
+	if err := r.n.Handle(MethodRead, r.read); err != nil {
+		return err
+	}
+	defer r.stopAll()
+	t := time.NewTicker(r.cfg.Rescan)
+	defer t.Stop()
+	for {
+		if err := r.scan(ctx); err != nil && ctx.Err() == nil {
+			r.cfg.Log.Warn("looking for topics", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Lines returns how many lines were recorded; Errors how many could not be.
+func (r *Recorder) Lines() uint64  { return r.lines.Load() }
+func (r *Recorder) Errors() uint64 { return r.errs.Load() }
+
+// Topics returns the topics being recorded.
+func (r *Recorder) Topics() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.obs))
+	for t := range r.obs {
+		out = append(out, t)
+	}
+	return out
+}
+
+// scan observes the topics not observed yet.
+func (r *Recorder) scan(ctx context.Context) error {
+	topics := map[string]bool{}
+	for _, m := range r.n.AllMembers() {
+		for _, s := range m.Beat.Subs {
+			topics[s.Topic] = true
+		}
+	}
+	listed, err := r.n.Topics(ctx)
+	for _, t := range listed {
+		topics[t] = true
+	}
+	if !r.cfg.SkipHeartbeats {
+		topics["_hb"] = true
+	} else {
+		delete(topics, "_hb")
+	}
+	for t := range topics {
+		r.mu.Lock()
+		_, have := r.obs[t]
+		r.mu.Unlock()
+		if have {
+			continue
+		}
+		o, oerr := r.n.Observe(ctx, t, r.record)
+		if oerr != nil {
+			err = errors.Join(err, fmt.Errorf("observing %s: %w", t, oerr))
+			continue
+		}
+		r.mu.Lock()
+		r.obs[t] = o
+		r.mu.Unlock()
+		r.cfg.Log.Info("recording", "topic", t)
+	}
+	return err
+}
+
+// record journals one observed line (the first observation of a batch).
+func (r *Recorder) record(ob mesh.Observation) {
+	if ob.Part != 0 {
+		return
+	}
+	err := r.st.Append(Record{
+		Channel: strings.ToLower(ob.Channel),
+		Time:    ob.Time,
+		MsgID:   ob.MsgID,
+		Nick:    ob.From,
+		Tags:    ob.Tags,
+		Body:    ob.Body,
+	})
+	if err != nil {
+		if r.errs.Add(1)%1000 == 1 {
+			r.cfg.Log.Error("recording a line", "channel", ob.Channel, "err", err)
+		}
+		return
+	}
+	r.lines.Add(1)
+}
+
+func (r *Recorder) stopAll() {
+	r.mu.Lock()
+	obs := r.obs
+	r.obs = map[string]*mesh.Observer{}
+	r.mu.Unlock()
+	var dropped uint64
+	for _, o := range obs {
+		o.Stop()
+		dropped += o.Dropped()
+	}
+	if dropped > 0 {
+		r.cfg.Log.Error("lines dropped before they were recorded (the store could not keep up)", "dropped", dropped)
+	}
+}
+
+// Dropped counts lines the observers dropped because the store fell behind.
+func (r *Recorder) Dropped() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var d uint64
+	for _, o := range r.obs {
+		d += o.Dropped()
+	}
+	return d
+}
+
+// read serves one page.
+func (r *Recorder) read(ctx context.Context, q *mesh.Request) ([]byte, error) {
+	var req ReadRequest
+	if err := pageDec.Unmarshal(q.Payload, &req); err != nil {
+		return nil, mesh.Errorf(mesh.CodeBadRequest, "history: %v", err)
+	}
+	if err := mesh.ValidateTopic(r.n.Namespace(), req.Topic, 0); err != nil && req.Topic != "_hb" {
+		return nil, mesh.Errorf(mesh.CodeBadRequest, "history: %v", err)
+	}
+	max := req.Max
+	if max <= 0 || max > MaxPageRecords {
+		max = DefaultPageRecords
+	}
+	ch := strings.ToLower(mesh.Channel(r.n.Namespace(), req.Topic))
+	var from uint64 = 1
+	switch {
+	case req.AfterTime != 0 || req.AfterMsgID != "":
+		o := Offset{Time: time.Unix(0, req.AfterTime).UTC(), MsgID: req.AfterMsgID}
+		seq, exact := r.st.SeekOffset(ch, o)
+		from = seq
+		if exact {
+			from = seq + 1
+		}
+	case req.Since != 0:
+		from = r.st.SeekTime(ch, time.Unix(0, req.Since))
+	default:
+		if first, ok := r.st.First(ch); ok {
+			from = first.Seq
+		}
+	}
+	page := Page{Recorder: r.n.Service() + "/" + r.n.Instance()}
+	size := 0
+	var lastSeq uint64
+	err := r.st.Scan(ch, from, func(rec Record) bool {
+		pr := PageRecord{Time: rec.Time.UnixNano(), MsgID: rec.MsgID, Nick: rec.Nick, Tags: rec.Tags, Body: rec.Body}
+		n := len(rec.Body) + 64
+		for k, v := range rec.Tags {
+			n += len(k) + len(v) + 2
+		}
+		if len(page.Records) > 0 && (len(page.Records) >= max || size+n > MaxPageBytes) {
+			return false
+		}
+		page.Records = append(page.Records, pr)
+		size += n
+		lastSeq = rec.Seq
+		return true
+	})
+	if err != nil {
+		return nil, mesh.Errorf(mesh.CodeInternal, "history: %v", err)
+	}
+	if last, ok := r.st.Last(ch); !ok || lastSeq >= last.Seq || len(page.Records) == 0 {
+		page.End = true
+	} else {
+		page.Remaining = last.Seq - lastSeq
+	}
+	return pageEnc.Marshal(&page)
+}

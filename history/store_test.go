@@ -1,0 +1,997 @@
+package history
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var baseTime = time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+
+// testRecord is the record a test expects at (channel, seq): every field
+// derived from them, so a reader can check content, not only count.
+func testRecord(ch string, seq uint64) Record {
+	id := fmt.Sprintf("%s-%d", strings.TrimPrefix(ch, "#"), seq)
+	t := baseTime.Add(time.Duration(seq) * time.Millisecond)
+	return Record{
+		Seq:     seq,
+		Channel: ch,
+		Time:    t,
+		MsgID:   id,
+		Nick:    "orders-7f3k2",
+		Tags:    map[string]string{"time": t.Format(time.RFC3339Nano), "msgid": id},
+		Body:    "~m1 " + id + " " + strings.Repeat(string(rune('a'+seq%26)), 300),
+	}
+}
+
+func testPath(t testing.TB) string { return filepath.Join(t.TempDir(), "history.db") }
+
+func openT(t testing.TB, o Options) *Store {
+	t.Helper()
+	s, err := Open(o)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// appendN appends records first..last of ch, checking the assigned Seqs.
+func appendN(t testing.TB, s *Store, ch string, first, last uint64) {
+	t.Helper()
+	for seq := first; seq <= last; seq++ {
+		r := testRecord(ch, seq)
+		r.Seq = 0
+		if err := s.Append(r); err != nil {
+			t.Fatalf("Append %s %d: %v", ch, seq, err)
+		}
+	}
+}
+
+// expectChannel verifies that ch holds exactly testRecord(ch, first..last).
+func expectChannel(t testing.TB, s *Store, ch string, first, last uint64) {
+	t.Helper()
+	want := first
+	err := s.Scan(ch, 0, func(r Record) bool {
+		if w := testRecord(ch, want); !recordsEqual(r, w) {
+			t.Fatalf("%s record %d:\n got %+v\nwant %+v", ch, want, r, w)
+		}
+		want++
+		return true
+	})
+	if err != nil {
+		t.Fatalf("Scan %s: %v", ch, err)
+	}
+	if want != last+1 {
+		t.Fatalf("%s: scanned up to %d, want %d..%d", ch, want-1, first, last)
+	}
+	if last >= first {
+		f, ok1 := s.First(ch)
+		l, ok2 := s.Last(ch)
+		if !ok1 || !ok2 || f.Seq != first || l.Seq != last {
+			t.Fatalf("%s: First %d %v Last %d %v, want %d %d", ch, f.Seq, ok1, l.Seq, ok2, first, last)
+		}
+	} else if _, ok := s.Last(ch); ok {
+		t.Fatalf("%s: Last found a record in an empty channel", ch)
+	}
+}
+
+func TestRoundTripAndReopen(t *testing.T) {
+	path := testPath(t)
+	s, err := Open(Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chans := []string{"#ns.orders", "#ns.audit", "#ns._hb"}
+	const n = 3000
+	// Interleaved, one by one and in batches.
+	for seq := uint64(1); seq <= n; seq += 10 {
+		for _, ch := range chans {
+			batch := make([]Record, 10)
+			for i := range batch {
+				batch[i] = testRecord(ch, seq+uint64(i))
+				batch[i].Seq = 0
+			}
+			if err := s.Append(batch...); err != nil {
+				t.Fatal(err)
+			}
+			for i := range batch {
+				if batch[i].Seq != seq+uint64(i) {
+					t.Fatalf("assigned Seq %d, want %d", batch[i].Seq, seq+uint64(i))
+				}
+			}
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range chans {
+		expectChannel(t, s, ch, 1, n)
+	}
+	st := s.Stats()
+	if st.Records != 3*n || st.Pending != 0 || st.Commits == 0 || st.Channels["#ns.audit"].Records != n || st.Bytes <= 3*n*300 {
+		t.Fatalf("stats %+v", st)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(testRecord("#a", 1)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Append after Close: %v", err)
+	}
+	if err := s.Flush(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Flush after Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+
+	s = openT(t, Options{Path: path})
+	if got := s.Channels(); strings.Join(got, ",") != "#ns._hb,#ns.audit,#ns.orders" {
+		t.Fatalf("Channels %v", got)
+	}
+	for _, ch := range chans {
+		expectChannel(t, s, ch, 1, n)
+	}
+	if st2 := s.Stats(); st2.Records != st.Records || st2.Bytes != st.Bytes {
+		t.Fatalf("after reopen %+v, before %+v", st2, st)
+	}
+	// Seqs continue after a reopen.
+	appendN(t, s, "#ns.orders", n+1, n+5)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	expectChannel(t, s, "#ns.orders", 1, n+5)
+}
+
+func TestSeqAssignment(t *testing.T) {
+	s := openT(t, Options{Path: testPath(t)})
+	recs := []Record{{Channel: "#A", Seq: 77}, {Channel: "#b"}, {Channel: "#a"}, {Channel: "#B"}, {Channel: "#a"}}
+	if err := s.Append(recs...); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []uint64{1, 1, 2, 2, 3} {
+		if recs[i].Seq != want {
+			t.Fatalf("record %d got Seq %d, want %d", i, recs[i].Seq, want)
+		}
+	}
+	// All or nothing: an invalid record refuses the whole call.
+	bad := []Record{{Channel: "#a"}, {Channel: "#a", Body: strings.Repeat("x", MaxRecordSize)}}
+	if err := s.Append(bad...); !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("oversized: %v", err)
+	}
+	for _, ch := range []string{"", "#a b", "#a,#b"} {
+		if err := s.Append(Record{Channel: ch}); !errors.Is(err, ErrInvalidRecord) {
+			t.Fatalf("channel %q: %v", ch, err)
+		}
+	}
+	r := Record{Channel: "#a"}
+	if err := s.Append(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	l, ok := s.Last("#A")
+	if !ok || l.Seq != 4 || l.Channel != "#a" || time.Since(l.Time) > time.Minute {
+		t.Fatalf("Last %+v %v (zero Time becomes the receive time)", l, ok)
+	}
+	if got := s.Channels(); len(got) != 2 || got[0] != "#a" || got[1] != "#b" {
+		t.Fatalf("Channels %v", got)
+	}
+}
+
+func TestScanAndSeek(t *testing.T) {
+	s := openT(t, Options{Path: testPath(t)})
+	const n = 1000
+	appendN(t, s, "#a", 1, n)
+	// Records are visible only once committed.
+	if _, ok := s.Last("#a"); ok {
+		// The committer may have run already (CommitRecords 1000).
+		if st := s.Stats(); st.Pending != 0 {
+			t.Fatal("uncommitted record visible")
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Scan from the middle across chunk boundaries, stopping early.
+	var got []uint64
+	if err := s.Scan("#a", 500, func(r Record) bool {
+		got = append(got, r.Seq)
+		return r.Seq < 900
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 401 || got[0] != 500 || got[400] != 900 {
+		t.Fatalf("Scan from 500: %d records %v..", len(got), got[:3])
+	}
+	// fn may use the store (it runs outside any transaction).
+	calls := 0
+	if err := s.Scan("#a", n-2, func(r Record) bool {
+		calls++
+		_ = s.Append(Record{Channel: "#other", Body: "x"})
+		_, _ = s.Last("#a")
+		return true
+	}); err != nil || calls != 3 {
+		t.Fatalf("Scan tail: %d calls, %v", calls, err)
+	}
+	if err := s.Scan("#none", 0, func(Record) bool { t.Fatal("record in unknown channel"); return false }); err != nil {
+		t.Fatal(err)
+	}
+
+	at := func(seq uint64) time.Time { return testRecord("#a", seq).Time }
+	for _, c := range []struct {
+		t    time.Time
+		want uint64
+	}{
+		{time.Time{}, 1},
+		{baseTime, 1},
+		{at(1), 1},
+		{at(500), 500},
+		{at(500).Add(-time.Microsecond), 500},
+		{at(500).Add(time.Microsecond), 501},
+		{at(n), n},
+		{at(n).Add(time.Nanosecond), n + 1},
+		{at(n).Add(time.Hour), n + 1},
+	} {
+		if got := s.SeekTime("#a", c.t); got != c.want {
+			t.Errorf("SeekTime(%v) = %d, want %d", c.t, got, c.want)
+		}
+	}
+	if got := s.SeekTime("#none", baseTime); got != 1 {
+		t.Errorf("SeekTime on unknown channel = %d", got)
+	}
+
+	r := testRecord("#a", 321)
+	if seq, exact := s.SeekOffset("#a", r.Offset()); seq != 321 || !exact {
+		t.Errorf("SeekOffset exact = %d %v", seq, exact)
+	}
+	if seq, exact := s.SeekOffset("#a", Offset{Time: r.Time, MsgID: "gone"}); seq != 321 || exact {
+		t.Errorf("SeekOffset by time = %d %v", seq, exact)
+	}
+	if seq, exact := s.SeekOffset("#a", Offset{}); seq != 1 || exact {
+		t.Errorf("SeekOffset zero = %d %v", seq, exact)
+	}
+}
+
+// A server clock stepping back: SeekTime never skips a record at or after
+// the time asked.
+func TestSeekTimeNonMonotonic(t *testing.T) {
+	s := openT(t, Options{Path: testPath(t)})
+	times := []int{10, 20, 15, 30, 25, 40} // seconds after baseTime
+	for _, sec := range times {
+		if err := s.Append(Record{Channel: "#a", Time: baseTime.Add(time.Duration(sec) * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for q := 0; q <= 45; q++ {
+		tq := baseTime.Add(time.Duration(q) * time.Second)
+		got := s.SeekTime("#a", tq)
+		for i, sec := range times {
+			seq := uint64(i + 1)
+			if sec >= q && seq < got {
+				t.Fatalf("SeekTime(+%ds) = %d skips record %d at +%ds", q, got, seq, sec)
+			}
+		}
+		if got > 1 && times[got-2] >= q {
+			t.Fatalf("SeekTime(+%ds) = %d: record %d at +%ds could start", q, got, got-1, times[got-2])
+		}
+	}
+}
+
+func TestRetentionByAge(t *testing.T) {
+	path := testPath(t)
+	s := openT(t, Options{Path: path, MaxAge: time.Hour, CommitEvery: time.Hour})
+	// Records one minute apart; "now" is after the last one. They lie in
+	// the future of the real clock, which the committer's own retention
+	// uses, so only Trim(now) removes them.
+	baseTime := time.Now().Add(48 * time.Hour).Truncate(time.Minute)
+	add := func(ch string, seq uint64) {
+		r := testRecord(ch, seq)
+		r.Time = baseTime.Add(time.Duration(seq) * time.Minute)
+		r.Seq = 0
+		if err := s.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for seq := uint64(1); seq <= 120; seq++ {
+		add("#a", seq)
+		if seq <= 30 {
+			add("#b", seq)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	now := baseTime.Add(120 * time.Minute)
+	removed, err := s.Trim(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// #a keeps minutes 60..120, #b nothing.
+	if removed != 59+30 {
+		t.Fatalf("removed %d, want %d", removed, 59+30)
+	}
+	f, _ := s.First("#a")
+	if f.Seq != 60 {
+		t.Fatalf("#a first %d", f.Seq)
+	}
+	if _, ok := s.First("#b"); ok {
+		t.Fatal("#b not emptied")
+	}
+	if seq, exact := s.SeekOffset("#a", Offset{MsgID: testRecord("#a", 10).MsgID}); exact {
+		t.Fatalf("removed record still found by msgid (%d)", seq)
+	}
+	if got := s.SeekTime("#a", baseTime); got != 60 {
+		t.Fatalf("SeekTime before everything = %d", got)
+	}
+	st := s.Stats()
+	if st.Removed != int64(removed) || st.Channels["#b"].Records != 0 || st.Channels["#a"].Records != 61 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Seqs go on after an emptied channel, across a reopen.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, Options{Path: path, MaxAge: time.Hour, CommitEvery: time.Hour})
+	if got := s.SeekTime("#b", baseTime); got != 31 {
+		t.Fatalf("SeekTime in emptied #b = %d, want 31", got)
+	}
+	r := Record{Channel: "#b", Time: now}
+	if err := s.Append(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.Last("#b"); l.Seq != 31 {
+		t.Fatalf("#b continues at %d, want 31", l.Seq)
+	}
+	if removed, err := s.Trim(now); err != nil || removed != 0 {
+		t.Fatalf("second Trim %d %v", removed, err)
+	}
+}
+
+func TestRetentionByCommitter(t *testing.T) {
+	s := openT(t, Options{Path: testPath(t), MaxAge: time.Hour, CommitEvery: 10 * time.Millisecond})
+	for i := range 50 {
+		age := 2 * time.Hour
+		if i >= 40 {
+			age = time.Minute
+		}
+		if err := s.Append(Record{Channel: "#a", Time: time.Now().Add(-age)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { f, _ := s.First("#a"); return f.Seq == 41 })
+	if st := s.Stats(); st.Records != 10 || st.Removed != 40 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestRetentionBySize(t *testing.T) {
+	s := openT(t, Options{Path: testPath(t), CommitEvery: time.Hour})
+	// Two channels interleaved in time: a at even ms, b at odd.
+	for seq := uint64(1); seq <= 200; seq++ {
+		for _, ch := range []string{"#a", "#b"} {
+			r := testRecord(ch, seq)
+			r.Seq = 0
+			r.Time = baseTime.Add(time.Duration(2*seq) * time.Millisecond)
+			if ch == "#b" {
+				r.Time = r.Time.Add(time.Millisecond)
+			}
+			if err := s.Append(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	total := s.Stats().Bytes
+	per := total / 400
+	s.opts.MaxBytes = total / 2 // (set directly: same package)
+	removed, err := s.Trim(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if st.Bytes > total/2 || st.Bytes < total/2-2*per {
+		t.Fatalf("bytes %d after trim, limit %d", st.Bytes, total/2)
+	}
+	fa, _ := s.First("#a")
+	fb, _ := s.First("#b")
+	// Oldest first across channels: both lost about the same.
+	if d := int64(fa.Seq) - int64(fb.Seq); d < -1 || d > 1 || removed < 190 {
+		t.Fatalf("first a %d b %d removed %d", fa.Seq, fb.Seq, removed)
+	}
+	// The committer applies it too.
+	appendN(t, s, "#c", 1, 50)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Bytes > total/2 {
+		t.Fatalf("commit did not apply MaxBytes: %d > %d", st.Bytes, total/2)
+	}
+}
+
+func TestGroupCommit(t *testing.T) {
+	t.Run("invisible until committed", func(t *testing.T) {
+		s := openT(t, Options{Path: testPath(t), CommitEvery: time.Hour, CommitRecords: 1 << 20})
+		appendN(t, s, "#a", 1, 10)
+		if _, ok := s.Last("#a"); ok || s.Stats().Pending != 10 {
+			t.Fatal("uncommitted records visible")
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if l, ok := s.Last("#a"); !ok || l.Seq != 10 {
+			t.Fatal("Flush did not commit")
+		}
+	})
+	t.Run("by count", func(t *testing.T) {
+		s := openT(t, Options{Path: testPath(t), CommitEvery: time.Hour, CommitRecords: 10})
+		appendN(t, s, "#a", 1, 10)
+		waitFor(t, func() bool { l, _ := s.Last("#a"); return l.Seq == 10 })
+	})
+	t.Run("by time", func(t *testing.T) {
+		s := openT(t, Options{Path: testPath(t), CommitEvery: 20 * time.Millisecond})
+		appendN(t, s, "#a", 1, 3)
+		waitFor(t, func() bool { l, _ := s.Last("#a"); return l.Seq == 3 })
+	})
+	t.Run("close flushes", func(t *testing.T) {
+		path := testPath(t)
+		s := openT(t, Options{Path: path, CommitEvery: time.Hour})
+		appendN(t, s, "#a", 1, 7)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = openT(t, Options{Path: path})
+		expectChannel(t, s, "#a", 1, 7)
+	})
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not met within 5 s")
+}
+
+// The buffer is bounded: writers block until commits make room, with
+// readers running at the same time.
+func TestBoundedBuffer(t *testing.T) {
+	s := openT(t, Options{Path: testPath(t), CommitEvery: time.Hour, CommitRecords: 10})
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	maxPending := 0
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			maxPending = max(maxPending, s.Stats().Pending)
+			_ = s.Scan("#w0", 0, func(Record) bool { return true })
+		}
+	}()
+	var wwg sync.WaitGroup
+	for w := range 4 {
+		wwg.Add(1)
+		go func() {
+			defer wwg.Done()
+			ch := fmt.Sprintf("#w%d", w)
+			for range 300 {
+				if err := s.Append(Record{Channel: ch, Body: strings.Repeat("x", 400)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wwg.Wait()
+	close(stop)
+	wg.Wait()
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if maxPending > 40 {
+		t.Fatalf("pending reached %d, bound 40", maxPending)
+	}
+	for w := range 4 {
+		if l, _ := s.Last(fmt.Sprintf("#w%d", w)); l.Seq != 300 {
+			t.Fatalf("writer %d: last %d", w, l.Seq)
+		}
+	}
+}
+
+func TestLocked(t *testing.T) {
+	path := testPath(t)
+	openT(t, Options{Path: path})
+	start := time.Now()
+	s2, err := Open(Options{Path: path, LockTimeout: 200 * time.Millisecond})
+	if s2 != nil || !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("second Open: %v %v", s2, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("second Open took %v", d)
+	}
+	t.Log(err)
+}
+
+// damageValue rewrites one stored record value with bbolt directly.
+func damageValue(t *testing.T, path, ch string, seq uint64, edit func([]byte) []byte) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(recPrefix + ch))
+		v := bytes.Clone(b.Get(seqKey(seq)))
+		return b.Put(seqKey(seq), edit(v))
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCorruptRecordKeepsPrefix(t *testing.T) {
+	path := testPath(t)
+	s := openT(t, Options{Path: path})
+	appendN(t, s, "#a", 1, 100)
+	appendN(t, s, "#b", 1, 100)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	damageValue(t, path, "#a", 50, func(v []byte) []byte { v[len(v)/2] ^= 1; return v })
+
+	s, err := Open(Options{Path: path})
+	if s == nil || !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open: store %v, err %v", s, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	t.Log(err)
+	var de *DamageError
+	if !errors.As(err, &de) || de.Channel != "#a" || de.Seq != 50 || de.Kept != 49 || de.Dropped != 51 {
+		t.Fatalf("damage %+v", de)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "#a") || !strings.Contains(msg, "record 50") || !strings.Contains(msg, "checksum") {
+		t.Fatalf("message %q", msg)
+	}
+	expectChannel(t, s, "#a", 1, 49)
+	expectChannel(t, s, "#b", 1, 100)
+	if _, exact := s.SeekOffset("#a", testRecord("#a", 70).Offset()); exact {
+		t.Fatal("dropped record still in the msgid index")
+	}
+	if got := s.SeekTime("#a", testRecord("#a", 70).Time); got != 50 {
+		t.Fatalf("SeekTime past the kept prefix = %d, want 50", got)
+	}
+	// Appending continues at the first dropped Seq; a reopen is clean.
+	appendN(t, s, "#a", 50, 60)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, Options{Path: path})
+	expectChannel(t, s, "#a", 1, 60)
+}
+
+func TestCorruptOtherWays(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func([]byte) []byte
+		seq  uint64
+	}{
+		{"truncated value", func(v []byte) []byte { return v[:len(v)-10] }, 10},
+		{"wrong seq inside", func(v []byte) []byte {
+			r, _ := DecodeRecord(v)
+			r.Seq++
+			b, _ := EncodeRecord(nil, &r)
+			return b
+		}, 10},
+		{"first record", func(v []byte) []byte { v[0] = 9; return v }, 1},
+		{"last record", func(v []byte) []byte { v[len(v)-1] ^= 0xff; return v }, 20},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := testPath(t)
+			s := openT(t, Options{Path: path})
+			appendN(t, s, "#a", 1, 20)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			damageValue(t, path, "#a", c.seq, c.edit)
+			s, err := Open(Options{Path: path})
+			var de *DamageError
+			if s == nil || !errors.As(err, &de) || de.Seq != c.seq || de.Dropped != int64(21-c.seq) {
+				t.Fatalf("Open: %v %v", s, err)
+			}
+			defer s.Close()
+			expectChannel(t, s, "#a", 1, c.seq-1)
+		})
+	}
+	t.Run("gap", func(t *testing.T) {
+		path := testPath(t)
+		s := openT(t, Options{Path: path})
+		appendN(t, s, "#a", 1, 20)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		db, err := bolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(recPrefix + "#a")).Delete(seqKey(8)) })
+		db.Close()
+		s, err = Open(Options{Path: path})
+		var de *DamageError
+		if s == nil || !errors.As(err, &de) || de.Seq != 8 || de.Kept != 7 || de.Dropped != 12 {
+			t.Fatalf("Open: %v %+v", err, de)
+		}
+		defer s.Close()
+		expectChannel(t, s, "#a", 1, 7)
+	})
+}
+
+// Indexes are derived data: lost ones are rebuilt silently; a lost next
+// Seq is reported (it is written with the records) and recomputed.
+func TestIndexRepair(t *testing.T) {
+	path := testPath(t)
+	s := openT(t, Options{Path: path})
+	appendN(t, s, "#a", 1, 300)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte(timePrefix + "#a")); err != nil {
+			return err
+		}
+		// A stray msgid entry pointing past the records.
+		return tx.Bucket([]byte(midPrefix+"#a")).Put([]byte("stray"), seqKey(999))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err = Open(Options{Path: path})
+	if err != nil {
+		t.Fatalf("Open with indexes to repair: %v", err)
+	}
+	if got := s.SeekTime("#a", testRecord("#a", 150).Time); got != 150 {
+		t.Fatalf("SeekTime after rebuild = %d", got)
+	}
+	if _, exact := s.SeekOffset("#a", Offset{MsgID: "stray"}); exact {
+		t.Fatal("stray msgid entry kept")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, _ = bolt.Open(path, 0o600, nil)
+	_ = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(metaBucket).Delete([]byte(nextPrefix + "#a")) })
+	db.Close()
+	s, err = Open(Options{Path: path})
+	var de *DamageError
+	if s == nil || !errors.As(err, &de) || de.Dropped != 0 || de.Seq != 301 {
+		t.Fatalf("Open with the next Seq lost: %v", err)
+	}
+	t.Log(err)
+	defer s.Close()
+	expectChannel(t, s, "#a", 1, 300)
+	appendN(t, s, "#a", 301, 301)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.FileBytes == 0 || st.Channels["#a"].Last != 301 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// Damage written into the file itself, as a disk would: flip a byte inside
+// a record's body where it lies in the file.
+func TestCorruptRawFile(t *testing.T) {
+	path := testPath(t)
+	s := openT(t, Options{Path: path})
+	appendN(t, s, "#a", 1, 300)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := testRecord("#a", 123).Body
+	i := bytes.Index(data, []byte(target))
+	if i < 0 || bytes.Index(data[i+1:], []byte(target)) >= 0 {
+		t.Fatalf("record body found at %d (want exactly once)", i)
+	}
+	data[i+len(target)/2] ^= 0x01
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(Options{Path: path})
+	var de *DamageError
+	if s == nil || !errors.As(err, &de) || de.Channel != "#a" || de.Seq != 123 || de.Dropped != 178 {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	expectChannel(t, s, "#a", 1, 122)
+}
+
+func TestTruncatedFileAndSalvage(t *testing.T) {
+	path := testPath(t)
+	s := openT(t, Options{Path: path})
+	chans := []string{"#a", "#b", "#c"}
+	const n = 4000
+	for _, ch := range chans {
+		appendN(t, s, ch, 1, n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	if err := os.Truncate(path, fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(Options{Path: path})
+	if s2 != nil || !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) ||
+		!strings.Contains(err.Error(), "truncated") || !strings.Contains(err.Error(), "Salvage") {
+		t.Fatalf("Open of a truncated file: %v %v", s2, err)
+	}
+	t.Log(err)
+
+	out := filepath.Join(t.TempDir(), "salvaged.db")
+	kept, err := Salvage(path, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("salvaged %d of %d records", kept, 3*n)
+	if kept == 0 || kept > 3*n {
+		t.Fatalf("salvaged %d", kept)
+	}
+	s3 := openT(t, Options{Path: out})
+	total := 0
+	for _, ch := range s3.Channels() {
+		f, _ := s3.First(ch)
+		l, _ := s3.Last(ch)
+		expectChannel(t, s3, ch, f.Seq, l.Seq)
+		total += int(l.Seq - f.Seq + 1)
+	}
+	if total != kept {
+		t.Fatalf("store holds %d, Salvage said %d", total, kept)
+	}
+	if _, err := Salvage(path, out); err == nil {
+		t.Fatal("Salvage overwrote an existing file")
+	}
+}
+
+func TestSalvageIntactAndDamaged(t *testing.T) {
+	path := testPath(t)
+	s := openT(t, Options{Path: path})
+	appendN(t, s, "#a", 1, 500)
+	appendN(t, s, "#b", 1, 20)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "copy.db")
+	if kept, err := Salvage(path, out); err != nil || kept != 520 {
+		t.Fatalf("Salvage of an intact store: %d %v", kept, err)
+	}
+	// A damaged record: pass 1 stops there; the raw pass may find an
+	// older, intact copy of it in a freed page (bbolt is copy-on-write)
+	// and continue. Either way every record kept is intact.
+	damageValue(t, path, "#a", 200, func(v []byte) []byte { v[5] ^= 1; return v })
+	out2 := filepath.Join(t.TempDir(), "copy2.db")
+	kept, err := Salvage(path, out2)
+	if err != nil || kept < 199+20 {
+		t.Fatalf("Salvage of a damaged store: %d %v", kept, err)
+	}
+	t.Logf("kept %d of 520 records", kept)
+	s2 := openT(t, Options{Path: out2})
+	l, _ := s2.Last("#a")
+	expectChannel(t, s2, "#a", 1, l.Seq)
+	expectChannel(t, s2, "#b", 1, 20)
+	// With the old copy gone too (overwritten in place), the prefix is
+	// what is kept.
+	path3 := testPath(t)
+	s3 := openT(t, Options{Path: path3})
+	appendN(t, s3, "#a", 1, 500)
+	if err := s3.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path3)
+	target := testRecord("#a", 200).Body
+	if i := bytes.Index(data, []byte(target)); i < 0 || bytes.Count(data, []byte(target)) != 1 {
+		t.Fatalf("record 200 found %d times", bytes.Count(data, []byte(target)))
+	} else {
+		data[i] ^= 1
+	}
+	if err := os.WriteFile(path3, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out3 := filepath.Join(t.TempDir(), "copy3.db")
+	if kept, err := Salvage(path3, out3); err != nil || kept != 199 {
+		t.Fatalf("Salvage with record 200 lost: %d %v", kept, err)
+	}
+}
+
+func TestGarbageFiles(t *testing.T) {
+	dir := t.TempDir()
+	valid := filepath.Join(dir, "valid.db")
+	s := openT(t, Options{Path: valid})
+	appendN(t, s, "#a", 1, 200)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(valid)
+	files := map[string][]byte{
+		"random":       bytes.Repeat([]byte("garbage!"), 10000),
+		"tiny":         []byte("x"),
+		"zeroed metas": append(make([]byte, 2*4096), data[min(len(data), 2*4096):]...),
+		"half page":    data[:4096+100],
+	}
+	// Pages scrambled after the metas: bbolt may panic or fault reading them.
+	scrambled := bytes.Clone(data)
+	for i := 2 * 4096; i < len(scrambled); i += 97 {
+		scrambled[i] ^= 0x5a
+	}
+	files["scrambled"] = scrambled
+	for name, b := range files {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(dir, name+".db")
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(Options{Path: p})
+			if err == nil || !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Open: %v", err)
+			}
+			if s != nil {
+				s.Close()
+			}
+			t.Log(err)
+			kept, err := Salvage(p, p+".salvaged")
+			t.Logf("salvage: %d %v", kept, err)
+		})
+	}
+}
+
+// benchRecord is a realistic recorded mesh line: ~400 bytes of IRC line
+// (server-time and msgid tags, a bot nick, a "~m1" envelope body).
+func benchRecord(i int) Record {
+	t := baseTime.Add(time.Duration(i) * time.Millisecond)
+	id := fmt.Sprintf("kmx7y3p5e2kq8g2n%010d", i)
+	body := "~m1 " + strings.Repeat("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo", 9)[:310] + fmt.Sprintf("%08d", i)
+	return Record{
+		Channel: fmt.Sprintf("#shop.orders.%d", i%8),
+		Time:    t,
+		MsgID:   id,
+		Nick:    "orders-x7k2p1",
+		Tags:    map[string]string{"time": t.Format("2006-01-02T15:04:05.000Z"), "msgid": id},
+		Body:    body,
+	}
+}
+
+// BenchmarkAppend measures recording throughput: one Append per line, as
+// the recorder does, group-committed, with and without fsync.
+func BenchmarkAppend(b *testing.B) {
+	for _, noSync := range []bool{false, true} {
+		name := "fsync"
+		if noSync {
+			name = "nosync"
+		}
+		b.Run(name, func(b *testing.B) {
+			path := testPath(b)
+			s, err := Open(Options{Path: path, NoSync: noSync})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			recs := make([]Record, 1024)
+			for i := range recs {
+				recs[i] = benchRecord(i)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			for i := range b.N {
+				r := recs[i%len(recs)]
+				if err := s.Append(r); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := s.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkStoreSize writes 100,000 realistic lines and reports the file
+// size per record and the encoded size per record.
+func BenchmarkStoreSize(b *testing.B) {
+	const n = 100000
+	for range b.N {
+		path := testPath(b)
+		s, err := Open(Options{Path: path, NoSync: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range n {
+			if err := s.Append(benchRecord(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		s, err = Open(Options{Path: path})
+		if err != nil {
+			b.Fatal(err)
+		}
+		open := time.Since(start)
+		st := s.Stats()
+		s.Close()
+		b.ReportMetric(float64(fi.Size())/n, "file-bytes/record")
+		b.ReportMetric(float64(st.Bytes)/n, "encoded-bytes/record")
+		b.ReportMetric(float64(open.Milliseconds()), "open-verify-ms/100k")
+	}
+}
+
+// BenchmarkScan measures reading a channel back in Seq order (what
+// replay does).
+func BenchmarkScan(b *testing.B) {
+	const n = 100000
+	s, err := Open(Options{Path: testPath(b), NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for i := range n {
+		r := benchRecord(i)
+		r.Channel = "#shop.orders"
+		if err := s.Append(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	got := 0
+	for range b.N {
+		if err := s.Scan("#shop.orders", 0, func(Record) bool { got++; return true }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(got)/time.Since(start).Seconds(), "records/s")
+}
