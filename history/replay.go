@@ -31,7 +31,7 @@ const (
 const (
 	DefaultPageRecords = 500
 	MaxPageRecords     = 2000
-	MaxPageBytes       = 256 << 10
+	MaxPageBytes       = 32 << 10
 )
 
 // ReadRequest asks for one page of a topic's recorded lines. The page

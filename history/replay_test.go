@@ -25,7 +25,7 @@ func nodeConfig(srv *ircd.Server, service string) mesh.Config {
 }
 
 // startRecorder runs a recorder with a store in a temporary directory.
-func startRecorder(t *testing.T, srv *ircd.Server) (*history.Recorder, *history.Store) {
+func startRecorder(t testing.TB, srv *ircd.Server) (*history.Recorder, *history.Store) {
 	t.Helper()
 	st, err := history.Open(history.Options{Path: filepath.Join(t.TempDir(), "history.db")})
 	if err != nil {
@@ -144,7 +144,7 @@ func TestReplayTwentyThousand(t *testing.T) {
 }
 
 // waitTopic waits until the recorder is in topic's channel.
-func waitTopic(t *testing.T, rec *history.Recorder, topic string) {
+func waitTopic(t testing.TB, rec *history.Recorder, topic string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !slices.Contains(rec.Topics(), topic) {
