@@ -26,14 +26,31 @@ type RecorderConfig struct {
 // Recorder journals every mesh channel of a node's namespace into a Store
 // and serves pages of it (MethodRead) to Replay.
 type Recorder struct {
-	n     *mesh.Node
-	st    *Store
-	cfg   RecorderConfig
-	mu    sync.Mutex
-	obs   map[string]*mesh.Observer // by topic
-	lines atomic.Uint64
-	errs  atomic.Uint64
+	n      *mesh.Node
+	st     *Store
+	cfg    RecorderConfig
+	mu     sync.Mutex
+	obs    map[string]*mesh.Observer // by topic
+	lines  atomic.Uint64
+	errs   atomic.Uint64
+	filled atomic.Uint64
+	wg     sync.WaitGroup
 }
+
+// topicLog is where one topic's observed lines go: straight to the store,
+// or, while the recorder fills its hole from another recorder, to a
+// bounded buffer appended after the filled lines.
+type topicLog struct {
+	r       *Recorder
+	mu      sync.Mutex
+	filling bool
+	buf     []Record
+	ids     map[string]bool // identities of the buffered lines
+	over    uint64          // lines beyond the buffer bound (lost)
+}
+
+// maxFillBuffer bounds the live lines held while a hole is filled.
+const maxFillBuffer = 200_000
 
 // NewRecorder makes a recorder on n (whose service should be Service) that
 // writes to st.
@@ -53,6 +70,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	if err := r.n.Handle(MethodRead, r.read); err != nil {
 		return err
 	}
+	defer r.wg.Wait()
 	defer r.stopAll()
 	t := time.NewTicker(r.cfg.Rescan)
 	defer t.Stop()
@@ -107,7 +125,8 @@ func (r *Recorder) scan(ctx context.Context) error {
 		if have {
 			continue
 		}
-		o, oerr := r.n.Observe(ctx, t, r.record)
+		tl := &topicLog{r: r, filling: true, ids: map[string]bool{}}
+		o, oerr := r.n.Observe(ctx, t, tl.record)
 		if oerr != nil {
 			err = errors.Join(err, fmt.Errorf("observing %s: %w", t, oerr))
 			continue
@@ -116,31 +135,137 @@ func (r *Recorder) scan(ctx context.Context) error {
 		r.obs[t] = o
 		r.mu.Unlock()
 		r.cfg.Log.Info("recording", "topic", t)
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.fill(ctx, t, tl)
+		}()
 	}
 	return err
 }
 
+// lineID identifies a line across recorders: its msgid, or without one
+// its sender and text.
+func lineID(msgid, nick, body string) string {
+	if msgid != "" {
+		return msgid
+	}
+	return nick + "\x00" + body
+}
+
 // record journals one observed line (the first observation of a batch).
-func (r *Recorder) record(ob mesh.Observation) {
+func (tl *topicLog) record(ob mesh.Observation) {
 	if ob.Part != 0 {
 		return
 	}
-	err := r.st.Append(Record{
+	rec := Record{
 		Channel: strings.ToLower(ob.Channel),
 		Time:    ob.Time,
 		MsgID:   ob.MsgID,
 		Nick:    ob.From,
 		Tags:    ob.Tags,
 		Body:    ob.Body,
-	})
+	}
+	tl.mu.Lock()
+	if tl.filling {
+		if len(tl.buf) < maxFillBuffer {
+			tl.buf = append(tl.buf, rec)
+			tl.ids[lineID(rec.MsgID, rec.Nick, rec.Body)] = true
+		} else {
+			tl.over++
+		}
+		tl.mu.Unlock()
+		return
+	}
+	tl.mu.Unlock()
+	tl.r.append(rec)
+}
+
+func (r *Recorder) append(rec Record) {
+	err := r.st.Append(rec)
 	if err != nil {
 		if r.errs.Add(1)%1000 == 1 {
-			r.cfg.Log.Error("recording a line", "channel", ob.Channel, "err", err)
+			r.cfg.Log.Error("recording a line", "channel", rec.Channel, "err", err)
 		}
 		return
 	}
 	r.lines.Add(1)
 }
+
+// fill copies what another recorder has of topic after this store's last
+// line (everything, for a topic new to this store): the hole this recorder
+// left while it was down, or history from before it existed. Live lines
+// wait meanwhile and follow, without the ones the fill brought.
+func (r *Recorder) fill(ctx context.Context, topic string, tl *topicLog) {
+	ch := strings.ToLower(mesh.Channel(r.n.Namespace(), topic))
+	req := ReadRequest{Topic: topic, Max: DefaultPageRecords}
+	if last, ok := r.st.Last(ch); ok {
+		req.AfterTime, req.AfterMsgID = last.Time.UnixNano(), last.MsgID
+	}
+	var filled uint64
+	var err error
+	for ctx.Err() == nil {
+		var body, out []byte
+		if body, err = pageEnc.Marshal(req); err != nil {
+			break
+		}
+		out, err = r.n.Request(ctx, Service, MethodRead, body, mesh.WithKey(topic), mesh.NotSelf())
+		if err != nil {
+			break
+		}
+		var page *Page
+		if page, err = DecodePage(out); err != nil {
+			break
+		}
+		keep := make([]PageRecord, 0, len(page.Records))
+		tl.mu.Lock()
+		for _, pr := range page.Records {
+			if !tl.ids[lineID(pr.MsgID, pr.Nick, pr.Body)] { // else live: follows from the buffer
+				keep = append(keep, pr)
+			}
+		}
+		tl.mu.Unlock()
+		for _, pr := range keep {
+			r.append(Record{Channel: ch, Time: time.Unix(0, pr.Time).UTC(), MsgID: pr.MsgID, Nick: pr.Nick, Tags: pr.Tags, Body: pr.Body})
+			filled++
+		}
+		if page.End || len(page.Records) == 0 {
+			break
+		}
+		last := page.Records[len(page.Records)-1]
+		req.AfterTime, req.AfterMsgID = last.Time, last.MsgID
+	}
+	if err != nil && !errors.Is(err, mesh.ErrNoResponders) && ctx.Err() == nil {
+		r.cfg.Log.Warn("filling the record from another recorder", "topic", topic, "filled", filled, "err", err)
+	}
+	r.filled.Add(filled)
+	// Hand over to live recording: the buffer first, then straight.
+	for {
+		tl.mu.Lock()
+		buf := tl.buf
+		tl.buf = nil
+		if len(buf) == 0 {
+			tl.filling = false
+			over := tl.over
+			tl.ids = nil
+			tl.mu.Unlock()
+			if over > 0 {
+				r.cfg.Log.Error("lines lost while filling the record", "topic", topic, "lost", over)
+			}
+			break
+		}
+		tl.mu.Unlock()
+		for _, rec := range buf {
+			r.append(rec)
+		}
+	}
+	if filled > 0 {
+		r.cfg.Log.Info("filled the record from another recorder", "topic", topic, "lines", filled)
+	}
+}
+
+// Filled counts the lines copied from other recorders.
+func (r *Recorder) Filled() uint64 { return r.filled.Load() }
 
 func (r *Recorder) stopAll() {
 	r.mu.Lock()

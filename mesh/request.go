@@ -44,7 +44,12 @@ type RequestOption func(*requestOptions)
 type requestOptions struct {
 	key     string
 	headers envelope.Headers
+	notSelf bool
 }
+
+// NotSelf keeps the request off this node: an instance asking its peers
+// (a history recorder filling a hole from another one).
+func NotSelf() RequestOption { return func(o *requestOptions) { o.notSelf = true } }
 
 // WithKey routes the request by rendezvous hashing of key over the live
 // instances: requests with the same key go to the same instance while the
@@ -101,6 +106,9 @@ func (n *Node) Request(ctx context.Context, service, method string, payload []by
 	}()
 
 	tried := map[string]bool{}
+	if ro.notSelf {
+		tried[strings.ToLower(n.Nick())] = true
+	}
 	for attempt := 0; attempt < maxRequestAttempts; {
 		if err := n.waitConnected(ctx); err != nil {
 			return nil, err
