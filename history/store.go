@@ -344,14 +344,8 @@ func (e *panicError) Unwrap() error { return ErrCorrupt }
 // view and update run a bbolt transaction under guard; a panic makes the
 // store refuse further work (its pages cannot be trusted).
 func (s *Store) view(what string, fn func(*bolt.Tx) error) error {
-	s.mu.Lock()
-	closed, broken := s.closed, s.broken
-	s.mu.Unlock()
-	if broken != nil {
-		return broken
-	}
-	if closed {
-		return ErrClosed
+	if err := s.usable(); err != nil {
+		return err
 	}
 	err := guard(what, func() error { return s.db.View(fn) })
 	return s.checkErr(err)
@@ -514,14 +508,8 @@ func (s *Store) committer() {
 // Flush commits what is buffered now (with fsync, unless NoSync) and
 // returns the commit's error.
 func (s *Store) Flush() error {
-	s.mu.Lock()
-	closed, broken := s.closed, s.broken
-	s.mu.Unlock()
-	if broken != nil {
-		return broken
-	}
-	if closed {
-		return ErrClosed
+	if err := s.usable(); err != nil {
+		return err
 	}
 	return s.commit()
 }
@@ -1100,3 +1088,17 @@ func (s *Store) Stats() StoreStats {
 
 // Path returns the store's file.
 func (s *Store) Path() string { return s.path }
+
+// usable returns why the store can do no more work (closed, or its pages
+// are not to be trusted), or nil.
+func (s *Store) usable() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken != nil {
+		return s.broken
+	}
+	if s.closed {
+		return ErrClosed
+	}
+	return nil
+}
