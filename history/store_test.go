@@ -722,7 +722,7 @@ func TestCorruptRawFile(t *testing.T) {
 	}
 	target := testRecord("#a", 123).Body
 	i := bytes.Index(data, []byte(target))
-	if i < 0 || bytes.Index(data[i+1:], []byte(target)) >= 0 {
+	if i < 0 || bytes.Contains(data[i+1:], []byte(target)) {
 		t.Fatalf("record body found at %d (want exactly once)", i)
 	}
 	data[i+len(target)/2] ^= 0x01
