@@ -191,21 +191,22 @@ type Stats struct {
 
 // Core is one member's claims state for one (topic, group).
 type Core struct {
-	cfg      Config
-	events   map[envelope.ID]*event
-	timers   timerHeap
-	timerSeq uint64
-	eventSeq uint64
-	ranked   []ranked // scratch for owner
-	done     []*event // completed, in completion order, from doneHead
-	doneHead int
-	members  map[string]Member
-	alive    []string // alive member ids, sorted
-	session  time.Time
-	ready    bool
-	inFlight int
-	out      []Action
-	stats    Stats
+	cfg       Config
+	events    map[envelope.ID]*event
+	timers    timerHeap
+	timerSeq  uint64
+	eventSeq  uint64
+	ranked    []ranked // scratch for owner
+	forgotten int      // completed events Forget dropped, still in done
+	done      []*event // completed, in completion order, from doneHead
+	doneHead  int
+	members   map[string]Member
+	alive     []string // alive member ids, sorted
+	session   time.Time
+	ready     bool
+	inFlight  int
+	out       []Action
+	stats     Stats
 }
 
 // New returns an empty Core.
@@ -220,10 +221,23 @@ func New(cfg Config) *Core {
 // Config returns the configuration in use, defaults filled in.
 func (c *Core) Config() Config { return c.cfg }
 
+// Forget drops a completed event before its retention ends (the group's
+// committed offset passed it); it reports whether it did. Pending events
+// are kept.
+func (c *Core) Forget(id envelope.ID) bool {
+	e := c.events[id]
+	if e == nil || e.outcome == Pending {
+		return false
+	}
+	delete(c.events, id)
+	c.forgotten++
+	return true
+}
+
 // Stats returns the counters.
 func (c *Core) Stats() Stats {
 	s := c.stats
-	s.Completed = len(c.done) - c.doneHead
+	s.Completed = len(c.done) - c.doneHead - c.forgotten
 	s.Pending = len(c.events) - s.Completed
 	return s
 }
@@ -520,6 +534,12 @@ func (c *Core) Next() time.Time {
 func (c *Core) forget(now time.Time, force bool) {
 	for c.doneHead < len(c.done) {
 		e := c.done[c.doneHead]
+		if c.events[e.id] != e { // forgotten already (Forget)
+			c.done[c.doneHead] = nil
+			c.doneHead++
+			c.forgotten--
+			continue
+		}
 		if now.Sub(e.doneAt) < c.cfg.Retain && !(force && len(c.events) >= c.cfg.MaxEvents) {
 			break
 		}
@@ -538,7 +558,7 @@ func (c *Core) forget(now time.Time, force bool) {
 // evalAll evaluates every pending event, in the order they were first
 // seen (handlers start in that order).
 func (c *Core) evalAll(now time.Time) {
-	pending := make([]*event, 0, len(c.events)-(len(c.done)-c.doneHead))
+	pending := make([]*event, 0, max(0, len(c.events)-(len(c.done)-c.doneHead-c.forgotten)))
 	for _, e := range c.events {
 		if e.outcome == Pending {
 			pending = append(pending, e)

@@ -145,6 +145,21 @@ type anycast struct {
 	sent     atomic.Uint64 // claim-protocol envelopes sent
 
 	lastMembers []claims.Member
+
+	// Consensus offsets (docs/PROTOCOL.md §6.13), guarded by mu.
+	prefix     *claims.Prefix
+	cons       claims.Consensus
+	claimedOff claims.Offset   // our last HistoryClaim
+	behind     []claims.Offset // offsets of events passed by the prefix, oldest first
+	behindIDs  []envelope.ID
+	votesOut   []vote // acks and rejects to send
+}
+
+// vote is a HistoryAck or HistoryReject to send.
+type vote struct {
+	claim  envelope.ID
+	offset claims.Offset
+	ok     bool
 }
 
 func newAnycast(n *Node, s *Subscription, o *subOptions) *anycast {
@@ -170,8 +185,66 @@ func newAnycast(n *Node, s *Subscription, o *subOptions) *anycast {
 		MaxInFlight: cap(s.q),
 	})
 	a.lease = a.core.Config().Lease
+	a.prefix = claims.NewPrefix(a.core.Config().MaxEvents)
 	a.connCtx, a.connStop = context.WithCancel(context.Background())
 	return a
+}
+
+// offsetOf is the offset of an event's line.
+func offsetOf(m *Message) claims.Offset {
+	at := m.ServerTime
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return claims.Offset{Time: at.UnixNano(), MsgID: m.MsgID}
+}
+
+// liveIDs returns the alive members of the group. a.mu is held.
+func (a *anycast) liveIDsLocked() []string {
+	var ids []string
+	for _, m := range a.lastMembers {
+		if m.State == heartbeat.Alive {
+			ids = append(ids, m.ID)
+		}
+	}
+	return ids
+}
+
+// advanceLocked moves our completed prefix, and with a committed offset
+// drops from the core the completed events behind it. It returns the
+// prefix. a.mu is held.
+func (a *anycast) advanceLocked() claims.Offset {
+	prefix, passed := a.prefix.Advance(func(id envelope.ID) bool {
+		o, _, _, ok := a.core.Status(id)
+		return !ok || o != claims.Pending
+	})
+	for _, id := range passed {
+		a.behindIDs = append(a.behindIDs, id)
+	}
+	committed := a.cons.Commit(a.liveIDsLocked())
+	n := 0
+	for n < len(a.behindIDs) && len(a.behind) > n && !committed.Before(a.behind[n]) {
+		a.core.Forget(a.behindIDs[n])
+		n++
+	}
+	a.behind, a.behindIDs = a.behind[n:], a.behindIDs[n:]
+	return prefix
+}
+
+// Committed returns the group's committed offset as this member has seen
+// it: every event of the topic up to that line is completed (zero: none
+// yet). Members commit every Config.CommitInterval.
+func (s *Subscription) Committed() (time.Time, string) {
+	if s.any == nil {
+		return time.Time{}, ""
+	}
+	s.any.mu.Lock()
+	defer s.any.mu.Unlock()
+	c := s.any.cons.Committed()
+	if c.IsZero() {
+		return time.Time{}, ""
+	}
+	return time.Unix(0, c.Time).UTC(), c.MsgID
 }
 
 func (a *anycast) self() claims.Claimant {
@@ -246,7 +319,8 @@ func (a *anycast) event(m *Message) {
 		key = a.safeKey(m)
 	}
 	a.mu.Lock()
-	if o, _, _, ok := a.core.Status(m.ID); ok && o != claims.Pending {
+	o, _, _, known := a.core.Status(m.ID)
+	if known && o != claims.Pending {
 		a.mu.Unlock()
 		return // completed before we saw it: a late or repeated copy
 	}
@@ -255,6 +329,10 @@ func (a *anycast) event(m *Message) {
 	a.applyLocked(acts)
 	if _, _, _, ok := a.core.Status(m.ID); !ok {
 		delete(a.msgs, m.ID) // refused: over MaxEvents
+	} else if !known {
+		if off := offsetOf(m); a.prefix.Seen(m.ID, off) {
+			a.behind = append(a.behind, off) // behindIDs follows as the prefix passes them
+		}
 	}
 	a.mu.Unlock()
 	if len(acts) > 0 {
@@ -312,6 +390,23 @@ func (a *anycast) line(in *inbound) {
 		it := claims.Item{Event: env.Correlation, Epoch: env.Epoch}
 		a.applyLocked(a.core.Dead(who, it, now))
 		a.forgetDone(it.Event)
+	case envelope.KindHistoryClaim, envelope.KindHistoryAck, envelope.KindHistoryReject:
+		off, err := claims.DecodeOffset(env.Payload)
+		if err != nil {
+			a.n.countReject("malformed")
+			return
+		}
+		switch {
+		case env.Kind == envelope.KindHistoryClaim:
+			a.cons.Claim(env.ID, who.ID, off)
+			if who.ID != a.self().ID {
+				prefix := a.advanceLocked()
+				a.votesOut = append(a.votesOut, vote{claim: env.ID, offset: off, ok: !prefix.Before(off)})
+			}
+		case who.ID != a.self().ID:
+			a.cons.Vote(env.Correlation, who.ID, env.Kind == envelope.KindHistoryAck)
+		}
+		a.advanceLocked()
 	}
 	a.poke()
 }
@@ -341,7 +436,11 @@ func (a *anycast) reset() {
 	a.mu.Lock()
 	a.applyLocked(a.core.Reset(time.Now()))
 	clear(a.msgs)
-	a.claimOut, a.ackOut, a.others = nil, nil, nil
+	a.claimOut, a.ackOut, a.others, a.votesOut = nil, nil, nil, nil
+	// What we saw before the drop may be incomplete: our prefix starts
+	// again (the committed offset, known to all, stays).
+	a.prefix = claims.NewPrefix(a.core.Config().MaxEvents)
+	a.behind, a.behindIDs = nil, nil
 	a.connStop()
 	a.connCtx, a.connStop = context.WithCancel(context.Background())
 	a.mu.Unlock()
@@ -375,6 +474,8 @@ func (a *anycast) run() {
 	defer close(a.done)
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
+	commit := time.NewTicker(a.n.cfg.CommitInterval)
+	defer commit.Stop()
 	for {
 		a.mu.Lock()
 		next := a.core.Next()
@@ -388,6 +489,8 @@ func (a *anycast) run() {
 		case <-a.wake:
 		case <-t.C:
 			a.input(func(c *claims.Core, now time.Time) []claims.Action { return c.Tick(now) })
+		case <-commit.C:
+			a.claimOffset()
 		case <-a.quit:
 			a.flush() // the acks of the last handlers
 			return
@@ -395,6 +498,30 @@ func (a *anycast) run() {
 			return
 		}
 		a.flush()
+	}
+}
+
+// claimOffset posts a HistoryClaim when our completed prefix moved.
+func (a *anycast) claimOffset() {
+	a.mu.Lock()
+	prefix := a.advanceLocked()
+	if prefix.IsZero() || !a.claimedOff.Before(prefix) {
+		a.mu.Unlock()
+		return
+	}
+	a.claimedOff = prefix
+	ctx := a.connCtx
+	a.mu.Unlock()
+	payload, err := claims.EncodeOffset(prefix)
+	if err != nil {
+		return
+	}
+	env := envelope.New(envelope.KindHistoryClaim, a.n.sender(), a.group, payload, time.Now())
+	a.mu.Lock()
+	a.cons.Claim(env.ID, a.self().ID, prefix)
+	a.mu.Unlock()
+	if _, err := a.n.send(ctx, a.s.channel, env); err != nil {
+		a.n.log.Debug("history claim not sent", "topic", a.s.topic, "err", err)
 	}
 }
 
@@ -412,8 +539,8 @@ func (a *anycast) stop() {
 // next batch (one batch in flight: batches grow with the rate).
 func (a *anycast) flush() {
 	a.mu.Lock()
-	claimsOut, acks, others, ctx := a.claimOut, a.ackOut, a.others, a.connCtx
-	a.claimOut, a.ackOut, a.others = nil, nil, nil
+	claimsOut, acks, others, votes, ctx := a.claimOut, a.ackOut, a.others, a.votesOut, a.connCtx
+	a.claimOut, a.ackOut, a.others, a.votesOut = nil, nil, nil, nil
 	a.mu.Unlock()
 	var jobs []*job
 	send := func(env *envelope.Envelope) {
@@ -464,6 +591,19 @@ func (a *anycast) flush() {
 			env.Error = &envelope.Error{Message: clipReason(strings.Join(act.Reasons, "; "))}
 			send(env)
 		}
+	}
+	for _, v := range votes {
+		kind := envelope.KindHistoryReject
+		if v.ok {
+			kind = envelope.KindHistoryAck
+		}
+		payload, err := claims.EncodeOffset(v.offset)
+		if err != nil {
+			continue
+		}
+		env := envelope.New(kind, a.n.sender(), a.group, payload, now)
+		env.Correlation = v.claim
+		send(env)
 	}
 	for _, j := range jobs {
 		select {

@@ -435,3 +435,73 @@ func TestAnycastAcrossLinkedServers(t *testing.T) {
 	h.checkOnceLocked(t, events)
 	t.Logf("handled per worker: %d (server a) / %d / %d (server b)", len(h.order["w0"]), len(h.order["w1"]), len(h.order["w2"]))
 }
+
+// TestAnycastCommittedOffset: the members of a group agree on a committed
+// offset (HistoryClaim/Ack), it reaches the last completed event, and
+// members drop completed events behind it from memory.
+func TestAnycastCommittedOffset(t *testing.T) {
+	srv := ircdtest.Start(t)
+	cfgs := []mesh.Config{testConfig(srv, "jobs")}
+	for range 3 {
+		cfg := testConfig(srv, "workers")
+		cfg.CommitInterval = 200 * time.Millisecond
+		cfgs = append(cfgs, cfg)
+	}
+	nodes := connectAll(t, cfgs...)
+	pub, workers := nodes[0], nodes[1:]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h := newHandled()
+	var subs []*mesh.Subscription
+	for i, n := range workers {
+		s, err := n.Subscribe(ctx, "jobs.committed", h.handler(fmt.Sprintf("w%d", i)), mesh.Anycast())
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, s)
+	}
+	waitGroupFormed(t, workers, "jobs.committed", "workers")
+	time.Sleep(1500 * time.Millisecond)
+	const events = 300
+	var last mesh.PubAck
+	for i := range events {
+		f, err := pub.PublishAsync(ctx, "jobs.committed", []byte(fmt.Sprintf("job-%03d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == events-1 {
+			if last, err = f.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitCompleted(t, subs, events, 30*time.Second)
+	// Every worker ends with the same committed offset: the last event's
+	// line (its msgid is in the publish confirm).
+	var lastTime time.Time
+	var lastMsgID string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var ts []time.Time
+		var ids []string
+		for _, s := range subs {
+			at, id := s.Committed()
+			ts, ids = append(ts, at), append(ids, id)
+		}
+		agree := !ts[0].IsZero() && ts[0].Equal(ts[1]) && ts[0].Equal(ts[2]) && ids[0] == ids[1] && ids[0] == ids[2]
+		if agree && (ids[0] == last.MsgID || last.MsgID == "") {
+			lastTime, lastMsgID = ts[0], ids[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("committed offsets %v %v; the last event's msgid is %q", ts, ids, last.MsgID)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("committed %s/%s", lastTime.Format(time.RFC3339Nano), lastMsgID)
+	for i, s := range subs {
+		if st := s.ClaimStats(); st.Completed >= events {
+			t.Errorf("worker %d still remembers %d completed events behind the committed offset", i, st.Completed)
+		}
+	}
+}

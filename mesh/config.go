@@ -71,6 +71,9 @@ type Config struct {
 	// BackfillTimeout bounds catching up one subscription after a
 	// reconnect (SetBackfiller; 2 min).
 	BackfillTimeout time.Duration
+	// CommitInterval is how often an anycast member proposes its completed
+	// prefix as the group's committed offset (5 s; docs/PROTOCOL.md §6.13).
+	CommitInterval time.Duration
 	// ResumeWindow is how much history an anycast subscription replays
 	// when it starts, with a backfiller set (10 min): events of the group
 	// published within it and never completed are completed.
@@ -115,6 +118,7 @@ func DefaultConfig() Config {
 		ConnectTimeout:    10 * time.Second,
 		BackfillTimeout:   2 * time.Minute,
 		ResumeWindow:      10 * time.Minute,
+		CommitInterval:    5 * time.Second,
 		ReconnectMin:      100 * time.Millisecond,
 		ReconnectMax:      5 * time.Second,
 		HeartbeatInterval: time.Second,
@@ -155,6 +159,7 @@ func (c Config) withDefaults() Config {
 	setD(&c.ConnectTimeout, d.ConnectTimeout)
 	setD(&c.BackfillTimeout, d.BackfillTimeout)
 	setD(&c.ResumeWindow, d.ResumeWindow)
+	setD(&c.CommitInterval, d.CommitInterval)
 	setD(&c.ReconnectMin, d.ReconnectMin)
 	setD(&c.ReconnectMax, d.ReconnectMax)
 	setD(&c.HeartbeatInterval, d.HeartbeatInterval)

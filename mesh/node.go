@@ -694,7 +694,8 @@ func (n *Node) route(in *inbound) {
 		if !isChannel && !in.echo {
 			n.acceptResponse(in)
 		}
-	case envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter:
+	case envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter,
+		envelope.KindHistoryClaim, envelope.KindHistoryAck, envelope.KindHistoryReject:
 		if isChannel {
 			n.claimLine(in)
 		}

@@ -348,7 +348,8 @@ func (n *Node) deliverOwn(j *job) {
 	switch j.env.Kind {
 	case envelope.KindEvent:
 		n.deliver(in)
-	case envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter:
+	case envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter,
+		envelope.KindHistoryClaim, envelope.KindHistoryAck, envelope.KindHistoryReject:
 		n.claimLine(in)
 	}
 }

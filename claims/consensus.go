@@ -1,0 +1,196 @@
+package claims
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/meshbot/meshbot/envelope"
+)
+
+// Consensus offsets (docs/PROTOCOL.md §6.13): members of a group
+// periodically post a HistoryClaim with the offset up to which they believe
+// every event is completed; each other member acknowledges it when its own
+// completed prefix reaches that far and rejects it otherwise; an offset
+// acknowledged by a majority of the group's live members (the claimant
+// counts for itself) is committed. Every member sees every claim, ack and
+// reject in the channel, so every member computes the same committed
+// offset. The committed offset only grows.
+
+// Offset names a line: the server's time and msgid (history.Offset has the
+// same meaning; this package does not import history).
+type Offset struct {
+	_     struct{} `cbor:",toarray"`
+	Time  int64    // Unix nanoseconds
+	MsgID string
+}
+
+// Before reports whether o comes before p. Lines are compared by time; a
+// line of the same time comes before another unless it is the same line.
+// (Times have a millisecond grain on most servers: this errs towards "not
+// yet", which only delays a commit.)
+func (o Offset) Before(p Offset) bool {
+	return o.Time < p.Time || (o.Time == p.Time && o.MsgID != p.MsgID && p.MsgID != "")
+}
+
+// IsZero reports whether o names no line.
+func (o Offset) IsZero() bool { return o.Time == 0 && o.MsgID == "" }
+
+func (o Offset) String() string {
+	if o.IsZero() {
+		return "-"
+	}
+	s := time.Unix(0, o.Time).UTC().Format(time.RFC3339Nano)
+	if o.MsgID != "" {
+		s += "/" + o.MsgID
+	}
+	return s
+}
+
+// EncodeOffset and DecodeOffset are the payload of HistoryClaim, -Ack and
+// -Reject envelopes.
+func EncodeOffset(o Offset) ([]byte, error) { return encMode.Marshal(o) }
+
+// DecodeOffset reads an offset payload.
+func DecodeOffset(b []byte) (Offset, error) {
+	var o Offset
+	if err := decMode.Unmarshal(b, &o); err != nil {
+		return Offset{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if o.Time <= 0 || len(o.MsgID) > 512 {
+		return Offset{}, fmt.Errorf("%w: offset %v", ErrMalformed, o)
+	}
+	return o, nil
+}
+
+// maxOpenClaims bounds the HistoryClaims a Consensus tallies at once.
+const maxOpenClaims = 64
+
+type openClaim struct {
+	id       envelope.ID
+	claimant string
+	offset   Offset
+	acks     map[string]bool
+	rejects  map[string]bool
+}
+
+// Consensus tallies the HistoryClaims of one group. It is pure and not
+// safe for concurrent use.
+type Consensus struct {
+	open      []*openClaim // oldest first
+	committed Offset
+}
+
+// Claim: claimant posted a HistoryClaim (envelope id) for offset.
+func (c *Consensus) Claim(id envelope.ID, claimant string, offset Offset) {
+	for _, oc := range c.open {
+		if oc.id == id {
+			return
+		}
+	}
+	if len(c.open) == maxOpenClaims {
+		c.open = c.open[1:]
+	}
+	c.open = append(c.open, &openClaim{id: id, claimant: claimant, offset: offset, acks: map[string]bool{}, rejects: map[string]bool{}})
+}
+
+// Vote: member acknowledged (ok) or rejected the claim id.
+func (c *Consensus) Vote(id envelope.ID, member string, ok bool) {
+	for _, oc := range c.open {
+		if oc.id == id && member != oc.claimant {
+			if ok {
+				oc.acks[member] = true
+				delete(oc.rejects, member)
+			} else {
+				oc.rejects[member] = true
+				delete(oc.acks, member)
+			}
+		}
+	}
+}
+
+// Commit returns the committed offset given the group's live members now:
+// the highest claimed offset acknowledged by a majority of them (its
+// claimant included, votes of members no longer live not counted).
+// Claims at or below the committed offset are closed.
+func (c *Consensus) Commit(live []string) Offset {
+	alive := make(map[string]bool, len(live))
+	for _, m := range live {
+		alive[m] = true
+	}
+	for _, oc := range c.open {
+		votes := 0
+		if alive[oc.claimant] {
+			votes++
+		}
+		for m := range oc.acks {
+			if alive[m] {
+				votes++
+			}
+		}
+		if 2*votes > len(alive) && c.committed.Before(oc.offset) {
+			c.committed = oc.offset
+		}
+	}
+	keep := c.open[:0]
+	for _, oc := range c.open {
+		if c.committed.Before(oc.offset) {
+			keep = append(keep, oc)
+		}
+	}
+	clear(c.open[len(keep):])
+	c.open = keep
+	return c.committed
+}
+
+// Committed returns the committed offset.
+func (c *Consensus) Committed() Offset { return c.committed }
+
+// Prefix tracks a member's completed prefix: the events it saw, in the
+// order it saw them, and how far from the start all are completed.
+type Prefix struct {
+	q      []prefixEntry
+	head   int
+	prefix Offset
+	max    int
+	full   bool // past max: tracking stopped, the prefix stays short of the untracked
+}
+
+type prefixEntry struct {
+	id     envelope.ID
+	offset Offset
+}
+
+// NewPrefix returns a tracker of at most max events not yet passed. Past
+// that bound it stops tracking, and its prefix never moves past an event
+// it did not track: safe, at the cost of no further commits from it.
+func NewPrefix(max int) *Prefix { return &Prefix{max: max} }
+
+// Seen: an event arrived at offset. It reports whether it is tracked.
+func (p *Prefix) Seen(id envelope.ID, offset Offset) bool {
+	if p.full || len(p.q)-p.head >= p.max {
+		p.full = true
+		return false
+	}
+	p.q = append(p.q, prefixEntry{id, offset})
+	return true
+}
+
+// Advance moves the prefix over the completed events at its front and
+// returns it and the ids it moved over.
+func (p *Prefix) Advance(done func(envelope.ID) bool) (Offset, []envelope.ID) {
+	var passed []envelope.ID
+	for p.head < len(p.q) && done(p.q[p.head].id) {
+		p.prefix = p.q[p.head].offset
+		passed = append(passed, p.q[p.head].id)
+		p.head++
+	}
+	if p.head > 1024 && p.head > len(p.q)/2 {
+		n := copy(p.q, p.q[p.head:])
+		p.q = p.q[:n]
+		p.head = 0
+	}
+	return p.prefix, passed
+}
+
+// Offset returns the prefix as last advanced.
+func (p *Prefix) Offset() Offset { return p.prefix }

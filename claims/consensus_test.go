@@ -1,0 +1,129 @@
+package claims
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/meshbot/meshbot/envelope"
+)
+
+func off(ms int64, id string) Offset { return Offset{Time: ms * 1e6, MsgID: id} }
+
+func TestConsensusMajority(t *testing.T) {
+	live := []string{"a", "b", "c"}
+	var c Consensus
+	c1, c2, c3 := testID(1), testID(2), testID(3)
+
+	c.Claim(c1, "a", off(10, "m10"))
+	if got := c.Commit(live); !got.IsZero() {
+		t.Fatalf("committed %v with the claimant's vote alone (1 of 3)", got)
+	}
+	c.Vote(c1, "b", true)
+	if got := c.Commit(live); got != off(10, "m10") {
+		t.Fatalf("committed %v, want m10 (2 of 3)", got)
+	}
+
+	// A lagging minority rejects; the majority still commits.
+	c.Claim(c2, "b", off(20, "m20"))
+	c.Vote(c2, "c", false)
+	c.Vote(c2, "a", true)
+	if got := c.Commit(live); got != off(20, "m20") {
+		t.Fatalf("committed %v, want m20 despite c's reject", got)
+	}
+
+	// Two rejects: no commit; and a lower claim never lowers it.
+	c.Claim(c3, "a", off(30, "m30"))
+	c.Vote(c3, "b", false)
+	c.Vote(c3, "c", false)
+	c.Claim(testID(4), "c", off(15, "m15"))
+	c.Vote(testID(4), "a", true)
+	c.Vote(testID(4), "b", true)
+	if got := c.Commit(live); got != off(20, "m20") {
+		t.Fatalf("committed %v, want m20 to stay", got)
+	}
+
+	// Votes of members no longer alive do not count.
+	c.Claim(testID(5), "a", off(40, "m40"))
+	c.Vote(testID(5), "b", true)
+	if got := c.Commit([]string{"a", "c", "d"}); got != off(20, "m20") {
+		t.Fatalf("committed %v with a dead member's vote", got)
+	}
+	// A claimant's own vote is not counted twice.
+	c.Vote(testID(5), "a", true)
+	if got := c.Commit([]string{"a", "c", "d"}); got != off(20, "m20") {
+		t.Fatalf("committed %v with the claimant voting for itself", got)
+	}
+	c.Vote(testID(5), "c", true)
+	if got := c.Commit([]string{"a", "c", "d"}); got != off(40, "m40") {
+		t.Fatalf("committed %v, want m40 (a, c of 3)", got)
+	}
+}
+
+func TestConsensusBounded(t *testing.T) {
+	var c Consensus
+	for i := range 1000 {
+		c.Claim(testID(uint64(i+1)), "a", off(int64(i+1), ""))
+	}
+	if len(c.open) > maxOpenClaims {
+		t.Fatalf("%d open claims, bound %d", len(c.open), maxOpenClaims)
+	}
+	c.Commit([]string{"a"}) // the claimant alone is a majority of 1
+	if got := c.Committed(); got != off(1000, "") {
+		t.Fatalf("committed %v", got)
+	}
+	if len(c.open) != 0 {
+		t.Fatalf("%d claims left open at or below the committed offset", len(c.open))
+	}
+}
+
+func TestPrefix(t *testing.T) {
+	p := NewPrefix(3)
+	done := map[uint64]bool{}
+	for i := uint64(1); i <= 4; i++ {
+		tracked := p.Seen(testID(i), off(int64(i), ""))
+		if tracked != (i <= 3) {
+			t.Fatalf("event %d tracked=%v with a bound of 3", i, tracked)
+		}
+	}
+	check := func(want Offset, passed int) {
+		t.Helper()
+		got, ids := p.Advance(func(id envelope.ID) bool {
+			for i := uint64(1); i <= 4; i++ {
+				if testID(i) == id {
+					return done[i]
+				}
+			}
+			return false
+		})
+		if got != want || len(ids) != passed {
+			t.Fatalf("prefix %v after passing %d, want %v after %d", got, len(ids), want, passed)
+		}
+	}
+	done[2] = true
+	check(Offset{}, 0) // 1 is pending
+	done[1] = true
+	check(off(2, ""), 2)
+	done[3], done[4] = true, true
+	check(off(3, ""), 1) // 4 was not tracked: the prefix stops at 3
+	if p.Seen(testID(5), off(5, "")) {
+		t.Fatal("tracking resumed after the bound was hit")
+	}
+}
+
+func TestDecodeOffset(t *testing.T) {
+	b, err := EncodeOffset(off(5, "abc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, err := DecodeOffset(b); err != nil || o != off(5, "abc") {
+		t.Fatalf("%v %v", o, err)
+	}
+	for _, bad := range [][]byte{nil, {0x80}, {0x82, 0x00, 0x60}, {0xa0}} {
+		if _, err := DecodeOffset(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%x: %v", bad, err)
+		}
+	}
+	if !off(5, "a").Before(off(6, "")) || off(5, "a").Before(off(5, "a")) || !off(5, "a").Before(off(5, "b")) || off(6, "").Before(off(5, "z")) {
+		t.Error("Before is wrong")
+	}
+}
