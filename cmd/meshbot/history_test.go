@@ -70,3 +70,50 @@ func TestHistoryReplay(t *testing.T) {
 		t.Errorf("history without --store: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestServeCatchUp: a `serve --anycast --catch-up` worker is stopped while
+// events are published; started again, it handles every one of them from
+// the history service, once.
+func TestServeCatchUp(t *testing.T) {
+	t.Parallel()
+	srv := ircdtest.Start(t)
+	environ := map[string]string{"MESHBOT_SERVER": srv.Addr(), "MESHBOT_NAMESPACE": "cu"}
+	dir := t.TempDir()
+	rec := startCLI(t, environ, "history", "--store", filepath.Join(dir, "h.db"), "--rescan", "200ms", "--skip-heartbeats")
+	waitFor(t, "history", rec.out, "ready ", 20*time.Second)
+	events := filepath.Join(dir, "events.jsonl")
+	args := []string{"serve", "--service", "wk", "--instance", "1", "--subscribe", "jobs", "--anycast", "--catch-up", "--events", events}
+	w := startCLI(t, environ, args...)
+	waitFor(t, "serve", w.out, "ready ", 20*time.Second)
+	time.Sleep(time.Second) // the recorder found the topic
+	w.cancel()
+	code := <-w.done
+	w.done <- code
+	if r := runCLI(t, environ, "", "pub", "jobs", "missed", "--count", "20"); r.code != 0 {
+		t.Fatalf("pub: exit %d\n%s", r.code, r.stderr)
+	}
+	time.Sleep(300 * time.Millisecond) // committed by the recorder
+	w = startCLI(t, environ, args...)
+	waitFor(t, "serve", w.out, "ready ", 20*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := map[string]int{}
+		for _, r := range readRecords(t, events) {
+			if r.Kind == "event" && r.Payload != nil && *r.Payload == "missed" {
+				got[r.ID]++
+			}
+		}
+		if len(got) == 20 {
+			for p, n := range got {
+				if n != 1 {
+					t.Errorf("%s handled %d times", p, n)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 20 missed events handled after the restart:\n%s", len(got), readFile(t, events))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

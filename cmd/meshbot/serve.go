@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/meshbot/meshbot/history"
 	"github.com/meshbot/meshbot/mesh"
 	"github.com/meshbot/meshbot/mesh/meshprom"
 )
@@ -46,6 +47,7 @@ func newServeCmd(st *state) *cobra.Command {
 		maxAttempts int
 		retryDelay  time.Duration
 		postURL     string
+		catchUp     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --service SERVICE [--subscribe TOPIC [--anycast]]... [--handle METHOD]...",
@@ -136,7 +138,7 @@ events are taken, running handlers and unconfirmed publishes get
   meshbot serve --service w --subscribe jobs > w.out & until grep -q ^ready w.out; do sleep 0.1; done`,
 		Args: nargs(0, 0, "no arguments (topics and methods are flags)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s := &server{st: st, conn: &conn, eventsSync: eventsSync}
+			s := &server{st: st, conn: &conn, eventsSync: eventsSync, catchUp: catchUp}
 			var err error
 			if s.topics, err = topicArgs(conn.namespace, subscribe); err != nil {
 				return err
@@ -254,6 +256,7 @@ events are taken, running handlers and unconfirmed publishes get
 	f.DurationVar(&lease, "lease", 30*time.Second, "anycast: how long a claim holds without renewal")
 	f.IntVar(&maxAttempts, "max-attempts", 5, "anycast: failed attempts before an event goes to the dead-letter topic TOPIC._dead")
 	f.DurationVar(&retryDelay, "retry-delay", time.Second, "anycast: how long a failed event waits before its next attempt")
+	f.BoolVar(&catchUp, "catch-up", false, "with a history recorder running: after a reconnect receive what was missed, and (anycast) resume what the group left undone")
 	f.StringVar(&postURL, "post", "", "POST every handled event as JSON to `URL`; a non-2xx answer fails the handler (see above)")
 	f.StringArrayVar(&handle, "handle", nil, "answer requests for `METHOD` with \"NICK: PAYLOAD\" (repeatable)")
 	f.StringVar(&publish, "publish", "", "publish an event on `TOPIC` every --every")
@@ -276,8 +279,10 @@ type server struct {
 	eventsSync bool
 	// anycast subscribes the topics anycast, in group ("" = the service's)
 	// with these options.
-	anycast     bool
-	group       string
+	anycast bool
+	group   string
+	// catchUp fills gaps from the history service (SetBackfiller).
+	catchUp     bool
 	lease       time.Duration
 	maxAttempts int
 	retryDelay  time.Duration
@@ -343,6 +348,9 @@ func (s *server) setup(ctx context.Context) error {
 		if err != nil {
 			return usageError{fmt.Errorf("--handle %s: %w", m, err)}
 		}
+	}
+	if s.catchUp {
+		s.node.SetBackfiller(history.NewBackfiller(s.node, nil))
 	}
 	var opts []mesh.SubOption
 	if s.anycast {
