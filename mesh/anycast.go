@@ -218,9 +218,7 @@ func (a *anycast) advanceLocked() claims.Offset {
 		o, _, _, ok := a.core.Status(id)
 		return !ok || o != claims.Pending
 	})
-	for _, id := range passed {
-		a.behindIDs = append(a.behindIDs, id)
-	}
+	a.behindIDs = append(a.behindIDs, passed...)
 	committed := a.cons.Commit(a.liveIDsLocked())
 	n := 0
 	for n < len(a.behindIDs) && len(a.behind) > n && !committed.Before(a.behind[n]) {
