@@ -194,3 +194,41 @@ func (p *Prefix) Advance(done func(envelope.ID) bool) (Offset, []envelope.ID) {
 
 // Offset returns the prefix as last advanced.
 func (p *Prefix) Offset() Offset { return p.prefix }
+
+// Reaches reports whether the prefix covers offset o: o is a line the
+// prefix passed, or an earlier time. (Lines of one millisecond are told
+// apart by msgid only when the prefix passed that very line.)
+func (p *Prefix) Reaches(o Offset) bool {
+	if o.Time < p.prefix.Time || o == p.prefix {
+		return true
+	}
+	for i := p.head - 1; i >= 0 && i >= p.head-4096; i-- {
+		if p.q[i].offset == o {
+			return true
+		}
+		if p.q[i].offset.Time < o.Time {
+			break
+		}
+	}
+	return false
+}
+
+// Covered returns how many of offs (offsets in arrival order) the
+// committed offset c covers: through the last one equal to c, or else those
+// of an earlier time.
+func Covered(offs []Offset, c Offset) int {
+	n := 0
+	for i, o := range offs {
+		switch {
+		case o == c:
+			n = i + 1
+		case o.Time < c.Time:
+			if n == i {
+				n = i + 1
+			}
+		case o.Time > c.Time:
+			return n
+		}
+	}
+	return n
+}

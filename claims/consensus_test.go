@@ -127,3 +127,30 @@ func TestDecodeOffset(t *testing.T) {
 		t.Error("Before is wrong")
 	}
 }
+
+func TestCoveredAndReaches(t *testing.T) {
+	// Three lines in one millisecond, then one later: arrival order a, b, c, d.
+	a, b, c, d := off(5, "a"), off(5, "b"), off(5, "c"), off(6, "d")
+	offs := []Offset{off(4, "z"), a, a, b, c, d}
+	for _, tc := range []struct {
+		c    Offset
+		want int
+	}{{b, 4}, {a, 3}, {c, 5}, {d, 6}, {off(5, "x"), 1}, {off(3, "y"), 0}, {off(9, ""), 6}} {
+		if got := Covered(offs, tc.c); got != tc.want {
+			t.Errorf("Covered(%v) = %d, want %d", tc.c, got, tc.want)
+		}
+	}
+	p := NewPrefix(10)
+	for i, o := range []Offset{a, b, c, d} {
+		p.Seen(testID(uint64(i+1)), o)
+	}
+	p.Advance(func(id envelope.ID) bool { return id != testID(3) }) // a, b passed; c pending
+	for _, tc := range []struct {
+		o    Offset
+		want bool
+	}{{a, true}, {b, true}, {c, false}, {d, false}, {off(4, "q"), true}, {off(5, "x"), false}} {
+		if got := p.Reaches(tc.o); got != tc.want {
+			t.Errorf("Reaches(%v) = %v, want %v", tc.o, got, tc.want)
+		}
+	}
+}

@@ -220,10 +220,9 @@ func (a *anycast) advanceLocked() claims.Offset {
 	})
 	a.behindIDs = append(a.behindIDs, passed...)
 	committed := a.cons.Commit(a.liveIDsLocked())
-	n := 0
-	for n < len(a.behindIDs) && len(a.behind) > n && !committed.Before(a.behind[n]) {
-		a.core.Forget(a.behindIDs[n])
-		n++
+	n := claims.Covered(a.behind[:len(a.behindIDs)], committed)
+	for _, id := range a.behindIDs[:n] {
+		a.core.Forget(id)
 	}
 	a.behind, a.behindIDs = a.behind[n:], a.behindIDs[n:]
 	return prefix
@@ -398,8 +397,8 @@ func (a *anycast) line(in *inbound) {
 		case env.Kind == envelope.KindHistoryClaim:
 			a.cons.Claim(env.ID, who.ID, off)
 			if who.ID != a.self().ID {
-				prefix := a.advanceLocked()
-				a.votesOut = append(a.votesOut, vote{claim: env.ID, offset: off, ok: !prefix.Before(off)})
+				a.advanceLocked()
+				a.votesOut = append(a.votesOut, vote{claim: env.ID, offset: off, ok: a.prefix.Reaches(off)})
 			}
 		case who.ID != a.self().ID:
 			a.cons.Vote(env.Correlation, who.ID, env.Kind == envelope.KindHistoryAck)
@@ -438,7 +437,9 @@ func (a *anycast) reset() {
 	// What we saw before the drop may be incomplete: our prefix starts
 	// again (the committed offset, known to all, stays).
 	a.prefix = claims.NewPrefix(a.core.Config().MaxEvents)
-	a.behind, a.behindIDs = nil, nil
+	// Events the prefix passed are completed: they stay, to be dropped
+	// once the committed offset passes them; the rest is forgotten.
+	a.behind = a.behind[:len(a.behindIDs)]
 	a.connStop()
 	a.connCtx, a.connStop = context.WithCancel(context.Background())
 	a.mu.Unlock()
