@@ -400,7 +400,7 @@ func (a *anycast) line(in *inbound) {
 				a.advanceLocked()
 				a.votesOut = append(a.votesOut, vote{claim: env.ID, offset: off, ok: a.prefix.Reaches(off)})
 			}
-		case who.ID != a.self().ID:
+		default: // our own votes count too (they come back as echoes or confirms)
 			a.cons.Vote(env.Correlation, who.ID, env.Kind == envelope.KindHistoryAck)
 		}
 		a.advanceLocked()
