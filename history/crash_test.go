@@ -12,24 +12,37 @@ import (
 	"time"
 )
 
-// crashEnv names the store a TestCrashChild process writes to; the test
-// binary re-executes itself with it set.
+// crashEnv names the store a crash child process writes to; the test
+// binary re-executes itself with it set, and TestMain then runs crashChild
+// instead of the tests.
 const crashEnv = "HISTORY_STORE_CRASH_CHILD"
+
+// crashChildTimeout ends a crash child its parent never killed.
+const crashChildTimeout = 2 * time.Minute
 
 var crashChannels = []string{"#crash.a", "#crash.b", "#crash.c"}
 
-// TestCrashChild is the child of TestCrashSIGKILL, not a test of its own
-// (it skips unless crashEnv is set). It opens the store, appends records
-// to three channels as fast as it can — continuing each channel's Seqs,
-// every record derived from its channel and Seq — and prints
-// "COMMITTED channel seq" to stdout whenever it sees that a commit made a
-// new record visible (Last reads committed records only, and bbolt makes
-// a commit visible after its fsync). It runs until it is killed.
-func TestCrashChild(t *testing.T) {
-	path := os.Getenv(crashEnv)
-	if path == "" {
-		t.Skip("the child process of TestCrashSIGKILL")
+// TestMain runs the tests, or, when crashEnv is set, is the child process
+// of TestCrashSIGKILL: it runs crashChild and never returns.
+func TestMain(m *testing.M) {
+	if path := os.Getenv(crashEnv); path != "" {
+		crashChild(path)
 	}
+	os.Exit(m.Run())
+}
+
+// crashChild is the child of TestCrashSIGKILL. It opens the store at path,
+// appends records to three channels as fast as it can — continuing each
+// channel's Seqs, every record derived from its channel and Seq — and
+// prints "COMMITTED channel seq" to stdout whenever it sees that a commit
+// made a new record visible (Last reads committed records only, and bbolt
+// makes a commit visible after its fsync). It runs until it is killed (or
+// exits after crashChildTimeout), and never returns.
+func crashChild(path string) {
+	time.AfterFunc(crashChildTimeout, func() {
+		fmt.Fprintf(os.Stderr, "crash child not killed within %v\n", crashChildTimeout)
+		os.Exit(2)
+	})
 	s, err := Open(Options{Path: path})
 	if err != nil {
 		fmt.Printf("ERROR open: %v\n", err)
@@ -81,9 +94,6 @@ func TestCrashChild(t *testing.T) {
 // cleanly and holds, for every channel, exactly the records 1..N intact,
 // where N is at least the last Seq the child reported committed.
 func TestCrashSIGKILL(t *testing.T) {
-	if os.Getenv(crashEnv) != "" {
-		t.Skip("in the child")
-	}
 	path := testPath(t)
 	for round := 1; round <= 3; round++ {
 		committed := crashRound(t, path)
@@ -115,7 +125,7 @@ func TestCrashSIGKILL(t *testing.T) {
 // SIGKILL, and returns the last Seq it reported committed per channel.
 func crashRound(t *testing.T, path string) map[string]uint64 {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=2m")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), crashEnv+"="+path)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
