@@ -120,12 +120,7 @@ func newEnvView(e *envelope.Envelope) *envView {
 		v.Correlation = e.Correlation.String()
 	}
 	if len(e.Payload) > 0 {
-		if utf8.Valid(e.Payload) {
-			s := string(e.Payload)
-			v.PayloadText = &s
-		} else {
-			v.PayloadBase64 = base64.StdEncoding.EncodeToString(e.Payload)
-		}
+		v.PayloadText, v.PayloadBase64 = splitPayload(e.Payload)
 	}
 	if e.Deadline != 0 {
 		t := time.Unix(0, e.Deadline).UTC()
@@ -290,6 +285,18 @@ func payloadShort(e *envView, max int) string {
 	return fmt.Sprintf("hex:%s (%d B)", hex.EncodeToString(raw), len(raw))
 }
 
+// splitPayload gives a payload for JSON output: as text when it is valid
+// UTF-8 (an empty payload is the empty text), otherwise in standard base64.
+// Exactly one of the two is set.
+func splitPayload(p []byte) (text *string, b64 string) {
+	if utf8.Valid(p) {
+		s := string(p)
+		return &s, ""
+	}
+	return nil, base64.StdEncoding.EncodeToString(p)
+}
+
+// payloadBytes is the inverse of splitPayload.
 func payloadBytes(e *envView) []byte {
 	if e.PayloadText != nil {
 		return []byte(*e.PayloadText)

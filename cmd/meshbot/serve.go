@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -446,12 +444,7 @@ func (s *server) postEvent(ctx context.Context, m *mesh.Message) error {
 	if c := m.Claim; c != nil {
 		body.Group, body.Epoch, body.Attempt, body.Token = c.Group, c.Epoch, c.Attempt, c.Token
 	}
-	if utf8.Valid(m.Payload) {
-		p := string(m.Payload)
-		body.Payload = &p
-	} else {
-		body.PayloadBase64 = base64.StdEncoding.EncodeToString(m.Payload)
-	}
+	body.Payload, body.PayloadBase64 = splitPayload(m.Payload)
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
@@ -544,12 +537,7 @@ func (s *server) record(rec serveRecord, payload []byte) error {
 	if s.events == nil {
 		return nil
 	}
-	if utf8.Valid(payload) {
-		p := string(payload)
-		rec.Payload = &p
-	} else {
-		rec.PayloadBase64 = base64.StdEncoding.EncodeToString(payload)
-	}
+	rec.Payload, rec.PayloadBase64 = splitPayload(payload)
 	rec.At = time.Now().UTC()
 	b, err := json.Marshal(rec)
 	if err != nil {
