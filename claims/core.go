@@ -276,6 +276,20 @@ func (c *Core) pending(id envelope.ID, now time.Time) *event {
 	return e
 }
 
+// fromWinner returns the event's state for a NACK or release from who, or
+// nil (counted as stale) unless it comes from the current winner's claim at
+// its epoch: the event is unknown or completed, the claim is not the
+// winner's, or the winner was already judged failed here (and that attempt
+// is counted once).
+func (c *Core) fromWinner(who Claimant, it Item) *event {
+	e := c.events[it.Event]
+	if e == nil || e.outcome != Pending || e.win == nil || e.winFailed || e.win.who != who || e.win.epoch != it.Epoch {
+		c.stats.Stale++
+		return nil
+	}
+	return e
+}
+
 // Event: an event was seen in the topic's channel. key routes it (ByKey);
 // "" routes by id.
 func (c *Core) Event(id envelope.ID, key string, now time.Time) []Action {
@@ -349,11 +363,8 @@ func (c *Core) Ack(who Claimant, it Item, now time.Time) []Action {
 // Nack: a NACK from who was seen: the attempt failed; retry after retry.
 func (c *Core) Nack(who Claimant, it Item, retry time.Duration, reason string, now time.Time) []Action {
 	c.begin()
-	e := c.events[it.Event]
-	if e == nil || e.outcome != Pending || e.win == nil || e.winFailed || e.win.who != who || e.win.epoch != it.Epoch {
-		// Stale; or the winner was already judged failed here, and that
-		// attempt is counted once.
-		c.stats.Stale++
+	e := c.fromWinner(who, it)
+	if e == nil {
 		return c.out
 	}
 	if reason == "" {
@@ -370,11 +381,8 @@ func (c *Core) Nack(who Claimant, it Item, retry time.Duration, reason string, n
 // down): the next epoch opens at once and no attempt is counted.
 func (c *Core) Released(who Claimant, it Item, now time.Time) []Action {
 	c.begin()
-	e := c.events[it.Event]
-	if e == nil || e.outcome != Pending || e.win == nil || e.winFailed || e.win.who != who || e.win.epoch != it.Epoch {
-		// Stale; or the winner was already judged failed here, and that
-		// attempt is counted once.
-		c.stats.Stale++
+	e := c.fromWinner(who, it)
+	if e == nil {
 		return c.out
 	}
 	c.handOver(e, who.ID+": released", false, now)
