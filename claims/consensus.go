@@ -73,6 +73,43 @@ type openClaim struct {
 	rejects  map[string]bool
 }
 
+// historyClaim is a HistoryClaim's payload: the claimed offset, then the
+// committed offset its claimant knew when it posted the claim (zero when
+// none). A member resuming after the whole group was away starts from the
+// committed offset of the group's last claim in the record (§6.12).
+type historyClaim struct {
+	_         struct{} `cbor:",toarray"`
+	Time      int64
+	MsgID     string
+	CommTime  int64
+	CommMsgID string
+}
+
+// EncodeHistoryClaim is the payload of a HistoryClaim for claimed, sent
+// by a member whose committed offset is committed.
+func EncodeHistoryClaim(claimed, committed Offset) ([]byte, error) {
+	return encMode.Marshal(historyClaim{Time: claimed.Time, MsgID: claimed.MsgID, CommTime: committed.Time, CommMsgID: committed.MsgID})
+}
+
+// DecodeHistoryClaim reads a HistoryClaim's payload. A bare offset (the
+// form without the committed offset) decodes with a zero committed.
+func DecodeHistoryClaim(b []byte) (claimed, committed Offset, err error) {
+	if len(b) > 0 && b[0] == 0x82 { // array of two: the bare offset
+		claimed, err = DecodeOffset(b)
+		return claimed, Offset{}, err
+	}
+	var h historyClaim
+	if err := decMode.Unmarshal(b, &h); err != nil {
+		return Offset{}, Offset{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	claimed, committed = Offset{Time: h.Time, MsgID: h.MsgID}, Offset{Time: h.CommTime, MsgID: h.CommMsgID}
+	if claimed.Time <= 0 || len(claimed.MsgID) > 512 || committed.Time < 0 || len(committed.MsgID) > 512 ||
+		(committed.Time == 0 && committed.MsgID != "") {
+		return Offset{}, Offset{}, fmt.Errorf("%w: history claim %v (committed %v)", ErrMalformed, claimed, committed)
+	}
+	return claimed, committed, nil
+}
+
 // Consensus tallies the HistoryClaims of one group. It is pure and not
 // safe for concurrent use.
 type Consensus struct {
@@ -144,6 +181,14 @@ func (c *Consensus) Commit(live []string) Offset {
 
 // Committed returns the committed offset.
 func (c *Consensus) Committed() Offset { return c.committed }
+
+// Resume starts the tally from an offset committed earlier (found in the
+// record by a member that was away); the committed offset only grows.
+func (c *Consensus) Resume(committed Offset) {
+	if c.committed.Before(committed) {
+		c.committed = committed
+	}
+}
 
 // Prefix tracks a member's completed prefix: the events it saw, in the
 // order it saw them, and how far from the start all are completed.

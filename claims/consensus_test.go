@@ -154,3 +154,51 @@ func TestCoveredAndReaches(t *testing.T) {
 		}
 	}
 }
+
+func TestHistoryClaimPayload(t *testing.T) {
+	b, err := EncodeHistoryClaim(off(9, "x"), off(5, "abc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, k, err := DecodeHistoryClaim(b); err != nil || c != off(9, "x") || k != off(5, "abc") {
+		t.Fatalf("%v %v %v", c, k, err)
+	}
+	// No commit known yet: a zero committed offset.
+	b, _ = EncodeHistoryClaim(off(9, "x"), Offset{})
+	if c, k, err := DecodeHistoryClaim(b); err != nil || c != off(9, "x") || !k.IsZero() {
+		t.Fatalf("%v %v %v", c, k, err)
+	}
+	// The bare offset still decodes as a claim.
+	b, _ = EncodeOffset(off(7, "y"))
+	if c, k, err := DecodeHistoryClaim(b); err != nil || c != off(7, "y") || !k.IsZero() {
+		t.Fatalf("%v %v %v", c, k, err)
+	}
+	for _, bad := range [][]byte{nil, {0x80}, {0x84, 0x00, 0x60, 0x00, 0x60}, {0x84, 0x05, 0x60, 0x20, 0x60}, {0x84, 0x05, 0x60, 0x00, 0x61, 'a'}, {0x83, 0x05, 0x60, 0x00}} {
+		if _, _, err := DecodeHistoryClaim(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%x: %v", bad, err)
+		}
+	}
+}
+
+func TestConsensusResume(t *testing.T) {
+	var c Consensus
+	c.Resume(off(5, "a"))
+	if c.Committed() != off(5, "a") {
+		t.Fatalf("committed %v after Resume", c.Committed())
+	}
+	c.Resume(off(3, "b")) // never backwards
+	if c.Committed() != off(5, "a") {
+		t.Fatalf("committed went back to %v", c.Committed())
+	}
+	// A claim at or behind it cannot commit; one past it can.
+	c.Claim(testID(1), "m1", off(4, "c"))
+	c.Vote(testID(1), "m2", true)
+	if got := c.Commit([]string{"m1", "m2"}); got != off(5, "a") {
+		t.Fatalf("committed %v", got)
+	}
+	c.Claim(testID(2), "m1", off(6, "d"))
+	c.Vote(testID(2), "m2", true)
+	if got := c.Commit([]string{"m1", "m2"}); got != off(6, "d") {
+		t.Fatalf("committed %v", got)
+	}
+}

@@ -70,6 +70,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 	if err := r.n.Handle(MethodRead, r.read); err != nil {
 		return err
 	}
+	if err := r.n.Handle(MethodCommitted, r.committed); err != nil {
+		return err
+	}
 	defer r.wg.Wait()
 	defer r.stopAll()
 	t := time.NewTicker(r.cfg.Rescan)

@@ -969,6 +969,60 @@ func (s *Store) Scan(channel string, fromSeq uint64, fn func(Record) bool) error
 	}
 }
 
+// ScanBack calls fn with the channel's committed records in reverse Seq
+// order, from the last record before beforeSeq (0: from the last record),
+// until fn returns false or the records end. Like Scan it reads bounded
+// chunks, each in its own read transaction, and runs fn outside them.
+func (s *Store) ScanBack(channel string, beforeSeq uint64, fn func(Record) bool) error {
+	ch := lowerChannel(channel)
+	buf := make([]Record, 0, scanChunk)
+	for {
+		buf = buf[:0]
+		more := false
+		err := s.view("scan", func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte(recPrefix + ch))
+			if b == nil {
+				return nil
+			}
+			c := b.Cursor()
+			var k, v []byte
+			if beforeSeq == 0 {
+				k, v = c.Last()
+			} else if k, v = c.Seek(seqKey(beforeSeq)); k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+			size := 0
+			for ; k != nil; k, v = c.Prev() {
+				if len(buf) == scanChunk || size >= scanChunkBytes {
+					more = true
+					return nil
+				}
+				r, err := DecodeRecord(v)
+				if err == nil && (len(k) != 8 || r.Seq != binary.BigEndian.Uint64(k)) {
+					err = fmt.Errorf("%w: key %x holds record %d", ErrCorrupt, k, r.Seq)
+				}
+				if err != nil {
+					return fmt.Errorf("history: channel %s at key %x: %w", ch, k, err)
+				}
+				buf = append(buf, r)
+				size += len(v)
+			}
+			return nil
+		})
+		for _, r := range buf {
+			if !fn(r) {
+				return nil
+			}
+		}
+		if err != nil || !more {
+			return err
+		}
+		beforeSeq = buf[len(buf)-1].Seq
+	}
+}
+
 // SeekTime returns the first Seq whose record is at or after t: every
 // record with Time >= t has a Seq >= the result, and every record before
 // it has Time < t. When no record is that recent it returns Last+1 (the

@@ -995,3 +995,50 @@ func BenchmarkScan(b *testing.B) {
 	}
 	b.ReportMetric(float64(got)/time.Since(start).Seconds(), "records/s")
 }
+
+func TestScanBack(t *testing.T) {
+	s := openT(t, Options{Path: testPath(t)})
+	const n = 1000
+	appendN(t, s, "#a", 1, n)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	collect := func(before uint64, stop uint64) []uint64 {
+		var got []uint64
+		if err := s.ScanBack("#a", before, func(r Record) bool {
+			if want := testRecord("#a", r.Seq); r.MsgID != want.MsgID {
+				t.Fatalf("record %d holds %q", r.Seq, r.MsgID)
+			}
+			got = append(got, r.Seq)
+			return r.Seq > stop
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	// From the end across chunk boundaries, to the first record.
+	got := collect(0, 0)
+	if len(got) != n || got[0] != n || got[n-1] != 1 {
+		t.Fatalf("ScanBack from the end: %d records, %v..%v", len(got), got[:3], got[len(got)-3:])
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] != got[i-1]-1 {
+			t.Fatalf("record %d after %d", got[i], got[i-1])
+		}
+	}
+	// Before a record, stopping early.
+	if got := collect(500, 100); len(got) != 400 || got[0] != 499 || got[399] != 100 {
+		t.Fatalf("ScanBack before 500: %d records from %d", len(got), got[0])
+	}
+	// Before a Seq past the end: from the last record; before the first:
+	// nothing; an unknown channel: nothing.
+	if got := collect(5000, 999); len(got) != 2 || got[0] != n {
+		t.Fatalf("ScanBack before 5000: %v", got)
+	}
+	if got := collect(1, 0); len(got) != 0 {
+		t.Fatalf("ScanBack before 1: %v", got)
+	}
+	if err := s.ScanBack("#none", 0, func(Record) bool { t.Fatal("record in an unknown channel"); return false }); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -153,6 +153,24 @@ type anycast struct {
 	behind     []claims.Offset // offsets of events passed by the prefix, oldest first
 	behindIDs  []envelope.ID
 	votesOut   []vote // acks and rejects to send
+
+	resumed ResumeInfo // guarded by mu
+}
+
+// ResumeInfo says how an anycast subscription resumed from history
+// (docs/PROTOCOL.md §6.12) before it claimed anything.
+type ResumeInfo struct {
+	// Done: the history was replayed into the claims core.
+	Done bool
+	// FromCommitted: the replay started at the group's committed offset
+	// found in the record (less a margin); else at Config.ResumeWindow ago.
+	FromCommitted bool
+	// Committed is that offset's line (zero without one).
+	Committed     time.Time
+	CommittedID   string
+	Since         time.Time
+	Events, Lines int // events and claims lines replayed
+	Err           error
 }
 
 // vote is a HistoryAck or HistoryReject to send.
@@ -199,7 +217,7 @@ func offsetOf(m *Message) claims.Offset {
 	return claims.Offset{Time: at.UnixNano(), MsgID: m.MsgID}
 }
 
-// liveIDs returns the alive members of the group. a.mu is held.
+// liveIDsLocked returns the alive members of the group. a.mu is held.
 func (a *anycast) liveIDsLocked() []string {
 	var ids []string
 	for _, m := range a.lastMembers {
@@ -388,22 +406,26 @@ func (a *anycast) line(in *inbound) {
 		a.applyLocked(a.core.Dead(who, it, now))
 		a.forgetDone(it.Event)
 	case envelope.KindHistoryClaim, envelope.KindHistoryAck, envelope.KindHistoryReject:
-		off, err := claims.DecodeOffset(env.Payload)
+		var off claims.Offset
+		var err error
+		if env.Kind == envelope.KindHistoryClaim {
+			off, _, err = claims.DecodeHistoryClaim(env.Payload)
+		} else {
+			off, err = claims.DecodeOffset(env.Payload)
+		}
 		if err != nil {
 			a.n.countReject("malformed")
 			return
 		}
-		switch {
-		case env.Kind == envelope.KindHistoryClaim:
+		if env.Kind == envelope.KindHistoryClaim {
 			a.cons.Claim(env.ID, who.ID, off)
-			if who.ID != a.self().ID {
-				a.advanceLocked()
-				a.votesOut = append(a.votesOut, vote{claim: env.ID, offset: off, ok: a.prefix.Reaches(off)})
-			}
-		default: // our own votes count too (they come back as echoes or confirms)
+		} else { // our own votes count too (they come back as echoes or confirms)
 			a.cons.Vote(env.Correlation, who.ID, env.Kind == envelope.KindHistoryAck)
 		}
 		a.advanceLocked()
+		if env.Kind == envelope.KindHistoryClaim && who.ID != a.self().ID {
+			a.votesOut = append(a.votesOut, vote{claim: env.ID, offset: off, ok: a.prefix.Reaches(off)})
+		}
 	}
 	a.poke()
 }
@@ -510,8 +532,9 @@ func (a *anycast) claimOffset() {
 	}
 	a.claimedOff = prefix
 	ctx := a.connCtx
+	committed := a.cons.Committed()
 	a.mu.Unlock()
-	payload, err := claims.EncodeOffset(prefix)
+	payload, err := claims.EncodeHistoryClaim(prefix, committed)
 	if err != nil {
 		return
 	}
@@ -654,6 +677,17 @@ func (s *Subscription) ClaimStats() ClaimStats {
 	return s.any.core.Stats()
 }
 
+// Resumed says how the subscription resumed from history (zero for a
+// multicast subscription, without a backfiller, or before it finished).
+func (s *Subscription) Resumed() ResumeInfo {
+	if s.any == nil {
+		return ResumeInfo{}
+	}
+	s.any.mu.Lock()
+	defer s.any.mu.Unlock()
+	return s.any.resumed
+}
+
 // Group returns the anycast group, or "" for a multicast subscription.
 func (s *Subscription) Group() string {
 	if s.any == nil {
@@ -662,14 +696,37 @@ func (s *Subscription) Group() string {
 	return s.any.group
 }
 
-// resume replays the topic's recent history (since since) into the core
-// before the member claims anything: events the group completed while this
-// member was away stay completed (their acks are in the record), and
-// events nobody completed — published while the whole group was down, or
-// held by members that died — are pending again and get claimed.
-func (a *anycast) resume(b Backfiller, since time.Time) {
+// resumeMargin is how far before the committed offset a resume starts:
+// lines near it may be in another order in the record than in the
+// claimant's view (a linked network), and on a server without msgids an
+// offset is only the claimant's clock. Events replayed from the margin
+// come with their acks, so the group does not run them again.
+const resumeMargin = 5 * time.Second
+
+// resume replays the topic's history into the core before the member
+// claims anything: from the group's committed offset in the record (less
+// resumeMargin) when the backfiller finds one, else from the window's
+// start. Events the group completed stay completed (their acks are in the
+// record), and events nobody completed — published while the whole group
+// was down, or held by members that died — are pending again and get
+// claimed.
+func (a *anycast) resume(b Backfiller, window time.Time) {
 	ctx, cancel := context.WithTimeout(a.s.ctx, a.n.cfg.BackfillTimeout)
 	defer cancel()
+	since, start := window, "window"
+	if f, ok := b.(CommitFinder); ok {
+		at, msgid, err := f.LastCommitted(ctx, a.s.topic, a.group)
+		switch {
+		case err != nil:
+			a.n.log.Warn("anycast: no committed offset from history; resuming from the window", "topic", a.s.topic, "group", a.group, "err", err)
+		case !at.IsZero():
+			a.mu.Lock()
+			a.cons.Resume(claims.Offset{Time: at.UnixNano(), MsgID: msgid})
+			a.resumed.FromCommitted, a.resumed.Committed, a.resumed.CommittedID = true, at, msgid
+			a.mu.Unlock()
+			since, start = at.Add(-resumeMargin), "committed offset"
+		}
+	}
 	var events, lines int
 	err := b.Backfill(ctx, a.s.topic, since, func(env *envelope.Envelope, from string, at time.Time) error {
 		switch env.Kind {
@@ -685,10 +742,14 @@ func (a *anycast) resume(b Backfiller, since time.Time) {
 		}
 		return nil
 	})
+	a.mu.Lock()
+	a.resumed.Since, a.resumed.Events, a.resumed.Lines = since, events, lines
+	a.resumed.Done, a.resumed.Err = err == nil, err
+	a.mu.Unlock()
 	if err != nil {
 		a.n.log.Warn("anycast: the group's history could not be replayed; events published while the group was away may be missing",
 			"topic", a.s.topic, "group", a.group, "err", err)
 		return
 	}
-	a.n.log.Info("anycast: resumed from history", "topic", a.s.topic, "group", a.group, "since", since, "events", events, "claims-lines", lines)
+	a.n.log.Info("anycast: resumed from history", "topic", a.s.topic, "group", a.group, "from", start, "since", since, "events", events, "claims-lines", lines)
 }

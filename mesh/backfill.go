@@ -23,6 +23,16 @@ type Backfiller interface {
 	Backfill(ctx context.Context, topic string, since time.Time, fn func(env *envelope.Envelope, from string, at time.Time) error) error
 }
 
+// CommitFinder is implemented by a Backfiller that can also find where an
+// anycast group stopped (history.Backfiller does): the committed offset
+// (docs/PROTOCOL.md §6.13) carried by the group's last HistoryClaim in the
+// record.
+type CommitFinder interface {
+	// LastCommitted returns the time and msgid of the group's committed
+	// offset on topic; a zero time when the record holds none.
+	LastCommitted(ctx context.Context, topic, group string) (at time.Time, msgid string, err error)
+}
+
 // SetBackfiller makes the node fill the gaps of its multicast
 // subscriptions after a reconnect from b (nil turns it off). Set it before
 // subscribing: subscriptions made before keep no record of what they

@@ -75,8 +75,10 @@ type Config struct {
 	// prefix as the group's committed offset (5 s; docs/PROTOCOL.md §6.13).
 	CommitInterval time.Duration
 	// ResumeWindow is how much history an anycast subscription replays
-	// when it starts, with a backfiller set (10 min): events of the group
-	// published within it and never completed are completed.
+	// when it starts, with a backfiller set, if the record holds no
+	// committed offset of its group (10 min): events of the group
+	// published within it and never completed are completed. With a
+	// committed offset the replay starts there (docs/PROTOCOL.md §6.12).
 	ResumeWindow time.Duration
 	// RetryOnFailedConnect makes Connect keep trying (until its context
 	// ends) when the first connection attempt fails; by default Connect
