@@ -319,7 +319,12 @@ func (n *Node) onDisconnect(err error) {
 	n.mu.Lock()
 	was := n.conn != nil
 	n.conn = nil
-	n.connected = make(chan struct{})
+	if was {
+		// Callers waiting for a connection hold the open channel: it is
+		// replaced only once closed (an attempt that never got ready
+		// keeps it, else those callers would wait forever).
+		n.connected = make(chan struct{})
+	}
 	clear(n.members)
 	clear(n.inChannel)
 	n.presenceChangedLocked()
@@ -329,6 +334,7 @@ func (n *Node) onDisconnect(err error) {
 	}
 	n.writer.disconnected()
 	n.markGaps(time.Now())
+	n.observeGaps(time.Now())
 	for _, a := range n.anycasts() {
 		a.reset()
 	}

@@ -2,6 +2,7 @@ package mesh_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -72,6 +73,26 @@ func TestServerRestart(t *testing.T) {
 		ack, err := pub.Publish(ctx, "orders", []byte("during"))
 		outage <- result{ack, err}
 	}()
+	// So does a request: it waits for a connection across failed attempts
+	// to reconnect, then goes out.
+	if err := subs[0].Handle("ping", func(_ context.Context, q *mesh.Request) ([]byte, error) { return q.Payload, nil }); err != nil {
+		t.Fatal(err)
+	}
+	reqDone := make(chan error, 1)
+	go func() {
+		for {
+			out, err := pub.Request(ctx, "audit", "ping", []byte("across"))
+			if errors.Is(err, mesh.ErrNoResponders) && ctx.Err() == nil {
+				time.Sleep(50 * time.Millisecond) // back before the responders
+				continue
+			}
+			if err == nil && string(out) != "across" {
+				err = fmt.Errorf("answer %q", out)
+			}
+			reqDone <- err
+			return
+		}
+	}()
 	shortCtx, shortCancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	_, err := pub.Publish(shortCtx, "orders", []byte("gives-up"))
 	shortCancel()
@@ -95,6 +116,14 @@ func TestServerRestart(t *testing.T) {
 		}
 		return true
 	})
+	select {
+	case err := <-reqDone:
+		if err != nil {
+			t.Fatalf("request across the outage: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a request made during the outage still waits 20 s after every node reconnected")
+	}
 	r := <-outage
 	if r.err != nil {
 		t.Fatalf("publish across the outage: %v", r.err)
