@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/meshbot/meshbot/history"
+	"github.com/meshbot/meshbot/internal/ircd"
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
 	"github.com/meshbot/meshbot/internal/meshtest"
 	"github.com/meshbot/meshbot/mesh"
@@ -24,40 +25,8 @@ func TestRecordersConverge(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	type running struct {
-		rec  *history.Recorder
-		st   *history.Store
-		stop func()
-	}
 	start := func(name string) *running {
-		st, err := history.Open(history.Options{Path: filepath.Join(dir, name+".db")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := nodeConfig(srv, history.Service)
-		cfg.Instance = name
-		n, err := mesh.Connect(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec := history.NewRecorder(n, st, history.RecorderConfig{Rescan: 200 * time.Millisecond, SkipHeartbeats: true})
-		rctx, rcancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); rec.Run(rctx) }()
-		r := &running{rec: rec, st: st}
-		var stopped bool
-		r.stop = func() {
-			if stopped {
-				return
-			}
-			stopped = true
-			rcancel()
-			<-done
-			n.Close(ctx)
-			st.Close()
-		}
-		t.Cleanup(r.stop)
-		return r
+		return startRunning(t, ctx, srv, dir, srv.Addr(), name)
 	}
 	pub := meshtest.Connect(t, nodeConfig(srv, "news"))
 	if _, err := pub.Publish(ctx, "news", []byte("warm-up")); err != nil {
@@ -84,14 +53,7 @@ func TestRecordersConverge(t *testing.T) {
 	waitTopic(t, c.rec, "news")
 	publish("three", 50)
 
-	ch := mesh.Channel("h", "news")
-	ids := func(st *history.Store) []string {
-		var out []string
-		if err := st.Scan(ch, 1, func(r history.Record) bool { out = append(out, r.MsgID); return true }); err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
+	ids := func(st *history.Store) []string { return storedIDs(t, st, "news") }
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		la, lb, lc := ids(a.st), ids(b.st), ids(c.st)
@@ -106,5 +68,120 @@ func TestRecordersConverge(t *testing.T) {
 	}
 	if b.rec.Filled() < 500 {
 		t.Errorf("b filled %d lines, want at least the 500 it missed", b.rec.Filled())
+	}
+}
+
+// running is a recorder started by a test on a store of its own.
+type running struct {
+	rec  *history.Recorder
+	st   *history.Store
+	node *mesh.Node
+	stop func()
+}
+
+// startRunning starts a recorder instance name, connected to addr, on the
+// store name.db in dir.
+func startRunning(t *testing.T, ctx context.Context, srv *ircd.Server, dir, addr, name string) *running {
+	t.Helper()
+	st, err := history.Open(history.Options{Path: filepath.Join(dir, name+".db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := nodeConfig(srv, history.Service)
+	cfg.Server = addr
+	cfg.Instance = name
+	cfg.ReconnectMin, cfg.ReconnectMax = 50*time.Millisecond, 300*time.Millisecond
+	n, err := mesh.Connect(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := history.NewRecorder(n, st, history.RecorderConfig{Rescan: 200 * time.Millisecond, SkipHeartbeats: true})
+	rctx, rcancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); rec.Run(rctx) }()
+	r := &running{rec: rec, st: st, node: n}
+	var stopped bool
+	r.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		rcancel()
+		<-done
+		n.Close(ctx)
+		st.Close()
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+// storedIDs lists the msgids of topic's lines in st, in the store's order.
+func storedIDs(t *testing.T, st *history.Store, topic string) []string {
+	var out []string
+	if err := st.Scan(mesh.Channel("h", topic), 1, func(r history.Record) bool { out = append(out, r.MsgID); return true }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestRecorderReconnectFills: a recorder loses its connection (not its
+// process) while 400 events are published by a publisher that keeps
+// going; once reconnected it fills the hole from the other recorder, and
+// both stores end with the same lines in the same order.
+func TestRecorderReconnectFills(t *testing.T) {
+	srv := ircdtest.Start(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	proxy := newCutProxy(t, srv.Addr())
+	pub := meshtest.Connect(t, nodeConfig(srv, "news"))
+	if _, err := pub.Publish(ctx, "news", []byte("warm-up")); err != nil {
+		t.Fatal(err)
+	}
+	a, b := startRunning(t, ctx, srv, dir, srv.Addr(), "a"), startRunning(t, ctx, srv, dir, proxy.addr(), "b")
+	waitTopic(t, a.rec, "news")
+	waitTopic(t, b.rec, "news")
+	publish := func(prefix string, n int) {
+		for i := range n {
+			if _, err := pub.Publish(ctx, "news", []byte(fmt.Sprintf("%s-%03d", prefix, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish("both", 100)
+	time.Sleep(300 * time.Millisecond)
+	proxy.cut()
+	deadline := time.Now().Add(10 * time.Second)
+	for b.node.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatal("recorder b did not notice the cut")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	publish("only-a", 400)
+	// Publishing goes on while b comes back: lines around the reconnect
+	// arrive live while b fills.
+	done := make(chan struct{})
+	go func() { defer close(done); publish("after", 200) }()
+	proxy.restore()
+	<-done
+
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		la, lb := storedIDs(t, a.st, "news"), storedIDs(t, b.st, "news")
+		if len(la) >= 700 && slices.Equal(la, lb) {
+			t.Logf("%d lines in each store; b filled %d after %d reconnect(s)", len(la), b.rec.Filled(), b.node.Stats().Reconnects)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stores differ after 30 s: a %d lines, b %d (filled %d)", len(la), len(lb), b.rec.Filled())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if b.rec.Filled() < 400 {
+		t.Errorf("b filled %d lines, want at least the 400 it missed", b.rec.Filled())
+	}
+	if b.node.Stats().Reconnects == 0 {
+		t.Error("b never reconnected")
 	}
 }

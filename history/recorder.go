@@ -38,14 +38,17 @@ type Recorder struct {
 }
 
 // topicLog is where one topic's observed lines go: straight to the store,
-// or, while the recorder fills its hole from another recorder, to a
-// bounded buffer appended after the filled lines.
+// or, while the recorder fills a hole from another recorder, to a bounded
+// buffer appended after the filled lines.
 type topicLog struct {
 	r       *Recorder
+	topic   string
 	mu      sync.Mutex
 	filling bool
+	again   bool // the connection dropped during a fill: fill again
 	buf     []Record
 	ids     map[string]bool // identities of the buffered lines
+	dup     map[string]bool // buffered lines the fill brought (not appended again)
 	over    uint64          // lines beyond the buffer bound (lost)
 }
 
@@ -128,8 +131,8 @@ func (r *Recorder) scan(ctx context.Context) error {
 		if have {
 			continue
 		}
-		tl := &topicLog{r: r, filling: true, ids: map[string]bool{}}
-		o, oerr := r.n.Observe(ctx, t, tl.record)
+		tl := &topicLog{r: r, topic: t, filling: true, ids: map[string]bool{}, dup: map[string]bool{}}
+		o, oerr := r.n.Observe(ctx, t, func(ob mesh.Observation) { tl.record(ctx, ob) }, mesh.ObserveGaps())
 		if oerr != nil {
 			err = errors.Join(err, fmt.Errorf("observing %s: %w", t, oerr))
 			continue
@@ -157,7 +160,24 @@ func lineID(msgid, nick, body string) string {
 }
 
 // record journals one observed line (the first observation of a batch).
-func (tl *topicLog) record(ob mesh.Observation) {
+// A gap (the connection dropped) starts a fill of the hole from another
+// recorder; lines after it wait in the buffer meanwhile.
+func (tl *topicLog) record(ctx context.Context, ob mesh.Observation) {
+	if ob.Gap {
+		tl.mu.Lock()
+		defer tl.mu.Unlock()
+		if tl.filling {
+			tl.again = true
+			return
+		}
+		tl.filling, tl.ids, tl.dup = true, map[string]bool{}, map[string]bool{}
+		tl.r.wg.Add(1)
+		go func() {
+			defer tl.r.wg.Done()
+			tl.r.fill(ctx, tl.topic, tl)
+		}()
+		return
+	}
 	if ob.Part != 0 {
 		return
 	}
@@ -197,11 +217,25 @@ func (r *Recorder) append(rec Record) {
 
 // fill copies what another recorder has of topic after this store's last
 // line (everything, for a topic new to this store): the hole this recorder
-// left while it was down, or history from before it existed. Live lines
-// wait meanwhile and follow, without the ones the fill brought.
+// left while it was down or disconnected, or history from before it
+// existed. Live lines wait meanwhile and follow, without the ones the fill
+// brought. A disconnect during the fill makes it go again.
 func (r *Recorder) fill(ctx context.Context, topic string, tl *topicLog) {
+	for {
+		r.fillOnce(ctx, topic, tl)
+		if tl.handOver() {
+			return
+		}
+	}
+}
+
+func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 	ch := strings.ToLower(mesh.Channel(r.n.Namespace(), topic))
 	req := ReadRequest{Topic: topic, Max: DefaultPageRecords}
+	// The lines appended before the gap first: the fill starts after them.
+	if err := r.st.Flush(); err != nil {
+		r.cfg.Log.Warn("flushing the record before a fill", "topic", topic, "err", err)
+	}
 	if last, ok := r.st.Last(ch); ok {
 		req.AfterTime, req.AfterMsgID = last.Time.UnixNano(), last.MsgID
 	}
@@ -220,15 +254,14 @@ func (r *Recorder) fill(ctx context.Context, topic string, tl *topicLog) {
 		if page, err = DecodePage(out); err != nil {
 			break
 		}
-		keep := make([]PageRecord, 0, len(page.Records))
 		tl.mu.Lock()
 		for _, pr := range page.Records {
-			if !tl.ids[lineID(pr.MsgID, pr.Nick, pr.Body)] { // else live: follows from the buffer
-				keep = append(keep, pr)
+			if id := lineID(pr.MsgID, pr.Nick, pr.Body); tl.ids[id] {
+				tl.dup[id] = true // buffered too: appended here, in the fill's order
 			}
 		}
 		tl.mu.Unlock()
-		for _, pr := range keep {
+		for _, pr := range page.Records {
 			r.append(Record{Channel: ch, Time: time.Unix(0, pr.Time).UTC(), MsgID: pr.MsgID, Nick: pr.Nick, Tags: pr.Tags, Body: pr.Body})
 			filled++
 		}
@@ -242,28 +275,40 @@ func (r *Recorder) fill(ctx context.Context, topic string, tl *topicLog) {
 		r.cfg.Log.Warn("filling the record from another recorder", "topic", topic, "filled", filled, "err", err)
 	}
 	r.filled.Add(filled)
-	// Hand over to live recording: the buffer first, then straight.
+	if filled > 0 {
+		r.cfg.Log.Info("filled the record from another recorder", "topic", topic, "lines", filled)
+	}
+}
+
+// handOver appends the buffered lines the fill did not bring and switches
+// to live recording. It reports false, leaving the rest buffered, when the
+// connection dropped again meanwhile: the caller fills again first.
+func (tl *topicLog) handOver() bool {
 	for {
 		tl.mu.Lock()
-		buf := tl.buf
+		if tl.again {
+			tl.again = false
+			tl.mu.Unlock()
+			return false
+		}
+		buf, dup := tl.buf, tl.dup
 		tl.buf = nil
 		if len(buf) == 0 {
 			tl.filling = false
 			over := tl.over
-			tl.ids = nil
+			tl.ids, tl.dup, tl.over = nil, nil, 0
 			tl.mu.Unlock()
 			if over > 0 {
-				r.cfg.Log.Error("lines lost while filling the record", "topic", topic, "lost", over)
+				tl.r.cfg.Log.Error("lines lost while filling the record", "topic", tl.topic, "lost", over)
 			}
-			break
+			return true
 		}
 		tl.mu.Unlock()
 		for _, rec := range buf {
-			r.append(rec)
+			if !dup[lineID(rec.MsgID, rec.Nick, rec.Body)] {
+				tl.r.append(rec)
+			}
 		}
-	}
-	if filled > 0 {
-		r.cfg.Log.Info("filled the record from another recorder", "topic", topic, "lines", filled)
 	}
 }
 

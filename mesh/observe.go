@@ -33,7 +33,20 @@ type Observation struct {
 	// §3.9) is observed once per envelope, Part 0 first. Tools that keep
 	// lines (recorders) keep Part 0.
 	Part int
+	// Gap marks, for an observer made with ObserveGaps, that the
+	// connection dropped: lines may be missing between the observation
+	// before and the next one. It is not a line (only Time, Channel and
+	// Topic are set).
+	Gap bool
 }
+
+// ObserveOption tunes one Observe.
+type ObserveOption func(*Observer)
+
+// ObserveGaps makes the observer deliver an Observation with Gap set
+// where the connection dropped, in order with the lines around it (a
+// recorder fills its record's hole from there).
+func ObserveGaps() ObserveOption { return func(o *Observer) { o.gaps = true } }
 
 // Observer delivers the Observations of one channel to a callback.
 type Observer struct {
@@ -44,6 +57,8 @@ type Observer struct {
 	done    chan struct{}
 	once    sync.Once
 	dropped atomic.Uint64
+	gaps    bool        // deliver Gap observations
+	gapLost atomic.Bool // a Gap observation did not fit the queue: deliver it next
 }
 
 // observerQueue bounds the observations waiting for the callback; more are
@@ -54,7 +69,7 @@ const observerQueue = 4096
 // calls fn, from one goroutine, for every line seen there, decoded. It
 // returns once the join is confirmed. fn must not block for long: when
 // observerQueue lines wait, newer ones are dropped and counted.
-func (n *Node) Observe(ctx context.Context, topic string, fn func(Observation)) (*Observer, error) {
+func (n *Node) Observe(ctx context.Context, topic string, fn func(Observation), opts ...ObserveOption) (*Observer, error) {
 	if n.sealed.Load() || n.closing.Load() {
 		return nil, ErrClosed
 	}
@@ -67,6 +82,9 @@ func (n *Node) Observe(ctx context.Context, topic string, fn func(Observation)) 
 		q:       make(chan Observation, observerQueue),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
+	}
+	for _, opt := range opts {
+		opt(o)
 	}
 	key := strings.ToLower(o.channel)
 	n.mu.Lock()
@@ -85,9 +103,39 @@ func (o *Observer) run(fn func(Observation)) {
 	for {
 		select {
 		case ob := <-o.q:
+			if o.gapLost.Swap(false) && !ob.Gap {
+				fn(o.gap(ob.Time))
+			}
 			fn(ob)
 		case <-o.stop:
 			return
+		}
+	}
+}
+
+func (o *Observer) gap(at time.Time) Observation {
+	topic, _ := TopicOf(o.n.cfg.Namespace, o.channel)
+	return Observation{Time: at, Channel: o.channel, Topic: topic, Gap: true}
+}
+
+// observeGaps: the connection dropped; observers that asked for gaps get
+// one after the lines already queued.
+func (n *Node) observeGaps(now time.Time) {
+	n.mu.Lock()
+	var gaps []*Observer
+	for _, list := range n.observers {
+		for _, o := range list {
+			if o.gaps {
+				gaps = append(gaps, o)
+			}
+		}
+	}
+	n.mu.Unlock()
+	for _, o := range gaps {
+		select {
+		case o.q <- o.gap(now):
+		default:
+			o.gapLost.Store(true)
 		}
 	}
 }
