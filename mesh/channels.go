@@ -33,7 +33,11 @@ func (n *Node) Topics(ctx context.Context) ([]string, error) {
 		n.listing = nil
 		n.mu.Unlock()
 	}()
-	n.client.Cmd.List(channelStart + n.cfg.Namespace + ".*")
+	if mask := n.listMask(); mask != "" {
+		n.client.Cmd.List(mask)
+	} else {
+		n.client.Cmd.List()
+	}
 	select {
 	case <-l.done:
 	case <-ctx.Done():
@@ -54,6 +58,19 @@ func (n *Node) Topics(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(topics)
 	return slices.Compact(topics), nil
+}
+
+// listMask is what LIST asks for: the namespace's channels by mask, or
+// every channel (filtered here) on a server whose ELIST says it takes no
+// masks (ergo: ELIST=U; a server without ELIST is assumed to take them).
+func (n *Node) listMask() string {
+	n.mu.Lock()
+	elist, ok := n.isupport["ELIST"]
+	n.mu.Unlock()
+	if ok && !strings.ContainsAny(elist, "Mm") {
+		return ""
+	}
+	return channelStart + n.cfg.Namespace + ".*"
 }
 
 // onList takes a LIST entry (322) or its end (323).

@@ -35,26 +35,28 @@ type Node struct {
 	// Reader-owned (the tap runs onLine for one line at a time).
 	dec *envelope.Decoder
 
-	mu        sync.Mutex
-	instance  string
-	nick      string
-	prefix    string            // our nick!~user@host as others see it, once known
-	tap       *tapConn          // the current connection's tap
-	caps      map[string]bool   // capabilities acknowledged on it
-	isupport  map[string]string // its ISUPPORT tokens
-	conn      *connState        // current connection; nil while down
-	connGen   uint64
-	connected chan struct{}            // closed while a connection is ready
-	lastRecv  atomic.Int64             // unix nanos of the last line from the server
-	subs      map[string]*Subscription // by channel, lower case
-	pubChans  map[string]chan struct{} // channels joined to publish; closed once first joined
-	observers map[string][]*Observer   // by channel, lower case
-	methods   map[string]RequestHandler
-	pending   map[envelope.ID]*pendingRequest
-	members   map[string]string          // heartbeat channel members: lower-case nick → nick
-	presence  chan struct{}              // closed and replaced when members change
-	joins     map[string][]chan struct{} // channel → waiters for our JOIN
-	inChannel map[string]bool            // channels we are in on this connection
+	mu          sync.Mutex
+	instance    string
+	nick        string
+	prefix      string            // our nick!~user@host as others see it, once known
+	tap         *tapConn          // the current connection's tap
+	caps        map[string]bool   // capabilities acknowledged on it
+	isupport    map[string]string // its ISUPPORT tokens
+	conn        *connState        // current connection; nil while down
+	connGen     uint64
+	connected   chan struct{}            // closed while a connection is ready
+	chMu        sync.Mutex               // one ChatHistory request at a time
+	chatHistory *chatHistory             // the one in flight, under mu
+	lastRecv    atomic.Int64             // unix nanos of the last line from the server
+	subs        map[string]*Subscription // by channel, lower case
+	pubChans    map[string]chan struct{} // channels joined to publish; closed once first joined
+	observers   map[string][]*Observer   // by channel, lower case
+	methods     map[string]RequestHandler
+	pending     map[envelope.ID]*pendingRequest
+	members     map[string]string          // heartbeat channel members: lower-case nick → nick
+	presence    chan struct{}              // closed and replaced when members change
+	joins       map[string][]chan struct{} // channel → waiters for our JOIN
+	inChannel   map[string]bool            // channels we are in on this connection
 
 	rejMu      sync.Mutex
 	rawMu      sync.Mutex        // RawLog writes
@@ -153,7 +155,9 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		// echo-message is the publish confirm; girc requests a cap only
 		// when the server offers it, and only from its known list plus
 		// these, so a server's poison caps are never requested.
-		SupportedCaps: map[string][]string{"echo-message": nil},
+		// draft/event-playback: CHATHISTORY answers carry joins and parts
+		// as such, not as PRIVMSGs from a history bot.
+		SupportedCaps: map[string][]string{"echo-message": nil, "draft/event-playback": nil},
 		PingDelay:     0, // the node runs its own keep-alive
 		HandleNickCollide: func(string) string {
 			return n.newNick()
@@ -452,6 +456,9 @@ func (n *Node) expectJoin(ch string) chan struct{} {
 func (n *Node) onLine(l *line) bool {
 	n.lastRecv.Store(time.Now().UnixNano())
 	n.stats.linesIn.Add(1)
+	if n.onChatHistory(l) {
+		return false
+	}
 	switch l.cmd {
 	case "PRIVMSG":
 		n.onPrivmsg(l)
