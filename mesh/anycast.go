@@ -147,12 +147,13 @@ type anycast struct {
 	lastMembers []claims.Member
 
 	// Consensus offsets (docs/PROTOCOL.md §6.13), guarded by mu.
-	prefix     *claims.Prefix
-	cons       claims.Consensus
-	claimedOff claims.Offset   // our last HistoryClaim
-	behind     []claims.Offset // offsets of events passed by the prefix, oldest first
-	behindIDs  []envelope.ID
-	votesOut   []vote // acks and rejects to send
+	prefix      *claims.Prefix
+	cons        claims.Consensus
+	claimedOff  claims.Offset   // our last HistoryClaim
+	claimedComm claims.Offset   // the committed offset it carried
+	behind      []claims.Offset // offsets of events passed by the prefix, oldest first
+	behindIDs   []envelope.ID
+	votesOut    []vote // acks and rejects to send
 
 	resumed ResumeInfo // guarded by mu
 }
@@ -526,13 +527,16 @@ func (a *anycast) run() {
 func (a *anycast) claimOffset() {
 	a.mu.Lock()
 	prefix := a.advanceLocked()
-	if prefix.IsZero() || !a.claimedOff.Before(prefix) {
+	committed := a.cons.Committed()
+	// A claim goes out when the prefix moved, and also when only the
+	// committed offset did: the last claim in the record then carries the
+	// group's latest commit, where a member resuming looks for it (§6.12).
+	if prefix.IsZero() || (!a.claimedOff.Before(prefix) && !a.claimedComm.Before(committed)) {
 		a.mu.Unlock()
 		return
 	}
-	a.claimedOff = prefix
+	a.claimedOff, a.claimedComm = prefix, committed
 	ctx := a.connCtx
-	committed := a.cons.Committed()
 	a.mu.Unlock()
 	payload, err := claims.EncodeHistoryClaim(prefix, committed)
 	if err != nil {
