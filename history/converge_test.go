@@ -185,3 +185,77 @@ func TestRecorderReconnectFills(t *testing.T) {
 		t.Error("b never reconnected")
 	}
 }
+
+// TestRecorderFillsFromChatHistory: the only recorder loses its connection
+// while 300 events are published. Where the server offers CHATHISTORY
+// (ergo), it fills the hole from there once back: its store then holds
+// every line, in the server's order. Where it does not, the hole stays,
+// and the lines before and after it are kept.
+func TestRecorderFillsFromChatHistory(t *testing.T) {
+	srv := ircdtest.Start(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	proxy := newCutProxy(t, srv.Addr())
+	pub := meshtest.Connect(t, nodeConfig(srv, "news"))
+	if _, err := pub.Publish(ctx, "news", []byte("warm-up")); err != nil {
+		t.Fatal(err)
+	}
+	a := startRunning(t, ctx, srv, dir, proxy.addr(), "a")
+	waitTopic(t, a.rec, "news")
+	withHistory := a.node.ChatHistoryLimit() > 0
+	var sent []string // msgids of the published lines, in order
+	publish := func(prefix string, n int) {
+		for i := range n {
+			ack, err := pub.Publish(ctx, "news", []byte(fmt.Sprintf("%s-%03d", prefix, i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent = append(sent, ack.MsgID)
+		}
+	}
+	// Lines before the recorder (the warm-up) come from CHATHISTORY too:
+	// wait for its first fill to end before the cut.
+	time.Sleep(500 * time.Millisecond)
+	publish("before", 100)
+	time.Sleep(300 * time.Millisecond)
+	proxy.cut()
+	deadline := time.Now().Add(10 * time.Second)
+	for a.node.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatal("the recorder did not notice the cut")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	publish("away", 300)
+	proxy.restore()
+	deadline = time.Now().Add(20 * time.Second)
+	for !a.node.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatal("the recorder did not reconnect")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a fill, if any, is under way
+	publish("after", 100)
+
+	want := sent // with CHATHISTORY: everything published after the warm-up
+	if !withHistory {
+		want = append(slices.Clone(sent[:100]), sent[400:]...)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		got := storedIDs(t, a.st, "news")
+		if withHistory && len(got) > 0 {
+			got = got[1:] // the warm-up line, copied from the server at the start
+		}
+		if slices.Equal(got, want) {
+			t.Logf("CHATHISTORY: %v; %d lines stored, %d filled", withHistory, len(got), a.rec.Filled())
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CHATHISTORY: %v; the store holds %d lines, want %d (filled %d)", withHistory, len(got), len(want), a.rec.Filled())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -240,7 +240,28 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 		req.AfterTime, req.AfterMsgID = last.Time.UnixNano(), last.MsgID
 	}
 	var filled uint64
+	overlap := false // the fill reached a line this recorder received live
+	take := func(recs []Record) {
+		tl.mu.Lock()
+		for _, rec := range recs {
+			if id := lineID(rec.MsgID, rec.Nick, rec.Body); tl.ids[id] {
+				tl.dup[id] = true // buffered too: appended here, in the fill's order
+				overlap = true
+			}
+		}
+		tl.mu.Unlock()
+		for _, rec := range recs {
+			r.append(rec)
+		}
+		filled += uint64(len(recs))
+		r.filled.Add(uint64(len(recs)))
+		if n := len(recs); n > 0 {
+			req.AfterTime, req.AfterMsgID = recs[n-1].Time.UnixNano(), recs[n-1].MsgID
+		}
+	}
+	source := "another recorder"
 	var err error
+	tries := 0
 	for ctx.Err() == nil {
 		var body, out []byte
 		if body, err = pageEnc.Marshal(req); err != nil {
@@ -254,31 +275,59 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 		if page, err = DecodePage(out); err != nil {
 			break
 		}
-		tl.mu.Lock()
-		for _, pr := range page.Records {
-			if id := lineID(pr.MsgID, pr.Nick, pr.Body); tl.ids[id] {
-				tl.dup[id] = true // buffered too: appended here, in the fill's order
+		recs := make([]Record, len(page.Records))
+		for i, pr := range page.Records {
+			recs[i] = Record{Channel: ch, Time: time.Unix(0, pr.Time).UTC(), MsgID: pr.MsgID, Nick: pr.Nick, Tags: pr.Tags, Body: pr.Body}
+		}
+		take(recs)
+		if page.End || len(page.Records) == 0 {
+			// The other recorder may not have committed the last lines it
+			// received: until the fill meets a line received here live,
+			// ask again after its commit interval (a few times).
+			if overlap || tries >= fillRetries {
+				break
+			}
+			tries++
+			select {
+			case <-time.After(fillRetryDelay):
+			case <-ctx.Done():
 			}
 		}
-		tl.mu.Unlock()
-		for _, pr := range page.Records {
-			r.append(Record{Channel: ch, Time: time.Unix(0, pr.Time).UTC(), MsgID: pr.MsgID, Nick: pr.Nick, Tags: pr.Tags, Body: pr.Body})
-			filled++
-		}
-		if page.End || len(page.Records) == 0 {
-			break
-		}
-		last := page.Records[len(page.Records)-1]
-		req.AfterTime, req.AfterMsgID = last.Time, last.MsgID
 	}
-	if err != nil && !errors.Is(err, mesh.ErrNoResponders) && ctx.Err() == nil {
-		r.cfg.Log.Warn("filling the record from another recorder", "topic", topic, "filled", filled, "err", err)
+	if errors.Is(err, mesh.ErrNoResponders) {
+		// No other recorder: the server's own history, where it has one.
+		source = "the server's CHATHISTORY"
+		after := time.Time{}
+		if req.AfterTime != 0 {
+			after = time.Unix(0, req.AfterTime).UTC()
+		}
+		err = chatHistoryPages(ctx, r.n, topic, after, req.AfterMsgID, func(lines []mesh.HistoryLine) error {
+			recs := make([]Record, len(lines))
+			for i, l := range lines {
+				recs[i] = historyRecord(ch, l)
+			}
+			take(recs)
+			return nil
+		})
+		if errors.Is(err, mesh.ErrNoChatHistory) {
+			err = nil
+		}
 	}
-	r.filled.Add(filled)
+	if err != nil && ctx.Err() == nil {
+		r.cfg.Log.Warn("filling the record", "topic", topic, "from", source, "filled", filled, "err", err)
+	}
 	if filled > 0 {
-		r.cfg.Log.Info("filled the record from another recorder", "topic", topic, "lines", filled)
+		r.cfg.Log.Info("filled the record", "topic", topic, "from", source, "lines", filled)
 	}
 }
+
+// A fill that reached the other recorder's end without meeting a line
+// received live asks again fillRetries times, fillRetryDelay apart (more
+// than a store's group commit, 100 ms).
+const (
+	fillRetries    = 10
+	fillRetryDelay = 250 * time.Millisecond
+)
 
 // handOver appends the buffered lines the fill did not bring and switches
 // to live recording. It reports false, leaving the rest buffered, when the

@@ -1,0 +1,45 @@
+package history
+
+import (
+	"context"
+	"time"
+
+	"github.com/meshbot/meshbot/mesh"
+)
+
+// The server's CHATHISTORY (ergo) is the second source of history: used
+// when no recorder answers, by Replay (and so by catch-up and resume) and
+// by a recorder filling a hole (docs/PROTOCOL.md §7.8).
+
+// chatHistoryPages calls fn with pages of topic's lines from the server's
+// CHATHISTORY, oldest first, after the line with msgid afterMsgID (or the
+// first after afterTime; both zero: from the oldest kept), until the end,
+// an error from fn, or ctx. It fails with mesh.ErrNoChatHistory on a
+// server without CHATHISTORY.
+func chatHistoryPages(ctx context.Context, n *mesh.Node, topic string, afterTime time.Time, afterMsgID string, fn func([]mesh.HistoryLine) error) error {
+	for {
+		lines, err := n.ChatHistory(ctx, topic, afterTime, afterMsgID, 0)
+		if err != nil {
+			return err
+		}
+		if len(lines) == 0 {
+			return nil
+		}
+		if err := fn(lines); err != nil {
+			return err
+		}
+		last := lines[len(lines)-1]
+		if last.MsgID == afterMsgID && last.Time.Equal(afterTime) {
+			return nil // no progress: the server repeats itself
+		}
+		afterTime, afterMsgID = last.Time, last.MsgID
+		if len(lines) < n.ChatHistoryLimit() {
+			return nil
+		}
+	}
+}
+
+// historyRecord turns a CHATHISTORY line into a record of channel ch.
+func historyRecord(ch string, l mesh.HistoryLine) Record {
+	return Record{Channel: ch, Time: l.Time, MsgID: l.MsgID, Nick: l.Nick, Tags: l.Tags, Body: l.Body}
+}
