@@ -294,23 +294,43 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 			}
 		}
 	}
-	if errors.Is(err, mesh.ErrNoResponders) {
-		// No other recorder: the server's own history, where it has one.
-		source = "the server's CHATHISTORY"
-		after := time.Time{}
-		if req.AfterTime != 0 {
-			after = time.Unix(0, req.AfterTime).UTC()
+	if err != nil && ctx.Err() == nil {
+		// No other recorder answered: the server's own history, where it
+		// has one.
+		if !errors.Is(err, mesh.ErrNoResponders) {
+			r.cfg.Log.Warn("filling the record from another recorder", "topic", topic, "filled", filled, "err", err)
 		}
-		err = chatHistoryPages(ctx, r.n, topic, after, req.AfterMsgID, func(lines []mesh.HistoryLine) error {
-			recs := make([]Record, len(lines))
-			for i, l := range lines {
-				recs[i] = historyRecord(ch, l)
+		source = "the server's CHATHISTORY"
+		for ctx.Err() == nil {
+			after := time.Time{}
+			if req.AfterTime != 0 {
+				after = time.Unix(0, req.AfterTime).UTC()
 			}
-			take(recs)
-			return nil
-		})
-		if errors.Is(err, mesh.ErrNoChatHistory) {
-			err = nil
+			err = chatHistoryPages(ctx, r.n, topic, after, req.AfterMsgID, func(lines []mesh.HistoryLine) error {
+				recs := make([]Record, len(lines))
+				for i, l := range lines {
+					recs[i] = historyRecord(ch, l)
+				}
+				take(recs)
+				return nil
+			})
+			if errors.Is(err, mesh.ErrNoChatHistory) {
+				err = nil
+				break
+			}
+			tl.mu.Lock()
+			waiting := len(tl.buf) > 0
+			tl.mu.Unlock()
+			// As with a recorder: until the fill meets a line received
+			// live (when there is one), ask again a few times.
+			if err != nil || overlap || !waiting || tries >= fillRetries {
+				break
+			}
+			tries++
+			select {
+			case <-time.After(fillRetryDelay):
+			case <-ctx.Done():
+			}
 		}
 	}
 	if err != nil && ctx.Err() == nil {
