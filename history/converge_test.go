@@ -35,13 +35,7 @@ func TestRecordersConverge(t *testing.T) {
 	a, b := start("a"), start("b")
 	waitTopic(t, a.rec, "news")
 	waitTopic(t, b.rec, "news")
-	publish := func(prefix string, n int) {
-		for i := range n {
-			if _, err := pub.Publish(ctx, "news", []byte(fmt.Sprintf("%s-%03d", prefix, i))); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	publish := func(prefix string, n int) { publishNews(t, ctx, pub, prefix, n) }
 	publish("both", 100)
 	time.Sleep(300 * time.Millisecond)
 	b.stop()
@@ -141,23 +135,11 @@ func TestRecorderReconnectFills(t *testing.T) {
 	a, b := startRunning(t, ctx, srv, dir, srv.Addr(), "a"), startRunning(t, ctx, srv, dir, proxy.addr(), "b")
 	waitTopic(t, a.rec, "news")
 	waitTopic(t, b.rec, "news")
-	publish := func(prefix string, n int) {
-		for i := range n {
-			if _, err := pub.Publish(ctx, "news", []byte(fmt.Sprintf("%s-%03d", prefix, i))); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	publish := func(prefix string, n int) { publishNews(t, ctx, pub, prefix, n) }
 	publish("both", 100)
 	time.Sleep(300 * time.Millisecond)
 	proxy.cut()
-	deadline := time.Now().Add(10 * time.Second)
-	for b.node.Connected() {
-		if time.Now().After(deadline) {
-			t.Fatal("recorder b did not notice the cut")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitConnected(t, b.node, false)
 	publish("only-a", 400)
 	// Publishing goes on while b comes back: lines around the reconnect
 	// arrive live while b fills.
@@ -166,7 +148,7 @@ func TestRecorderReconnectFills(t *testing.T) {
 	proxy.restore()
 	<-done
 
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		la, lb := storedIDs(t, a.st, "news"), storedIDs(t, b.st, "news")
 		if len(la) >= 700 && slices.Equal(la, lb) {
@@ -220,22 +202,10 @@ func TestRecorderFillsFromChatHistory(t *testing.T) {
 	publish("before", 100)
 	time.Sleep(300 * time.Millisecond)
 	proxy.cut()
-	deadline := time.Now().Add(10 * time.Second)
-	for a.node.Connected() {
-		if time.Now().After(deadline) {
-			t.Fatal("the recorder did not notice the cut")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitConnected(t, a.node, false)
 	publish("away", 300)
 	proxy.restore()
-	deadline = time.Now().Add(20 * time.Second)
-	for !a.node.Connected() {
-		if time.Now().After(deadline) {
-			t.Fatal("the recorder did not reconnect")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitConnected(t, a.node, true)
 	time.Sleep(time.Second) // a fill, if any, is under way
 	publish("after", 100)
 
@@ -243,7 +213,7 @@ func TestRecorderFillsFromChatHistory(t *testing.T) {
 	if !withHistory {
 		want = append(slices.Clone(sent[:100]), sent[400:]...)
 	}
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		got := storedIDs(t, a.st, "news")
 		if withHistory && len(got) > 0 {
@@ -257,5 +227,27 @@ func TestRecorderFillsFromChatHistory(t *testing.T) {
 			t.Fatalf("CHATHISTORY: %v; the store holds %d lines, want %d (filled %d)", withHistory, len(got), len(want), a.rec.Filled())
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// publishNews publishes n events "prefix-NNN" to topic news, one by one.
+func publishNews(t *testing.T, ctx context.Context, pub *mesh.Node, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := pub.Publish(ctx, "news", []byte(fmt.Sprintf("%s-%03d", prefix, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitConnected waits until n's connection is up (or down, with !up).
+func waitConnected(t *testing.T, n *mesh.Node, up bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for n.Connected() != up {
+		if time.Now().After(deadline) {
+			t.Fatalf("the node's connection is not up=%v after 20 s", up)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

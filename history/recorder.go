@@ -288,10 +288,7 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 				break
 			}
 			tries++
-			select {
-			case <-time.After(fillRetryDelay):
-			case <-ctx.Done():
-			}
+			pause(ctx, fillRetryDelay)
 		}
 	}
 	if err != nil && ctx.Err() == nil {
@@ -327,10 +324,7 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 				break
 			}
 			tries++
-			select {
-			case <-time.After(fillRetryDelay):
-			case <-ctx.Done():
-			}
+			pause(ctx, fillRetryDelay)
 		}
 	}
 	if err != nil && ctx.Err() == nil {
@@ -348,6 +342,16 @@ const (
 	fillRetries    = 10
 	fillRetryDelay = 250 * time.Millisecond
 )
+
+// pause waits d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
 
 // handOver appends the buffered lines the fill did not bring and switches
 // to live recording. It reports false, leaving the rest buffered, when the

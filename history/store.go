@@ -925,48 +925,10 @@ func (s *Store) edge(channel string, last bool) (Record, bool) {
 // skipped (the Seqs jump). A damaged record ends the scan with an error
 // wrapping ErrCorrupt, after the records before it.
 func (s *Store) Scan(channel string, fromSeq uint64, fn func(Record) bool) error {
-	ch := lowerChannel(channel)
 	if fromSeq == 0 {
 		fromSeq = 1
 	}
-	buf := make([]Record, 0, scanChunk)
-	for {
-		buf = buf[:0]
-		more := false
-		err := s.view("scan", func(tx *bolt.Tx) error {
-			b := tx.Bucket([]byte(recPrefix + ch))
-			if b == nil {
-				return nil
-			}
-			c := b.Cursor()
-			size := 0
-			for k, v := c.Seek(seqKey(fromSeq)); k != nil; k, v = c.Next() {
-				if len(buf) == scanChunk || size >= scanChunkBytes {
-					more = true
-					return nil
-				}
-				r, err := DecodeRecord(v)
-				if err == nil && (len(k) != 8 || r.Seq != binary.BigEndian.Uint64(k)) {
-					err = fmt.Errorf("%w: key %x holds record %d", ErrCorrupt, k, r.Seq)
-				}
-				if err != nil {
-					return fmt.Errorf("history: channel %s after record %d: %w", ch, fromSeq-1+uint64(len(buf)), err)
-				}
-				buf = append(buf, r)
-				size += len(v)
-			}
-			return nil
-		})
-		for _, r := range buf {
-			if !fn(r) {
-				return nil
-			}
-		}
-		if err != nil || !more {
-			return err
-		}
-		fromSeq = buf[len(buf)-1].Seq + 1
-	}
+	return s.scan(channel, fromSeq, false, fn)
 }
 
 // ScanBack calls fn with the channel's committed records in reverse Seq
@@ -974,6 +936,12 @@ func (s *Store) Scan(channel string, fromSeq uint64, fn func(Record) bool) error
 // until fn returns false or the records end. Like Scan it reads bounded
 // chunks, each in its own read transaction, and runs fn outside them.
 func (s *Store) ScanBack(channel string, beforeSeq uint64, fn func(Record) bool) error {
+	return s.scan(channel, beforeSeq, true, fn)
+}
+
+// scan is Scan (forward, from seq) and ScanBack (back, before seq; 0: from
+// the end).
+func (s *Store) scan(channel string, seq uint64, back bool, fn func(Record) bool) error {
 	ch := lowerChannel(channel)
 	buf := make([]Record, 0, scanChunk)
 	for {
@@ -986,15 +954,24 @@ func (s *Store) ScanBack(channel string, beforeSeq uint64, fn func(Record) bool)
 			}
 			c := b.Cursor()
 			var k, v []byte
-			if beforeSeq == 0 {
+			step := c.Next
+			switch {
+			case !back:
+				k, v = c.Seek(seqKey(seq))
+			case seq == 0:
 				k, v = c.Last()
-			} else if k, v = c.Seek(seqKey(beforeSeq)); k == nil {
-				k, v = c.Last()
-			} else {
-				k, v = c.Prev()
+			default:
+				if k, v = c.Seek(seqKey(seq)); k == nil {
+					k, v = c.Last()
+				} else {
+					k, v = c.Prev()
+				}
+			}
+			if back {
+				step = c.Prev
 			}
 			size := 0
-			for ; k != nil; k, v = c.Prev() {
+			for ; k != nil; k, v = step() {
 				if len(buf) == scanChunk || size >= scanChunkBytes {
 					more = true
 					return nil
@@ -1019,7 +996,9 @@ func (s *Store) ScanBack(channel string, beforeSeq uint64, fn func(Record) bool)
 		if err != nil || !more {
 			return err
 		}
-		beforeSeq = buf[len(buf)-1].Seq
+		if seq = buf[len(buf)-1].Seq; !back {
+			seq++
+		}
 	}
 }
 
