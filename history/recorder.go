@@ -414,7 +414,9 @@ func (r *Recorder) Dropped() uint64 {
 	return d
 }
 
-// read serves one page.
+// read serves one page (docs/PROTOCOL.md §7.3): a range of this
+// recorder's sequence numbers, or the page that starts at an offset, a
+// time or the first line kept.
 func (r *Recorder) read(ctx context.Context, q *mesh.Request) ([]byte, error) {
 	var req ReadRequest
 	if err := pageDec.Unmarshal(q.Payload, &req); err != nil {
@@ -423,13 +425,24 @@ func (r *Recorder) read(ctx context.Context, q *mesh.Request) ([]byte, error) {
 	if err := mesh.ValidateTopic(r.n.Namespace(), req.Topic, 0); err != nil && req.Topic != "_hb" {
 		return nil, mesh.Errorf(mesh.CodeBadRequest, "history: %v", err)
 	}
-	max := req.Max
-	if max <= 0 || max > MaxPageRecords {
-		max = DefaultPageRecords
+	limit := req.Max
+	if limit <= 0 || limit > MaxPageRecords {
+		limit = DefaultPageRecords
 	}
 	ch := strings.ToLower(mesh.Channel(r.n.Namespace(), req.Topic))
-	var from uint64 = 1
+	page := Page{Recorder: r.n.Service() + "/" + r.n.Instance()}
+	var from, to uint64 = 1, ^uint64(0)
 	switch {
+	case req.Recorder != "" || req.FromSeq != 0:
+		if req.Recorder != page.Recorder {
+			// Another recorder's sequence numbers: the reader starts over.
+			page.Moved = true
+			return pageEnc.Marshal(&page)
+		}
+		from = max(req.FromSeq, 1)
+		if to = from + uint64(limit) - 1; to < from {
+			to = ^uint64(0)
+		}
 	case req.AfterTime != 0 || req.AfterMsgID != "":
 		o := Offset{Time: time.Unix(0, req.AfterTime).UTC(), MsgID: req.AfterMsgID}
 		seq, exact := r.st.SeekOffset(ch, o)
@@ -439,35 +452,16 @@ func (r *Recorder) read(ctx context.Context, q *mesh.Request) ([]byte, error) {
 		}
 	case req.Since != 0:
 		from = r.st.SeekTime(ch, time.Unix(0, req.Since))
-	default:
-		if first, ok := r.st.First(ch); ok {
-			from = first.Seq
-		}
 	}
-	page := Page{Recorder: r.n.Service() + "/" + r.n.Instance()}
-	size := 0
-	var lastSeq uint64
-	err := r.st.Scan(ch, from, func(rec Record) bool {
-		pr := PageRecord{Time: rec.Time.UnixNano(), MsgID: rec.MsgID, Nick: rec.Nick, Tags: rec.Tags, Body: rec.Body}
-		n := len(rec.Body) + 64
-		for k, v := range rec.Tags {
-			n += len(k) + len(v) + 2
-		}
-		if len(page.Records) > 0 && (len(page.Records) >= max || size+n > MaxPageBytes) {
-			return false
-		}
-		page.Records = append(page.Records, pr)
-		size += n
-		lastSeq = rec.Seq
-		return true
-	})
+	recs, through, last, err := readPage(r.st, ch, from, to, limit, MaxPageBytes)
 	if err != nil {
 		return nil, mesh.Errorf(mesh.CodeInternal, "history: %v", err)
 	}
-	if last, ok := r.st.Last(ch); !ok || lastSeq >= last.Seq || len(page.Records) == 0 {
+	page.Records, page.Through, page.Last = recs, through, last
+	if through >= last {
 		page.End = true
 	} else {
-		page.Remaining = last.Seq - lastSeq
+		page.Remaining = last - through
 	}
 	return pageEnc.Marshal(&page)
 }

@@ -2,23 +2,33 @@ package history
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/mesh"
 )
 
-// Replay protocol (docs/PROTOCOL.md §7): the reader pulls pages from a
-// recorder with requests (method MethodRead to service Service); each
-// request is the credit for one page, so a recorder never sends more than
-// its reader asked for, and a slow reader slows the replay, not the
-// server. A page names the offset of its last line; the next request
-// starts after it. A page with End set is the end marker: nothing was
-// recorded after it when it was read.
+// Replay protocol (docs/PROTOCOL.md §7.3, §7.4): the reader pulls pages
+// from a recorder with requests (method MethodRead to service Service);
+// each request is the credit for one page, so a recorder never sends more
+// than its reader asked for, and a slow reader slows the replay, not the
+// server.
+//
+// The first page of a replay starts at an offset, a time or the first line
+// kept. Every page names the answering recorder, the sequence number (in
+// that recorder's store) of the last line it covers (Through) and the
+// recorder's last sequence number when it was read (Last). The reader then
+// asks that recorder for consecutive ranges of sequence numbers, several
+// at a time, and hands the lines on strictly in order. A page with End set
+// is the end marker: nothing was recorded after it when it was read.
 
 // Service is the history recorder's service name; MethodRead the method
 // that serves pages.
@@ -34,15 +44,22 @@ const (
 	MaxPageBytes       = 32 << 10
 )
 
-// ReadRequest asks for one page of a topic's recorded lines. The page
-// starts after the line at After, else at the first line at or after
-// Since, else at the first line kept.
+// DefaultReplayWindow is how many pages a replay keeps asked for at once.
+const DefaultReplayWindow = 3
+
+// ReadRequest asks for one page of a topic's recorded lines. With
+// Recorder set, the page holds the lines with sequence numbers FromSeq to
+// FromSeq+Max-1 in that recorder's store; otherwise it starts after the
+// line at After, else at the first line at or after Since, else at the
+// first line kept, and holds at most Max lines.
 type ReadRequest struct {
 	Topic      string `cbor:"1,keyasint"`
 	AfterTime  int64  `cbor:"2,keyasint,omitempty"` // Unix nanoseconds
 	AfterMsgID string `cbor:"3,keyasint,omitempty"`
 	Since      int64  `cbor:"4,keyasint,omitempty"` // Unix nanoseconds
 	Max        int    `cbor:"5,keyasint,omitempty"` // records, ≤ MaxPageRecords
+	FromSeq    uint64 `cbor:"6,keyasint,omitempty"`
+	Recorder   string `cbor:"7,keyasint,omitempty"` // whose sequence numbers
 }
 
 // PageRecord is one recorded line in a page.
@@ -55,6 +72,15 @@ type PageRecord struct {
 	Body  string
 }
 
+// pageRecordBytes is what a line counts against MaxPageBytes.
+func pageRecordBytes(body string, tags map[string]string) int {
+	n := len(body) + 64
+	for k, v := range tags {
+		n += len(k) + len(v) + 2
+	}
+	return n
+}
+
 // Page is a recorder's answer to a ReadRequest.
 type Page struct {
 	Records []PageRecord `cbor:"1,keyasint"`
@@ -64,6 +90,16 @@ type Page struct {
 	Remaining uint64 `cbor:"3,keyasint,omitempty"`
 	// Recorder is the instance that answered.
 	Recorder string `cbor:"4,keyasint,omitempty"`
+	// Through is the sequence number, in Recorder's store, of the last
+	// line the page covers: it holds every line kept from where it starts
+	// through Through (0: the page covers nothing).
+	Through uint64 `cbor:"5,keyasint,omitempty"`
+	// Last is Recorder's last sequence number of the topic when the page
+	// was read.
+	Last uint64 `cbor:"6,keyasint,omitempty"`
+	// Moved: the request named another recorder's sequence numbers; the
+	// page holds no lines.
+	Moved bool `cbor:"7,keyasint,omitempty"`
 }
 
 var (
@@ -101,6 +137,61 @@ func DecodePage(b []byte) (*Page, error) {
 	return &p, nil
 }
 
+// readPage reads the records of channel ch with sequence numbers from to
+// to (inclusive), at most maxRecs of them and, past the first, at most
+// maxBytes (pageRecordBytes), in one read transaction. It returns them
+// with the sequence number of the last one covered (every record kept in
+// from..through is in recs) and the channel's last sequence number.
+func readPage(s *Store, ch string, from, to uint64, maxRecs, maxBytes int) (recs []PageRecord, through, last uint64, err error) {
+	if from == 0 {
+		from = 1
+	}
+	through = from - 1
+	err = s.view("read", func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(recPrefix + ch))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		if k, _ := c.Last(); len(k) == 8 {
+			last = binary.BigEndian.Uint64(k)
+		}
+		size := 0
+		for k, v := c.Seek(seqKey(from)); ; k, v = c.Next() {
+			if k == nil {
+				through = max(through, min(last, to))
+				return nil
+			}
+			if len(k) != 8 {
+				return fmt.Errorf("history: channel %s after record %d: %w: key %x", ch, through, ErrCorrupt, k)
+			}
+			seq := binary.BigEndian.Uint64(k)
+			if seq > to {
+				through = to
+				return nil
+			}
+			if len(recs) >= maxRecs {
+				return nil
+			}
+			r, err := DecodeRecord(v)
+			if err == nil && r.Seq != seq {
+				err = fmt.Errorf("%w: key %x holds record %d", ErrCorrupt, k, r.Seq)
+			}
+			if err != nil {
+				return fmt.Errorf("history: channel %s after record %d: %w", ch, through, err)
+			}
+			n := pageRecordBytes(r.Body, r.Tags)
+			if len(recs) > 0 && size+n > maxBytes {
+				return nil
+			}
+			recs = append(recs, PageRecord{Time: r.Time.UnixNano(), MsgID: r.MsgID, Nick: r.Nick, Tags: r.Tags, Body: r.Body})
+			size += n
+			through = seq
+		}
+	})
+	return recs, through, last, err
+}
+
 // Replayed is one recorded envelope handed to a Replay callback.
 type Replayed struct {
 	// Offset is the offset of the line that carried the envelope (its last
@@ -117,8 +208,12 @@ type ReplayOptions struct {
 	// or after that time; else the replay starts at the first line kept.
 	After *Offset
 	Since time.Time
-	// PageRecords is the page size (DefaultPageRecords).
+	// PageRecords bounds the lines of a page (DefaultPageRecords); pages
+	// also hold at most MaxPageBytes.
 	PageRecords int
+	// Window is how many pages are asked for at once
+	// (DefaultReplayWindow); 1 asks for one page at a time.
+	Window int
 	// Decoder decodes and verifies the replayed lines; nil uses one that
 	// accepts unsigned envelopes and checks no signatures.
 	Decoder *envelope.Decoder
@@ -140,89 +235,291 @@ type ReplayStats struct {
 	Rejected uint64
 	// Last is the offset of the last line replayed (the place to resume).
 	Last Offset
+	// Switches counts the times another recorder took over mid-way; Cut
+	// the pages cut short by the byte bound (the rest of their range was
+	// asked for at once).
+	Switches, Cut uint64
+	// Recorder is the recorder that served the last page.
+	Recorder string
 }
+
+// maxIdleSwitches bounds the recorder switches in a row that deliver no
+// new envelope before Replay gives up.
+const maxIdleSwitches = 8
+
+// ErrRecordersChanging is returned when recorders keep taking over from
+// each other without the replay getting further.
+var ErrRecordersChanging = errors.New("history: the recorders serving the replay keep changing")
 
 // Replay streams the recorded envelopes of topic to fn, in the order the
 // recorder kept them, until the end marker, an error from fn, or ctx.
-// Pages come from the history service by request, one at a time: the
-// reader's pace sets the recorder's. If the recorder that answered goes
-// away, the next page comes from another one, after the last offset
-// delivered (lines recorded by both are then seen again: callers
-// de-duplicate by envelope id, as every subscriber does).
+// The first page comes from the recorder the topic routes to; the next
+// ones from the same recorder, by its sequence numbers, up to Window
+// pages asked for at once: a page is asked for only once a slot is free
+// (a page is handed on), so the reader's pace sets the recorder's and at
+// most Window pages are held. If another recorder takes over, the replay
+// goes back by Overlap in the new recorder's order and skips the
+// envelopes it delivered (by id). Replay returns only after every request
+// it made has ended.
 func Replay(ctx context.Context, n *mesh.Node, topic string, o ReplayOptions, fn func(Replayed) error) (ReplayStats, error) {
-	var st ReplayStats
-	dec := o.Decoder
-	if dec == nil {
-		dec = envelope.NewDecoder(envelope.DecoderConfig{})
+	rp := &replayer{n: n, topic: topic, o: o, fn: fn}
+	rp.dec = o.Decoder
+	if rp.dec == nil {
+		rp.dec = envelope.NewDecoder(envelope.DecoderConfig{})
 	}
-	size := o.PageRecords
-	if size <= 0 {
-		size = DefaultPageRecords
+	rp.size = o.PageRecords
+	if rp.size <= 0 {
+		rp.size = DefaultPageRecords
 	}
-	overlap := o.Overlap
-	if overlap <= 0 {
-		overlap = 5 * time.Second
+	rp.size = min(rp.size, MaxPageRecords)
+	rp.window = o.Window
+	if rp.window <= 0 {
+		rp.window = DefaultReplayWindow
 	}
-	req := ReadRequest{Topic: topic, Max: min(size, MaxPageRecords)}
-	recent := envelope.NewGuard(maxRecentIDs, 0) // envelope ids delivered lately
-	var recorder string
-	skipping := false
+	if rp.o.Overlap <= 0 {
+		rp.o.Overlap = 5 * time.Second
+	}
+	rp.recent = envelope.NewGuard(maxRecentIDs, 0)
+	err := rp.run(ctx)
+	return rp.st, err
+}
+
+// replayer is one Replay.
+type replayer struct {
+	n      *mesh.Node
+	topic  string
+	o      ReplayOptions
+	fn     func(Replayed) error
+	dec    *envelope.Decoder
+	recent *envelope.Guard // envelope ids delivered lately
+	size   int             // lines per page asked for
+	window int
+	st     ReplayStats
+	// avg estimates a line's pageRecordBytes (0: not known yet).
+	avg float64
+}
+
+// errSwitch ends a leg of the replay: another recorder answered.
+var errSwitch = errors.New("history: another recorder answered")
+
+// run replays in legs: each starts with a page by offset or time and
+// goes on by sequence numbers with the recorder that answered it, until
+// the end, an error, or another recorder taking over.
+func (rp *replayer) run(ctx context.Context) error {
+	start := ReadRequest{Topic: rp.topic, Max: rp.size}
 	switch {
-	case o.After != nil:
-		req.AfterTime, req.AfterMsgID = o.After.Time.UnixNano(), o.After.MsgID
-	case !o.Since.IsZero():
-		req.Since = o.Since.UnixNano()
+	case rp.o.After != nil:
+		start.AfterTime, start.AfterMsgID = rp.o.After.Time.UnixNano(), rp.o.After.MsgID
+	case !rp.o.Since.IsZero():
+		start.Since = rp.o.Since.UnixNano()
+	}
+	idle := 0
+	for {
+		before := rp.st.Envelopes
+		err := rp.leg(ctx, start)
+		if !errors.Is(err, errSwitch) {
+			return err
+		}
+		rp.st.Switches++
+		if rp.st.Envelopes == before {
+			if idle++; idle >= maxIdleSwitches {
+				return fmt.Errorf("%w (%d switches in a row without a new envelope)", ErrRecordersChanging, idle)
+			}
+		} else {
+			idle = 0
+		}
+		if rp.st.Lines > 0 {
+			// Go back by the overlap in the new recorder's order; the
+			// envelopes delivered are skipped by id.
+			start = ReadRequest{Topic: rp.topic, Max: rp.size, Since: rp.st.Last.Time.Add(-rp.o.Overlap).UnixNano()}
+		}
+	}
+}
+
+// request asks for one page.
+func (rp *replayer) request(ctx context.Context, req ReadRequest) (*Page, error) {
+	body, err := pageEnc.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	// Every page of one topic goes to the same recorder while the
+	// membership holds: its pages follow one order.
+	out, err := rp.n.Request(ctx, Service, MethodRead, body, mesh.WithKey(rp.topic))
+	if err != nil {
+		return nil, fmt.Errorf("history: reading %s: %w", rp.topic, err)
+	}
+	return DecodePage(out)
+}
+
+// fetch is one page asked for by sequence numbers.
+type fetch struct {
+	from, to uint64
+	done     chan struct{}
+	page     *Page
+	err      error
+}
+
+// leg replays from start: the first page, then pages by sequence numbers
+// of the recorder that answered it. It returns errSwitch when another
+// recorder answers.
+func (rp *replayer) leg(ctx context.Context, start ReadRequest) error {
+	page, err := rp.request(ctx, start)
+	if err != nil {
+		return err
+	}
+	rp.st.Pages++
+	recorder := page.Recorder
+	rp.st.Recorder = recorder
+	if err := rp.deliver(page); err != nil {
+		return err
+	}
+	if page.End || len(page.Records) == 0 {
+		return nil
+	}
+	if page.Through == 0 {
+		return rp.sequential(ctx, recorder)
+	}
+
+	lctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	ask := func(from, to uint64) *fetch {
+		f := &fetch{from: from, to: to, done: make(chan struct{})}
+		req := ReadRequest{Topic: rp.topic, FromSeq: from, Max: int(to - from + 1), Recorder: recorder}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(f.done)
+			f.page, f.err = rp.request(lctx, req)
+		}()
+		return f
+	}
+	next, known := page.Through+1, page.Last
+	var queue []*fetch // in sequence order
+	// topUp keeps the window full: the next ranges, up to the last line
+	// the recorder reported (at least one, to find out whether more came).
+	topUp := func() {
+		for len(queue) < rp.window && (next <= known || len(queue) == 0) {
+			to := next + uint64(rp.span()) - 1
+			if to < next { // overflow
+				to = math.MaxUint64
+			}
+			queue = append(queue, ask(next, to))
+			next = to + 1
+		}
 	}
 	for {
-		body, err := pageEnc.Marshal(req)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("history: reading %s: %w", rp.topic, context.Cause(ctx))
+		}
+		topUp()
+		f := queue[0]
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return fmt.Errorf("history: reading %s: %w", rp.topic, context.Cause(ctx))
+		}
+		queue = queue[1:]
+		if f.err != nil {
+			return f.err
+		}
+		p := f.page
+		rp.st.Pages++
+		if p.Moved || p.Recorder != recorder {
+			return errSwitch
+		}
+		// A page covers part of its range (at least one line, unless it
+		// is the end) and holds no more lines than it covers.
+		if p.Through < f.from-1 || p.Through > f.to || (p.Through < f.from && !p.End) ||
+			uint64(len(p.Records)) > p.Through-(f.from-1) {
+			return fmt.Errorf("%w: lines %d..%d asked for, page through %d with %d lines", ErrMalformedPage, f.from, f.to, p.Through, len(p.Records))
+		}
+		if p.End {
+			return rp.deliver(p)
+		}
+		known = max(known, p.Last)
+		if p.Through < f.to {
+			rp.st.Cut++
+			// Cut short by the byte bound: the rest of the range comes
+			// next, before the ranges already asked for.
+			queue = append([]*fetch{ask(p.Through+1, f.to)}, queue...)
+		}
+		topUp() // the next pages are on their way while this one is decoded
+		if err := rp.deliver(p); err != nil {
+			return err
+		}
+	}
+}
+
+// span is how many sequence numbers to ask for in one page: as many lines
+// as should fit MaxPageBytes, judging by the lines seen so far.
+func (rp *replayer) span() int {
+	if rp.avg <= 0 {
+		return rp.size
+	}
+	k := int(MaxPageBytes / (rp.avg * 33 / 32))
+	return max(1, min(k, rp.size))
+}
+
+// sequential replays from a recorder that does not name sequence numbers
+// in its pages: one page at a time, each after the last line's offset.
+func (rp *replayer) sequential(ctx context.Context, recorder string) error {
+	for {
+		req := ReadRequest{Topic: rp.topic, Max: rp.size, AfterTime: rp.st.Last.Time.UnixNano(), AfterMsgID: rp.st.Last.MsgID}
+		page, err := rp.request(ctx, req)
 		if err != nil {
-			return st, err
+			return err
 		}
-		// Every page of one topic goes to the same recorder while the
-		// membership holds: its pages follow one order.
-		out, err := n.Request(ctx, Service, MethodRead, body, mesh.WithKey(topic))
-		if err != nil {
-			return st, fmt.Errorf("history: reading %s: %w", topic, err)
+		rp.st.Pages++
+		if page.Recorder != recorder {
+			return errSwitch
 		}
-		page, err := DecodePage(out)
-		if err != nil {
-			return st, err
-		}
-		st.Pages++
-		if recorder != "" && page.Recorder != recorder && st.Lines > 0 && !skipping {
-			// Another recorder answered: go back by the overlap in its
-			// order and skip what was delivered.
-			recorder, skipping = page.Recorder, true
-			req.AfterTime, req.AfterMsgID, req.Since = 0, "", st.Last.Time.Add(-overlap).UnixNano()
-			continue
-		}
-		recorder, skipping = page.Recorder, false
-		for _, r := range page.Records {
-			at := time.Unix(0, r.Time).UTC()
-			st.Lines++
-			st.Last = Offset{Time: at, MsgID: r.MsgID}
-			envs, mesh, err := dec.Decode(r.Nick, r.Tags, r.Body, at)
-			if !mesh || err != nil {
-				st.Rejected++
-			}
-			for _, env := range envs {
-				if !recent.Add(env.ID) {
-					continue // delivered before the switch
-				}
-				st.Envelopes++
-				if err := fn(Replayed{Offset: st.Last, Nick: r.Nick, Envelope: env}); err != nil {
-					return st, err
-				}
-			}
-		}
-		if o.Progress != nil {
-			o.Progress(st.Lines, page.Remaining)
+		if err := rp.deliver(page); err != nil {
+			return err
 		}
 		if page.End || len(page.Records) == 0 {
-			return st, nil
+			return nil
 		}
-		req.AfterTime, req.AfterMsgID, req.Since = st.Last.Time.UnixNano(), st.Last.MsgID, 0
 	}
+}
+
+// deliver decodes a page's lines and hands their envelopes on in order.
+func (rp *replayer) deliver(page *Page) error {
+	bytes := 0
+	for _, r := range page.Records {
+		bytes += pageRecordBytes(r.Body, r.Tags)
+		at := time.Unix(0, r.Time).UTC()
+		rp.st.Lines++
+		rp.st.Last = Offset{Time: at, MsgID: r.MsgID}
+		envs, mesh, err := rp.dec.Decode(r.Nick, r.Tags, r.Body, at)
+		if !mesh || err != nil {
+			rp.st.Rejected++
+		}
+		for _, env := range envs {
+			if !rp.recent.Add(env.ID) {
+				continue // delivered before the switch
+			}
+			rp.st.Envelopes++
+			if err := rp.fn(Replayed{Offset: rp.st.Last, Nick: r.Nick, Envelope: env}); err != nil {
+				return err
+			}
+		}
+	}
+	if len(page.Records) > 0 {
+		a := float64(bytes) / float64(len(page.Records))
+		if rp.avg == 0 {
+			rp.avg = a
+		} else {
+			rp.avg = (3*rp.avg + a) / 4
+		}
+	}
+	if rp.o.Progress != nil {
+		rp.o.Progress(rp.st.Lines, page.Remaining)
+	}
+	return nil
 }
 
 // maxRecentIDs bounds the ids a replay remembers for the overlap.

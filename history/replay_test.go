@@ -2,11 +2,17 @@ package history_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fxamacker/cbor/v2"
 
 	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/history"
@@ -153,4 +159,459 @@ func waitTopic(t testing.TB, rec *history.Recorder, topic string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestReplayCutPages: records of very different sizes (runs of small
+// events, runs of large ones, and events too large for one line, which
+// span several records) make the reader's ranges, sized for the lines seen
+// so far, too large for the 32 KiB byte bound; the rest of each cut page
+// is asked for at once, before the ranges already in flight. Every event
+// arrives once, in publish order, with several pages in flight.
+func TestReplayCutPages(t *testing.T) {
+	srv := ircdtest.Start(t)
+	rec, _ := startRecorder(t, srv)
+	nodes := meshtest.ConnectAll(t, nodeConfig(srv, "orders"), nodeConfig(srv, "reader"))
+	pub, reader := nodes[0], nodes[1]
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := reader.WaitFor(ctx, history.Service); err != nil {
+		t.Fatal(err)
+	}
+	const topic = "orders.sized"
+	if _, err := pub.Publish(ctx, topic, []byte("warm-up")); err != nil {
+		t.Fatal(err)
+	}
+	waitTopic(t, rec, topic)
+	size := func(i int) int {
+		switch r := i % 90; {
+		case r < 40:
+			return 50 // batched several to a line
+		case r < 80:
+			return 2500 // a line each
+		default:
+			return 9000 // several lines each
+		}
+	}
+	const events = 900
+	var last *mesh.PubFuture
+	for i := range events {
+		p := fmt.Appendf(nil, "sized-%04d-", i)
+		p = append(p, strings.Repeat("y", size(i))...)
+		f, err := pub.PublishAsync(ctx, topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = f
+	}
+	if _, err := last.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var stats history.ReplayStats
+	got := 0
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got = 0
+		var err error
+		stats, err = history.Replay(ctx, reader, topic, history.ReplayOptions{PageRecords: history.MaxPageRecords, Window: 4}, func(r history.Replayed) error {
+			if r.Envelope.Kind != envelope.KindEvent || string(r.Envelope.Payload) == "warm-up" {
+				return nil
+			}
+			p := string(r.Envelope.Payload)
+			if want := fmt.Sprintf("sized-%04d-", got); !strings.HasPrefix(p, want) || len(p) != len(want)+size(got) {
+				return fmt.Errorf("event %d is %.11s (%d bytes)", got, p, len(p))
+			}
+			got++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got >= events || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("%d lines in %d pages, %d cut short", stats.Lines, stats.Pages, stats.Cut)
+	if got != events {
+		t.Fatalf("replayed %d events, want %d", got, events)
+	}
+	if stats.Cut == 0 {
+		t.Errorf("no page was cut short by the byte bound: the test did not exercise the rest requests")
+	}
+}
+
+// TestReplayRecorderSwitch: two recorders hold the same lines; the one
+// serving a replay stops mid-way. The replay goes on with the other one
+// (from the overlap, in its order) and delivers every event exactly once,
+// in order.
+func TestReplayRecorderSwitch(t *testing.T) {
+	srv := ircdtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	type running struct {
+		rec  *history.Recorder
+		st   *history.Store
+		stop func()
+	}
+	dir := t.TempDir()
+	start := func(name string) *running {
+		st, err := history.Open(history.Options{Path: filepath.Join(dir, name+".db")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := nodeConfig(srv, history.Service)
+		cfg.Instance = name
+		n := meshtest.Connect(t, cfg)
+		rec := history.NewRecorder(n, st, history.RecorderConfig{Rescan: 200 * time.Millisecond, SkipHeartbeats: true})
+		rctx, rcancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); rec.Run(rctx) }()
+		var once sync.Once
+		r := &running{rec: rec, st: st}
+		r.stop = func() {
+			once.Do(func() {
+				rcancel()
+				<-done
+				n.Close(ctx)
+				st.Close()
+			})
+		}
+		t.Cleanup(r.stop)
+		return r
+	}
+	nodes := meshtest.ConnectAll(t, nodeConfig(srv, "orders"), nodeConfig(srv, "reader"))
+	pub, reader := nodes[0], nodes[1]
+	const topic, events = "orders.switch", 6000
+	if _, err := pub.Publish(ctx, topic, []byte("warm-up")); err != nil {
+		t.Fatal(err)
+	}
+	recs := map[string]*running{"history/a": start("a"), "history/b": start("b")}
+	for _, r := range recs {
+		waitTopic(t, r.rec, topic)
+	}
+	var last *mesh.PubFuture
+	for i := range events {
+		f, err := pub.PublishAsync(ctx, topic, fmt.Appendf(nil, "sw-%05d-%s", i, strings.Repeat("z", 150)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = f
+	}
+	if _, err := last.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := reader.WaitFor(ctx, history.Service); err != nil {
+		t.Fatal(err)
+	}
+	// Both stores complete (the same lines); which recorder serves the
+	// topic?
+	ch := strings.ToLower(mesh.Channel("h", topic))
+	deadline := time.Now().Add(30 * time.Second)
+	var lines []int64
+	for {
+		lines = lines[:0]
+		for _, r := range recs {
+			lines = append(lines, r.st.Stats().Channels[ch].Records)
+		}
+		if lines[0] > 0 && lines[0] == lines[1] && complete(ctx, reader, topic, events) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the recorders did not record every event in 30 s (records %v)", lines)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	first, err := history.Replay(ctx, reader, topic, history.ReplayOptions{}, func(history.Replayed) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving := recs[first.Recorder]
+	if serving == nil {
+		t.Fatalf("the replay was served by %q, not a recorder of this test", first.Recorder)
+	}
+	t.Logf("records per store %v; %s serves %s", lines, first.Recorder, topic)
+
+	got := 0
+	stats, err := history.Replay(ctx, reader, topic, history.ReplayOptions{PageRecords: 100, Window: 4}, func(r history.Replayed) error {
+		if r.Envelope.Kind != envelope.KindEvent || string(r.Envelope.Payload) == "warm-up" {
+			return nil
+		}
+		if want := fmt.Sprintf("sw-%05d-", got); !strings.HasPrefix(string(r.Envelope.Payload), want) {
+			return fmt.Errorf("event %d is %.9s", got, r.Envelope.Payload)
+		}
+		got++
+		if got == events/3 {
+			serving.stop() // mid-way, with pages in flight
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d envelopes in %d lines, %d pages, %d switches; last page from %s", stats.Envelopes, stats.Lines, stats.Pages, stats.Switches, stats.Recorder)
+	if got != events {
+		t.Fatalf("replayed %d events, want %d", got, events)
+	}
+	if stats.Switches == 0 || stats.Recorder == first.Recorder {
+		t.Errorf("the replay did not switch recorders (%d switches, last page from %s)", stats.Switches, stats.Recorder)
+	}
+}
+
+// complete reports whether a replay of topic holds n events past the
+// warm-up.
+func complete(ctx context.Context, n *mesh.Node, topic string, events int) bool {
+	got := 0
+	_, err := history.Replay(ctx, n, topic, history.ReplayOptions{}, func(r history.Replayed) error {
+		if r.Envelope.Kind == envelope.KindEvent && string(r.Envelope.Payload) != "warm-up" {
+			got++
+		}
+		return nil
+	})
+	return err == nil && got >= events
+}
+
+// fakeRecorder answers history.read on a node of the history service with
+// serve, which tests swap.
+type fakeRecorder struct {
+	mu    sync.Mutex
+	serve func(history.ReadRequest) ([]byte, error)
+}
+
+func (f *fakeRecorder) set(serve func(history.ReadRequest) ([]byte, error)) {
+	f.mu.Lock()
+	f.serve = serve
+	f.mu.Unlock()
+}
+
+func (f *fakeRecorder) handle(_ context.Context, q *mesh.Request) ([]byte, error) {
+	var req history.ReadRequest
+	if err := cbor.Unmarshal(q.Payload, &req); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	serve := f.serve
+	f.mu.Unlock()
+	return serve(req)
+}
+
+// fakeLines returns n recorded lines, each carrying one event whose
+// payload is its index.
+func fakeLines(t *testing.T, n int) []history.PageRecord {
+	t.Helper()
+	base := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	out := make([]history.PageRecord, n)
+	for i := range out {
+		at := base.Add(time.Duration(i) * time.Millisecond)
+		env := envelope.New(envelope.KindEvent, envelope.Sender{Service: "fake", Instance: "1"}, "fake", fmt.Appendf(nil, "line-%05d", i), at)
+		sealed, err := envelope.Marshal(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := envelope.EncodeLines(env, sealed, envelope.CarrierTag, envelope.Limits{TagBytes: 4094, BodyBytes: 400})
+		if err != nil || len(ls) != 1 {
+			t.Fatalf("%d lines, %v", len(ls), err)
+		}
+		out[i] = history.PageRecord{Time: at.UnixNano(), MsgID: fmt.Sprintf("m%05d", i), Nick: "fake", Tags: ls[0].Tags, Body: ls[0].Body}
+	}
+	return out
+}
+
+// fakePages serves lines the way a recorder named self does (sequence
+// number i+1 for lines[i]), with at most cut lines a page; legacy leaves
+// out the sequence numbers and ignores FromSeq, as recorders before them
+// did.
+func fakePages(lines []history.PageRecord, self string, cut int, legacy bool) func(history.ReadRequest) ([]byte, error) {
+	return func(req history.ReadRequest) ([]byte, error) {
+		p := history.Page{Recorder: self}
+		limit := req.Max
+		if limit <= 0 || limit > history.MaxPageRecords {
+			limit = history.DefaultPageRecords
+		}
+		from, to := uint64(1), ^uint64(0)
+		switch {
+		case !legacy && (req.Recorder != "" || req.FromSeq != 0):
+			if req.Recorder != self {
+				p.Moved = true
+				return cbor.Marshal(&p)
+			}
+			from, to = req.FromSeq, req.FromSeq+uint64(limit)-1
+		case req.AfterMsgID != "":
+			for i, l := range lines {
+				if l.MsgID == req.AfterMsgID {
+					from = uint64(i) + 2
+				}
+			}
+		}
+		through := from - 1
+		for seq := from; seq <= uint64(len(lines)) && seq <= to && len(p.Records) < min(limit, cut); seq++ {
+			p.Records = append(p.Records, lines[seq-1])
+			through = seq
+		}
+		if len(p.Records) < min(limit, cut) {
+			through = max(through, min(to, uint64(len(lines))))
+		}
+		last := uint64(len(lines))
+		p.End = through >= last
+		if !p.End {
+			p.Remaining = last - through
+		}
+		if !legacy {
+			p.Through, p.Last = through, last
+		}
+		return cbor.Marshal(&p)
+	}
+}
+
+// TestReplayPipeline runs replays against a fake recorder: pages cut
+// short and answered out of order, a recorder that predates sequence
+// numbers, broken pages, recorders that keep changing, and a replay
+// stopped by its callback or its context.
+func TestReplayPipeline(t *testing.T) {
+	srv := ircdtest.Start(t)
+	fake := &fakeRecorder{}
+	nodes := meshtest.ConnectAll(t, nodeConfig(srv, history.Service), nodeConfig(srv, "reader"))
+	if err := nodes[0].Handle(history.MethodRead, fake.handle); err != nil {
+		t.Fatal(err)
+	}
+	self := history.Service + "/" + nodes[0].Instance()
+	reader := nodes[1]
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := reader.WaitFor(ctx, history.Service); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000
+	lines := fakeLines(t, n)
+	// replay checks that the events come in order, each once.
+	replay := func(t *testing.T, o history.ReplayOptions) (history.ReplayStats, int, error) {
+		next := 0
+		st, err := history.Replay(ctx, reader, "fake", o, func(r history.Replayed) error {
+			if want := fmt.Sprintf("line-%05d", next); string(r.Envelope.Payload) != want {
+				return fmt.Errorf("got %s, want %s", r.Envelope.Payload, want)
+			}
+			if want := fmt.Sprintf("m%05d", next); r.Offset.MsgID != want {
+				return fmt.Errorf("offset %s, want %s", r.Offset, want)
+			}
+			next++
+			return nil
+		})
+		return st, next, err
+	}
+
+	t.Run("cut and out of order", func(t *testing.T) {
+		serve := fakePages(lines, self, 7, false)
+		var calls atomic.Int64
+		fake.set(func(req history.ReadRequest) ([]byte, error) {
+			// Later requests are often answered first.
+			time.Sleep(time.Duration(calls.Add(1)%4) * time.Millisecond)
+			return serve(req)
+		})
+		st, got, err := replay(t, history.ReplayOptions{PageRecords: 40, Window: 6})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d pages, %d cut", st.Pages, st.Cut)
+		if got != n || st.Lines != n || st.Last.MsgID != lines[n-1].MsgID {
+			t.Fatalf("%d events in %d lines up to %s, want %d", got, st.Lines, st.Last, n)
+		}
+		if st.Cut == 0 || st.Pages < n/7 {
+			t.Errorf("%d pages, %d cut short: want pages of 7 lines, cut", st.Pages, st.Cut)
+		}
+		// From an offset.
+		after := history.Offset{Time: time.Unix(0, lines[999].Time).UTC(), MsgID: lines[999].MsgID}
+		st, err = history.Replay(ctx, reader, "fake", history.ReplayOptions{After: &after, PageRecords: 40}, func(r history.Replayed) error { return nil })
+		if err != nil || st.Lines != n-1000 {
+			t.Fatalf("after line 999: %d lines, %v", st.Lines, err)
+		}
+	})
+
+	t.Run("legacy recorder", func(t *testing.T) {
+		fake.set(fakePages(lines, self, 1000, true))
+		st, got, err := replay(t, history.ReplayOptions{PageRecords: 100, Window: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != n || st.Pages != n/100 {
+			t.Fatalf("%d events in %d pages, want %d in %d", got, st.Pages, n, n/100)
+		}
+	})
+
+	t.Run("malformed", func(t *testing.T) {
+		good := fakePages(lines, self, 1000, false)
+		for name, bad := range map[string]func(history.ReadRequest) ([]byte, error){
+			"garbage": func(history.ReadRequest) ([]byte, error) { return []byte{0xff, 0x00}, nil },
+			"beyond the range": func(history.ReadRequest) ([]byte, error) {
+				return cbor.Marshal(&history.Page{Recorder: self, Records: lines[:1], Through: 1 << 40, Last: 1 << 41})
+			},
+			"no progress": func(req history.ReadRequest) ([]byte, error) {
+				return cbor.Marshal(&history.Page{Recorder: self, Through: req.FromSeq - 1, Last: n})
+			},
+			"more lines than covered": func(req history.ReadRequest) ([]byte, error) {
+				return cbor.Marshal(&history.Page{Recorder: self, Records: lines[:3], Through: req.FromSeq, Last: n})
+			},
+		} {
+			fake.set(func(req history.ReadRequest) ([]byte, error) {
+				if req.Recorder == "" {
+					return good(req)
+				}
+				return bad(req)
+			})
+			st, got, err := replay(t, history.ReplayOptions{PageRecords: 100})
+			if !errors.Is(err, history.ErrMalformedPage) {
+				t.Errorf("%s: %d events, %v; want ErrMalformedPage", name, got, err)
+			}
+			if got != 100 || st.Lines != 100 {
+				t.Errorf("%s: %d events in %d lines before the error, want the first page's 100", name, got, st.Lines)
+			}
+		}
+	})
+
+	t.Run("recorders keep changing", func(t *testing.T) {
+		good := fakePages(lines, self, 1000, false)
+		fake.set(func(req history.ReadRequest) ([]byte, error) {
+			if req.Recorder != "" {
+				return cbor.Marshal(&history.Page{Recorder: self, Moved: true})
+			}
+			return good(req)
+		})
+		st, err := history.Replay(ctx, reader, "fake", history.ReplayOptions{PageRecords: 100}, func(history.Replayed) error { return nil })
+		if !errors.Is(err, history.ErrRecordersChanging) {
+			t.Fatalf("%v; want ErrRecordersChanging", err)
+		}
+		// The first switch follows new envelopes, the next 8 none.
+		if st.Switches != 9 || st.Envelopes != 100 {
+			t.Errorf("%d switches, %d envelopes; want 9 switches and the first page's 100 envelopes once", st.Switches, st.Envelopes)
+		}
+	})
+
+	t.Run("stopped", func(t *testing.T) {
+		fake.set(fakePages(lines, self, 50, false))
+		stop := errors.New("enough")
+		_, got, err := replay(t, history.ReplayOptions{PageRecords: 50, Window: 8})
+		if err != nil || got != n {
+			t.Fatalf("%d events, %v", got, err)
+		}
+		k := 0
+		_, err = history.Replay(ctx, reader, "fake", history.ReplayOptions{PageRecords: 50, Window: 8}, func(history.Replayed) error {
+			if k++; k == 777 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || k != 777 {
+			t.Errorf("stopped at %d: %v", k, err)
+		}
+		cctx, ccancel := context.WithCancel(ctx)
+		k = 0
+		_, err = history.Replay(cctx, reader, "fake", history.ReplayOptions{PageRecords: 50, Window: 8}, func(history.Replayed) error {
+			if k++; k == 333 {
+				ccancel()
+			}
+			return nil
+		})
+		ccancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled at %d: %v", k, err)
+		}
+	})
 }
