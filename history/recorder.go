@@ -453,11 +453,11 @@ func (r *Recorder) read(ctx context.Context, q *mesh.Request) ([]byte, error) {
 	case req.Since != 0:
 		from = r.st.SeekTime(ch, time.Unix(0, req.Since))
 	}
-	recs, through, last, err := readPage(r.st, ch, from, to, limit, MaxPageBytes)
+	through, last, err := readPage(r.st, ch, from, to, limit, MaxPageBytes, req.Binary, &page)
 	if err != nil {
 		return nil, mesh.Errorf(mesh.CodeInternal, "history: %v", err)
 	}
-	page.Records, page.Through, page.Last = recs, through, last
+	page.Through, page.Last = through, last
 	if through >= last {
 		page.End = true
 	} else {

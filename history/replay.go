@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -60,6 +61,8 @@ type ReadRequest struct {
 	Max        int    `cbor:"5,keyasint,omitempty"` // records, ≤ MaxPageRecords
 	FromSeq    uint64 `cbor:"6,keyasint,omitempty"`
 	Recorder   string `cbor:"7,keyasint,omitempty"` // whose sequence numbers
+	// Binary asks for the lines' envelope data as bytes (Page.Data).
+	Binary bool `cbor:"8,keyasint,omitempty"`
 }
 
 // PageRecord is one recorded line in a page.
@@ -72,13 +75,41 @@ type PageRecord struct {
 	Body  string
 }
 
-// pageRecordBytes is what a line counts against MaxPageBytes.
-func pageRecordBytes(body string, tags map[string]string) int {
+// pageRecordBytes is what a line counts against MaxPageBytes: its text,
+// its tags and 64 bytes, with data the envelope data tag's value given as
+// bytes (Page.Data) counted as they are.
+func pageRecordBytes(body string, tags map[string]string, data []byte) int {
 	n := len(body) + 64
 	for k, v := range tags {
 		n += len(k) + len(v) + 2
 	}
+	if data != nil {
+		n += len(envelope.TagData) + len(data) + 2
+	}
 	return n
+}
+
+// b64 is the envelope data's text encoding (docs/PROTOCOL.md §3); strict:
+// a value it decodes encodes back to the same text.
+var b64 = base64.RawURLEncoding.Strict()
+
+// binaryData takes the envelope data tag out of a whole (unfragmented)
+// mesh line's tags and returns it decoded; nil (tags untouched) for any
+// other line.
+func binaryData(tags map[string]string) []byte {
+	v, ok := tags[envelope.TagData]
+	if !ok || v == "" {
+		return nil
+	}
+	if _, frag := tags[envelope.TagFragment]; frag {
+		return nil
+	}
+	data, err := b64.DecodeString(v)
+	if err != nil {
+		return nil
+	}
+	delete(tags, envelope.TagData)
+	return data
 }
 
 // Page is a recorder's answer to a ReadRequest.
@@ -100,6 +131,10 @@ type Page struct {
 	// Moved: the request named another recorder's sequence numbers; the
 	// page holds no lines.
 	Moved bool `cbor:"7,keyasint,omitempty"`
+	// Data, for a request with Binary, goes with Records (empty, or one
+	// entry per record): the envelope data of a whole mesh line, decoded
+	// from its tag, which the record then leaves out; nil for other lines.
+	Data [][]byte `cbor:"8,keyasint,omitempty"`
 }
 
 var (
@@ -139,10 +174,11 @@ func DecodePage(b []byte) (*Page, error) {
 
 // readPage reads the records of channel ch with sequence numbers from to
 // to (inclusive), at most maxRecs of them and, past the first, at most
-// maxBytes (pageRecordBytes), in one read transaction. It returns them
-// with the sequence number of the last one covered (every record kept in
-// from..through is in recs) and the channel's last sequence number.
-func readPage(s *Store, ch string, from, to uint64, maxRecs, maxBytes int) (recs []PageRecord, through, last uint64, err error) {
+// maxBytes (pageRecordBytes), in one read transaction, into p.Records
+// (and p.Data when asBytes). It returns the sequence number of the last
+// one covered (every record kept in from..through is in the page) and the
+// channel's last sequence number.
+func readPage(s *Store, ch string, from, to uint64, maxRecs, maxBytes int, asBytes bool, p *Page) (through, last uint64, err error) {
 	if from == 0 {
 		from = 1
 	}
@@ -170,7 +206,7 @@ func readPage(s *Store, ch string, from, to uint64, maxRecs, maxBytes int) (recs
 				through = to
 				return nil
 			}
-			if len(recs) >= maxRecs {
+			if len(p.Records) >= maxRecs {
 				return nil
 			}
 			r, err := DecodeRecord(v)
@@ -180,16 +216,28 @@ func readPage(s *Store, ch string, from, to uint64, maxRecs, maxBytes int) (recs
 			if err != nil {
 				return fmt.Errorf("history: channel %s after record %d: %w", ch, through, err)
 			}
-			n := pageRecordBytes(r.Body, r.Tags)
-			if len(recs) > 0 && size+n > maxBytes {
+			var data []byte
+			if asBytes {
+				data = binaryData(r.Tags) // r.Tags is this decode's own map
+			}
+			n := pageRecordBytes(r.Body, r.Tags, data)
+			if len(p.Records) > 0 && size+n > maxBytes {
 				return nil
 			}
-			recs = append(recs, PageRecord{Time: r.Time.UnixNano(), MsgID: r.MsgID, Nick: r.Nick, Tags: r.Tags, Body: r.Body})
+			p.Records = append(p.Records, PageRecord{Time: r.Time.UnixNano(), MsgID: r.MsgID, Nick: r.Nick, Tags: r.Tags, Body: r.Body})
+			if data != nil {
+				if p.Data == nil {
+					p.Data = make([][]byte, len(p.Records)-1)
+				}
+				p.Data = append(p.Data, data)
+			} else if p.Data != nil {
+				p.Data = append(p.Data, nil)
+			}
 			size += n
 			through = seq
 		}
 	})
-	return recs, through, last, err
+	return through, last, err
 }
 
 // Replayed is one recorded envelope handed to a Replay callback.
@@ -306,7 +354,7 @@ var errSwitch = errors.New("history: another recorder answered")
 // goes on by sequence numbers with the recorder that answered it, until
 // the end, an error, or another recorder taking over.
 func (rp *replayer) run(ctx context.Context) error {
-	start := ReadRequest{Topic: rp.topic, Max: rp.size}
+	start := ReadRequest{Topic: rp.topic, Max: rp.size, Binary: true}
 	switch {
 	case rp.o.After != nil:
 		start.AfterTime, start.AfterMsgID = rp.o.After.Time.UnixNano(), rp.o.After.MsgID
@@ -331,7 +379,7 @@ func (rp *replayer) run(ctx context.Context) error {
 		if rp.st.Lines > 0 {
 			// Go back by the overlap in the new recorder's order; the
 			// envelopes delivered are skipped by id.
-			start = ReadRequest{Topic: rp.topic, Max: rp.size, Since: rp.st.Last.Time.Add(-rp.o.Overlap).UnixNano()}
+			start = ReadRequest{Topic: rp.topic, Max: rp.size, Binary: true, Since: rp.st.Last.Time.Add(-rp.o.Overlap).UnixNano()}
 		}
 	}
 }
@@ -348,7 +396,11 @@ func (rp *replayer) request(ctx context.Context, req ReadRequest) (*Page, error)
 	if err != nil {
 		return nil, fmt.Errorf("history: reading %s: %w", rp.topic, err)
 	}
-	return DecodePage(out)
+	p, err := DecodePage(out)
+	if err == nil && len(p.Data) != 0 && len(p.Data) != len(p.Records) {
+		err = fmt.Errorf("%w: %d data for %d lines", ErrMalformedPage, len(p.Data), len(p.Records))
+	}
+	return p, err
 }
 
 // fetch is one page asked for by sequence numbers.
@@ -388,7 +440,7 @@ func (rp *replayer) leg(ctx context.Context, start ReadRequest) error {
 	}()
 	ask := func(from, to uint64) *fetch {
 		f := &fetch{from: from, to: to, done: make(chan struct{})}
-		req := ReadRequest{Topic: rp.topic, FromSeq: from, Max: int(to - from + 1), Recorder: recorder}
+		req := ReadRequest{Topic: rp.topic, FromSeq: from, Max: int(to - from + 1), Recorder: recorder, Binary: true}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -468,7 +520,7 @@ func (rp *replayer) span() int {
 // in its pages: one page at a time, each after the last line's offset.
 func (rp *replayer) sequential(ctx context.Context, recorder string) error {
 	for {
-		req := ReadRequest{Topic: rp.topic, Max: rp.size, AfterTime: rp.st.Last.Time.UnixNano(), AfterMsgID: rp.st.Last.MsgID}
+		req := ReadRequest{Topic: rp.topic, Max: rp.size, Binary: true, AfterTime: rp.st.Last.Time.UnixNano(), AfterMsgID: rp.st.Last.MsgID}
 		page, err := rp.request(ctx, req)
 		if err != nil {
 			return err
@@ -489,13 +541,27 @@ func (rp *replayer) sequential(ctx context.Context, recorder string) error {
 // deliver decodes a page's lines and hands their envelopes on in order.
 func (rp *replayer) deliver(page *Page) error {
 	bytes := 0
-	for _, r := range page.Records {
-		bytes += pageRecordBytes(r.Body, r.Tags)
+	for i, r := range page.Records {
+		var data []byte
+		if len(page.Data) > 0 {
+			data = page.Data[i]
+		}
+		bytes += pageRecordBytes(r.Body, r.Tags, data)
 		at := time.Unix(0, r.Time).UTC()
 		rp.st.Lines++
 		rp.st.Last = Offset{Time: at, MsgID: r.MsgID}
-		envs, mesh, err := rp.dec.Decode(r.Nick, r.Tags, r.Body, at)
-		if !mesh || err != nil {
+		var envs []*envelope.Envelope
+		var err error
+		if data != nil {
+			envs, err = rp.open(data, at)
+		} else {
+			var mesh bool
+			envs, mesh, err = rp.dec.Decode(r.Nick, r.Tags, r.Body, at)
+			if !mesh {
+				rp.st.Rejected++
+			}
+		}
+		if err != nil {
 			rp.st.Rejected++
 		}
 		for _, env := range envs {
@@ -520,6 +586,28 @@ func (rp *replayer) deliver(page *Page) error {
 		rp.o.Progress(rp.st.Lines, page.Remaining)
 	}
 	return nil
+}
+
+// open decodes and verifies a whole line's envelope data given as bytes:
+// one sealed envelope, or a batch of them (docs/PROTOCOL.md §3.9). Like
+// Decoder.Decode, it returns the good envelopes and an error joining the
+// rejections.
+func (rp *replayer) open(data []byte, at time.Time) ([]*envelope.Envelope, error) {
+	parts, err := envelope.SplitBatch(data)
+	if err != nil {
+		return nil, err
+	}
+	envs := make([]*envelope.Envelope, 0, len(parts))
+	var errs []error
+	for _, p := range parts {
+		env, err := rp.dec.Open(p, at)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		envs = append(envs, env)
+	}
+	return envs, errors.Join(errs...)
 }
 
 // maxRecentIDs bounds the ids a replay remembers for the overlap.

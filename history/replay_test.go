@@ -546,6 +546,9 @@ func TestReplayPipeline(t *testing.T) {
 			"no progress": func(req history.ReadRequest) ([]byte, error) {
 				return cbor.Marshal(&history.Page{Recorder: self, Through: req.FromSeq - 1, Last: n})
 			},
+			"data for fewer lines": func(req history.ReadRequest) ([]byte, error) {
+				return cbor.Marshal(&history.Page{Recorder: self, Records: lines[:2], Data: [][]byte{{0xa0}}, Through: req.FromSeq + 1, Last: n})
+			},
 			"more lines than covered": func(req history.ReadRequest) ([]byte, error) {
 				return cbor.Marshal(&history.Page{Recorder: self, Records: lines[:3], Through: req.FromSeq, Last: n})
 			},
