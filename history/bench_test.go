@@ -162,9 +162,11 @@ func mib(xs []uint64) []string {
 }
 
 // BenchmarkReplay: 20,000 200-byte events are recorded, then replayed
-// through the history service; in the same run a bare client sends 20,000
-// 200-byte lines by DM to another (the raw DM line rate). Reported: raw DM
-// lines/s, replayed lines/s and events/s, and the ratios.
+// through the history service (default window of pages in flight); in the
+// same run a bare client sends 20,000 200-byte lines by DM to another (the
+// raw DM line rate). Reported: raw DM lines/s, replayed lines/s and
+// events/s, the ratios, and the pages of the last replay (and how many
+// were cut short by the byte bound).
 func BenchmarkReplay(b *testing.B) {
 	const events = 20000
 	srv := ircdtest.Start(b)
@@ -203,6 +205,7 @@ func BenchmarkReplay(b *testing.B) {
 	defer z.Quit(ctx)
 
 	var rawRate, lineRate, eventRate float64
+	var stats history.ReplayStats
 	for b.Loop() {
 		start := time.Now()
 		lastRaw := make(chan time.Time, 1)
@@ -220,7 +223,8 @@ func BenchmarkReplay(b *testing.B) {
 
 		start = time.Now()
 		n := 0
-		stats, err := history.Replay(ctx, reader, "replay", history.ReplayOptions{PageRecords: history.MaxPageRecords}, func(history.Replayed) error { n++; return nil })
+		var err error
+		stats, err = history.Replay(ctx, reader, "replay", history.ReplayOptions{PageRecords: history.MaxPageRecords}, func(history.Replayed) error { n++; return nil })
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -235,4 +239,6 @@ func BenchmarkReplay(b *testing.B) {
 	b.ReportMetric(eventRate, "replayed_events/s")
 	b.ReportMetric(lineRate/rawRate, "replayed_lines/raw")
 	b.ReportMetric(eventRate/rawRate, "replayed_events/raw_lines")
+	b.ReportMetric(float64(stats.Pages), "pages")
+	b.ReportMetric(float64(stats.Cut), "cut_pages")
 }
