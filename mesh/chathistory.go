@@ -29,11 +29,23 @@ type HistoryLine struct {
 	Body  string
 }
 
+// HistoryPage is one CHATHISTORY answer.
+type HistoryPage struct {
+	// Lines are the channel's PRIVMSG lines, oldest first.
+	Lines []HistoryLine
+	// Items counts everything the answer held (joins and parts too): an
+	// answer of as many items as asked for may have more after it.
+	Items int
+	// Next names the answer's last item, where the next page starts.
+	NextTime  time.Time
+	NextMsgID string
+}
+
 // chatHistory is the one CHATHISTORY request in flight.
 type chatHistory struct {
 	channel string
 	batch   string // the server's batch reference, once it opened the batch
-	lines   []HistoryLine
+	page    HistoryPage
 	err     error
 	done    chan struct{}
 }
@@ -63,13 +75,13 @@ func (n *Node) ChatHistoryLimit() int {
 	return min(limit, maxChatHistoryLines)
 }
 
-// ChatHistory asks the server for up to limit lines of topic's channel
-// after a line: the one with msgid afterMsgID, or else the first after
-// afterTime (zero: from the oldest line the server kept). Lines come
-// oldest first; fewer than limit means the history ended. The node must be
-// in the channel (servers serve members only); it joins when it is not.
-// One request runs at a time per node.
-func (n *Node) ChatHistory(ctx context.Context, topic string, afterTime time.Time, afterMsgID string, limit int) ([]HistoryLine, error) {
+// ChatHistory asks the server for up to limit items of topic's channel
+// after one: the one with msgid afterMsgID, or else the first after
+// afterTime (zero: from the oldest the server kept). Fewer items than
+// limit means the history ended; the next page starts after the page's
+// Next. The node must be in the channel (servers serve members only); it
+// joins when it is not. One request runs at a time per node.
+func (n *Node) ChatHistory(ctx context.Context, topic string, afterTime time.Time, afterMsgID string, limit int) (*HistoryPage, error) {
 	if err := validName("topic", topic, true); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidTopic, err)
 	}
@@ -123,7 +135,10 @@ func (n *Node) ChatHistory(ctx context.Context, topic string, afterTime time.Tim
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return h.lines, h.err
+	if h.err != nil {
+		return nil, h.err
+	}
+	return &h.page, nil
 }
 
 // inChannelNow reports whether the node is in channel on this connection.
@@ -166,15 +181,17 @@ func (n *Node) onChatHistory(l *line) bool {
 		finish(fmt.Errorf("mesh: chat history of %s: the server refused: %s", h.channel, strings.Join(l.params[1:], " ")))
 		return true
 	case h.batch != "" && l.tags["batch"] == h.batch:
-		if l.cmd == "PRIVMSG" && len(h.lines) < maxChatHistoryLines {
-			at, _ := time.Parse(time.RFC3339Nano, l.tags["time"])
+		at, _ := time.Parse(time.RFC3339Nano, l.tags["time"])
+		h.page.Items++
+		h.page.NextTime, h.page.NextMsgID = at.UTC(), l.tags["msgid"]
+		if l.cmd == "PRIVMSG" && len(h.page.Lines) < maxChatHistoryLines {
 			tags := make(map[string]string, len(l.tags))
 			for k, v := range l.tags {
 				if k != "batch" { // it tied the line to this answer only
 					tags[k] = v
 				}
 			}
-			h.lines = append(h.lines, HistoryLine{Time: at.UTC(), MsgID: l.tags["msgid"], Nick: l.nick, Tags: tags, Body: l.last()})
+			h.page.Lines = append(h.page.Lines, HistoryLine{Time: at.UTC(), MsgID: l.tags["msgid"], Nick: l.nick, Tags: tags, Body: l.last()})
 		}
 		return true
 	}

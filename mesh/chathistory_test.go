@@ -44,9 +44,13 @@ func TestChatHistory(t *testing.T) {
 		return
 	}
 	// Page by msgid: 10 lines after the 5th.
-	lines, err := reader.ChatHistory(ctx, "orders", time.Time{}, ids[4], 10)
+	page, err := reader.ChatHistory(ctx, "orders", time.Time{}, ids[4], 10)
 	if err != nil {
 		t.Fatal(err)
+	}
+	lines := page.Lines
+	if page.Items != 10 || page.NextMsgID != ids[14] {
+		t.Fatalf("page of %d items ending at %s, want 10 ending at %s", page.Items, page.NextMsgID, ids[14])
 	}
 	if len(lines) != 10 {
 		t.Fatalf("%d lines, want 10", len(lines))
@@ -64,8 +68,8 @@ func TestChatHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 30 || all[29].MsgID != ids[29] {
-		t.Fatalf("%d lines from the start, want the 30 published", len(all))
+	if len(all.Lines) != 30 || all.Lines[29].MsgID != ids[29] || all.Items < 30 {
+		t.Fatalf("%d lines (%d items) from the start, want the 30 published", len(all.Lines), all.Items)
 	}
 	time.Sleep(300 * time.Millisecond)
 	col.mu.Lock()
