@@ -365,6 +365,9 @@ func (rp *replayer) run(ctx context.Context) error {
 	for {
 		before := rp.st.Envelopes
 		err := rp.leg(ctx, start)
+		if errors.Is(err, mesh.ErrNoResponders) {
+			return rp.fromServer(ctx, err)
+		}
 		if !errors.Is(err, errSwitch) {
 			return err
 		}
@@ -382,6 +385,22 @@ func (rp *replayer) run(ctx context.Context) error {
 			start = ReadRequest{Topic: rp.topic, Max: rp.size, Binary: true, Since: rp.st.Last.Time.Add(-rp.o.Overlap).UnixNano()}
 		}
 	}
+}
+
+// fromServer goes on from the server's CHATHISTORY when no recorder
+// answers (docs/PROTOCOL.md §7.8): from where the replay stands, or as
+// asked when nothing came yet. On a server without it, noRecorder stands.
+func (rp *replayer) fromServer(ctx context.Context, noRecorder error) error {
+	o := rp.o
+	if rp.st.Lines > 0 {
+		last := rp.st.Last
+		o.After, o.Since = &last, time.Time{}
+	}
+	err := replayFromServer(ctx, rp.n, rp.topic, o, rp.dec, rp.recent, &rp.st, rp.fn)
+	if errors.Is(err, mesh.ErrNoChatHistory) {
+		return noRecorder
+	}
+	return err
 }
 
 // request asks for one page.
