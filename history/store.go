@@ -1041,7 +1041,8 @@ func seekTime(tx *bolt.Tx, ch string, t time.Time) uint64 {
 }
 
 // SeekOffset returns the Seq of the record with o's msgid and true, when
-// the channel holds it; otherwise SeekTime(channel, o.Time) and false.
+// the channel holds it; otherwise SeekTime(channel, o.Time) and false
+// (for an offset without msgid, the first record after o.Time).
 // To resume after o, start at the result + 1 when it is exact, at the
 // result otherwise.
 func (s *Store) SeekOffset(channel string, o Offset) (uint64, bool) {
@@ -1059,6 +1060,12 @@ func (s *Store) SeekOffset(channel string, o Offset) (uint64, bool) {
 					}
 				}
 			}
+		}
+		if o.MsgID == "" {
+			// A line known only by its time (a server without msgids):
+			// the next line is the first after that time.
+			seq = seekTime(tx, ch, o.Time.Add(1))
+			return nil
 		}
 		seq = seekTime(tx, ch, o.Time)
 		return nil
