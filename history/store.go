@@ -961,7 +961,7 @@ func (s *Store) scan(channel string, seq uint64, back bool, fn func(Record) bool
 			case seq == 0:
 				k, v = c.Last()
 			default:
-				if k, v = c.Seek(seqKey(seq)); k == nil {
+				if k, _ = c.Seek(seqKey(seq)); k == nil {
 					k, v = c.Last()
 				} else {
 					k, v = c.Prev()
