@@ -39,6 +39,10 @@ Records are committed every 100 ms or 1,000 lines (fsync): a crash loses at
 most the lines of the last 100 ms, and never damages what was committed. A
 damaged store is reported at start and its intact prefix kept.
 
+A recorder that starts, or whose connection dropped, first copies what it
+missed from another recorder, or, with none, from the server's CHATHISTORY
+where the server has one (ergo).
+
 It prints "ready NICK" on stdout once it records, and runs until interrupted.`,
 		Example: `  meshbot history --store /var/lib/meshbot/history.db
   meshbot history --store history.db --max-age 168h --max-bytes 10000000000`,
@@ -107,8 +111,9 @@ as 'meshbot tail' does, from --from to the end of the record, then exit.
 --from takes "start" (the default: the first line kept), a time (RFC 3339,
 e.g. 2026-11-23T08:00:00Z, or a duration ago such as 10m), or an offset
 TIME/MSGID as printed by --json ("offset"): the replay then starts after
-that line. Pages are pulled one at a time: a slow terminal slows the
-recorder down, never the server.
+that line. Pages are asked for a few at a time: a slow terminal slows the
+recorder down, never the server. With no recorder running, the server's
+CHATHISTORY is read where it has one (ergo).
 
 A progress bar goes to stderr when it is a terminal (--progress=always to
 force it, never to hide it).`,
