@@ -20,6 +20,7 @@ const (
 	typeFragment = "fragment" // one fragment of an envelope not complete yet
 	typeRejected = "rejected" // a mesh line the decoder refused
 	typeHuman    = "human"    // not a mesh line
+	typeGap      = "gap"      // the connection dropped: lines may be missing here
 )
 
 // lineView is one received line, decoded for people (text) and machines
@@ -139,6 +140,10 @@ func newEnvView(e *envelope.Envelope) *envView {
 // observationView decodes what Node.Observe reports.
 func observationView(ob mesh.Observation) *lineView {
 	v := &lineView{Time: ob.Time, Channel: ob.Channel, Topic: ob.Topic, From: ob.From, MsgID: ob.MsgID}
+	if ob.Gap {
+		v.Type = typeGap
+		return v
+	}
 	f, _, _ := envelope.ParseLine(ob.Tags, ob.Body)
 	if f.Carrier != 0 {
 		v.Carrier = f.Carrier.String()
@@ -171,8 +176,12 @@ func (v *lineView) text() string {
 	b.WriteString(v.Time.Local().Format("15:04:05.000"))
 	b.WriteString("  ")
 	pad(&b, v.Topic, 16)
-	if v.Type == typeHuman {
+	switch v.Type {
+	case typeHuman:
 		fmt.Fprintf(&b, "<%s> %s", v.From, clean(v.Text))
+		return b.String()
+	case typeGap:
+		b.WriteString("-- connection to the server lost: lines may be missing here --")
 		return b.String()
 	}
 	pad(&b, v.From, 16)

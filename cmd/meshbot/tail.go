@@ -108,7 +108,7 @@ envelopes are only accepted with the keys to check them (--keyring).`,
 				}
 			}()
 			for _, t := range topics {
-				o, err := observe(ctx, n, t, p.observation)
+				o, err := observe(ctx, n, t, p.observation, mesh.ObserveGaps())
 				if err != nil {
 					return interrupted(ctx, fmt.Errorf("watching %s: %w", t, err))
 				}
@@ -159,8 +159,8 @@ func topicArgs(namespace string, a []string) ([]string, error) {
 type observation struct{ o *mesh.Observer }
 
 // observe calls n.Observe; it returns once the node is in the channel.
-func observe(ctx context.Context, n *mesh.Node, topic string, fn func(mesh.Observation)) (*observation, error) {
-	o, err := n.Observe(ctx, topic, fn)
+func observe(ctx context.Context, n *mesh.Node, topic string, fn func(mesh.Observation), opts ...mesh.ObserveOption) (*observation, error) {
+	o, err := n.Observe(ctx, topic, fn, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -201,6 +201,9 @@ func (p *printer) observation(ob mesh.Observation) {
 		b, _ := json.Marshal(v)
 		out = string(b)
 	case modeRaw:
+		if ob.Gap {
+			break // a raw log holds only lines: the drop shows in the summary
+		}
 		m := ircmsg.MakeMessage(ob.Tags, ob.From, "PRIVMSG", ob.Channel, ob.Body)
 		line, err := m.Line()
 		if err != nil {
@@ -215,6 +218,9 @@ func (p *printer) observation(ob mesh.Observation) {
 		p.counts = map[string]int{}
 	}
 	p.counts[v.Type]++
+	if ob.Gap && p.mode == modeRaw {
+		return
+	}
 	fmt.Fprintln(p.w, out)
 }
 
@@ -229,11 +235,16 @@ func (p *printer) summary(dropped uint64) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	total := 0
-	for _, n := range p.counts {
-		total += n
+	for t, n := range p.counts {
+		if t != typeGap {
+			total += n
+		}
 	}
 	s := fmt.Sprintf("%d lines: %d envelopes, %d fragments, %d rejected, %d human",
 		total, p.counts[typeMesh], p.counts[typeFragment], p.counts[typeRejected], p.counts[typeHuman])
+	if g := p.counts[typeGap]; g > 0 {
+		s += fmt.Sprintf("; the connection dropped %d time(s): lines may be missing", g)
+	}
 	if dropped > 0 {
 		s += fmt.Sprintf("; %d lines not shown (the output was too slow)", dropped)
 	}
