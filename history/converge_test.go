@@ -123,15 +123,7 @@ func storedIDs(t *testing.T, st *history.Store, topic string) []string {
 // going; once reconnected it fills the hole from the other recorder, and
 // both stores end with the same lines in the same order.
 func TestRecorderReconnectFills(t *testing.T) {
-	srv := ircdtest.Start(t)
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	proxy := newCutProxy(t, srv.Addr())
-	pub := meshtest.Connect(t, nodeConfig(srv, "news"))
-	if _, err := pub.Publish(ctx, "news", []byte("warm-up")); err != nil {
-		t.Fatal(err)
-	}
+	srv, dir, ctx, proxy, pub := cutSetup(t)
 	a, b := startRunning(t, ctx, srv, dir, srv.Addr(), "a"), startRunning(t, ctx, srv, dir, proxy.addr(), "b")
 	waitTopic(t, a.rec, "news")
 	waitTopic(t, b.rec, "news")
@@ -174,15 +166,7 @@ func TestRecorderReconnectFills(t *testing.T) {
 // every line, in the server's order. Where it does not, the hole stays,
 // and the lines before and after it are kept.
 func TestRecorderFillsFromChatHistory(t *testing.T) {
-	srv := ircdtest.Start(t)
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	proxy := newCutProxy(t, srv.Addr())
-	pub := meshtest.Connect(t, nodeConfig(srv, "news"))
-	if _, err := pub.Publish(ctx, "news", []byte("warm-up")); err != nil {
-		t.Fatal(err)
-	}
+	srv, dir, ctx, proxy, pub := cutSetup(t)
 	a := startRunning(t, ctx, srv, dir, proxy.addr(), "a")
 	waitTopic(t, a.rec, "news")
 	withHistory := a.node.ChatHistoryLimit() > 0
@@ -250,4 +234,20 @@ func waitConnected(t *testing.T, n *mesh.Node, up bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// cutSetup starts a server, a proxy to it that can cut connections, and a
+// publisher that has published a warm-up event on topic news (so that the
+// channel exists); ctx ends with the test (2 minutes at most).
+func cutSetup(t *testing.T) (*ircd.Server, string, context.Context, *cutProxy, *mesh.Node) {
+	t.Helper()
+	srv := ircdtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	proxy := newCutProxy(t, srv.Addr())
+	pub := meshtest.Connect(t, nodeConfig(srv, "news"))
+	if _, err := pub.Publish(ctx, "news", []byte("warm-up")); err != nil {
+		t.Fatal(err)
+	}
+	return srv, t.TempDir(), ctx, proxy, pub
 }
