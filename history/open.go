@@ -469,12 +469,7 @@ func repairChannel(tx *bolt.Tx, c *chanCheck) error {
 			}
 		}
 	case 2:
-		if bk.tim != nil {
-			if err := tx.DeleteBucket([]byte(timePrefix + c.ch)); err != nil {
-				return err
-			}
-		}
-		if bk.tim, err = tx.CreateBucket([]byte(timePrefix + c.ch)); err != nil {
+		if bk.tim, err = recreateBucket(tx, timePrefix+c.ch); err != nil {
 			return err
 		}
 		bk.tim.FillPercent = 1
@@ -520,12 +515,7 @@ func repairChannel(tx *bolt.Tx, c *chanCheck) error {
 			}
 		}
 	case 2:
-		if bk.mid != nil {
-			if err := tx.DeleteBucket([]byte(midPrefix + c.ch)); err != nil {
-				return err
-			}
-		}
-		if bk.mid, err = tx.CreateBucket([]byte(midPrefix + c.ch)); err != nil {
+		if bk.mid, err = recreateBucket(tx, midPrefix+c.ch); err != nil {
 			return err
 		}
 		i := int64(0)
@@ -553,4 +543,13 @@ func repairChannel(tx *bolt.Tx, c *chanCheck) error {
 		}
 	}
 	return nil
+}
+
+// recreateBucket empties the bucket name (an index rebuilt from the
+// records), creating it when it is missing.
+func recreateBucket(tx *bolt.Tx, name string) (*bolt.Bucket, error) {
+	if err := tx.DeleteBucket([]byte(name)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		return nil, err
+	}
+	return tx.CreateBucket([]byte(name))
 }
