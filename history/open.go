@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // DamageError describes one damaged channel found by Open: the channel
@@ -548,7 +549,7 @@ func repairChannel(tx *bolt.Tx, c *chanCheck) error {
 // recreateBucket empties the bucket name (an index rebuilt from the
 // records), creating it when it is missing.
 func recreateBucket(tx *bolt.Tx, name string) (*bolt.Bucket, error) {
-	if err := tx.DeleteBucket([]byte(name)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+	if err := tx.DeleteBucket([]byte(name)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 		return nil, err
 	}
 	return tx.CreateBucket([]byte(name))
