@@ -45,21 +45,8 @@ var (
 )
 
 func init() {
-	var err error
-	if encMode, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
-		panic(err)
-	}
-	decMode, err = cbor.DecOptions{
-		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
-		IndefLength:      cbor.IndefLengthForbidden,
-		TagsMd:           cbor.TagsForbidden,
-		MaxNestedLevels:  8,
-		MaxArrayElements: MaxItems * 4,
-		MaxMapPairs:      64,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
+	encMode = envelope.EncMode()
+	decMode = envelope.StrictDecMode(8, MaxItems*4, 64)
 }
 
 // ErrMalformed is returned for a claims payload that does not decode.

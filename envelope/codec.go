@@ -35,7 +35,19 @@ func init() {
 	if err != nil {
 		panic(err)
 	}
-	decMode, err = cbor.DecOptions{
+	decMode = StrictDecMode(maxNesting, maxArray, maxMapPairs)
+}
+
+// EncMode is the CBOR encoding of the mesh's payloads (envelopes, beats,
+// claims, history pages): core deterministic.
+func EncMode() cbor.EncMode { return encMode }
+
+// StrictDecMode is the CBOR decoding of the mesh's payloads: duplicate map
+// keys, indefinite lengths and tags are refused, and nesting, arrays and
+// maps are bounded as given. Bounds the cbor package refuses are a
+// programming error: it panics.
+func StrictDecMode(maxNesting, maxArray, maxMapPairs int) cbor.DecMode {
+	dm, err := cbor.DecOptions{
 		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
 		MaxNestedLevels:  maxNesting,
 		MaxMapPairs:      maxMapPairs,
@@ -46,6 +58,7 @@ func init() {
 	if err != nil {
 		panic(err)
 	}
+	return dm
 }
 
 // Marshal encodes e in CBOR core deterministic encoding: the same envelope

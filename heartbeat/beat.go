@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/meshbot/meshbot/envelope"
 )
 
 // Sub is a subscription an instance announces.
@@ -45,21 +47,8 @@ var (
 )
 
 func init() {
-	var err error
-	if encMode, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
-		panic(err)
-	}
-	decMode, err = cbor.DecOptions{
-		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
-		MaxNestedLevels:  4,
-		MaxArrayElements: 1024,
-		MaxMapPairs:      32,
-		IndefLength:      cbor.IndefLengthForbidden,
-		TagsMd:           cbor.TagsForbidden,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
+	encMode = envelope.EncMode()
+	decMode = envelope.StrictDecMode(4, 1024, 32)
 }
 
 // Encode returns the wire form of b.

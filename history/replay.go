@@ -143,21 +143,8 @@ var (
 )
 
 func init() {
-	var err error
-	if pageEnc, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
-		panic(err)
-	}
-	pageDec, err = cbor.DecOptions{
-		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
-		IndefLength:      cbor.IndefLengthForbidden,
-		TagsMd:           cbor.TagsForbidden,
-		MaxNestedLevels:  8,
-		MaxArrayElements: MaxPageRecords,
-		MaxMapPairs:      256,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
+	pageEnc = envelope.EncMode()
+	pageDec = envelope.StrictDecMode(8, MaxPageRecords, 256)
 }
 
 // ErrMalformedPage is returned for a request or page that does not decode.
