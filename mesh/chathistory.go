@@ -98,10 +98,8 @@ func (n *Node) ChatHistory(ctx context.Context, topic string, afterTime time.Tim
 		limit = max
 	}
 	channel := Channel(n.cfg.Namespace, topic)
-	if !n.inChannelNow(channel) {
-		if err := n.join(ctx, channel); err != nil {
-			return nil, err
-		}
+	if err := n.join(ctx, channel); err != nil { // at once when a member
+		return nil, err
 	}
 	ref := "timestamp=" + afterTime.UTC().Format("2006-01-02T15:04:05.000Z")
 	if afterMsgID != "" {
@@ -139,13 +137,6 @@ func (n *Node) ChatHistory(ctx context.Context, topic string, afterTime time.Tim
 		return nil, h.err
 	}
 	return &h.page, nil
-}
-
-// inChannelNow reports whether the node is in channel on this connection.
-func (n *Node) inChannelNow(channel string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.inChannel[strings.ToLower(channel)]
 }
 
 // onChatHistory takes the lines of a CHATHISTORY answer off the live path:

@@ -187,6 +187,11 @@ func (n *Node) join(ctx context.Context, channel string) error {
 			return err
 		}
 		w := n.expectJoin(channel)
+		select {
+		case <-w:
+			return nil // in it already: no JOIN to send
+		default:
+		}
 		n.client.Cmd.Join(channel)
 		select {
 		case <-w:
