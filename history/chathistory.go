@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/mesh"
 )
 
@@ -39,43 +38,4 @@ func chatHistoryPages(ctx context.Context, n *mesh.Node, topic string, afterTime
 // historyRecord turns a CHATHISTORY line into a record of channel ch.
 func historyRecord(ch string, l mesh.HistoryLine) Record {
 	return Record{Channel: ch, Time: l.Time, MsgID: l.MsgID, Nick: l.Nick, Tags: l.Tags, Body: l.Body}
-}
-
-// replayFromServer is Replay from the server's CHATHISTORY, for when no
-// recorder answers: the same options, decoding, de-duplication (recent:
-// the ids delivered already) and stats.
-// It fails with mesh.ErrNoChatHistory on a server without CHATHISTORY.
-func replayFromServer(ctx context.Context, n *mesh.Node, topic string, o ReplayOptions, dec *envelope.Decoder, recent *envelope.Guard, st *ReplayStats, fn func(Replayed) error) error {
-	var after time.Time
-	var msgid string
-	switch {
-	case o.After != nil:
-		after, msgid = o.After.Time, o.After.MsgID
-	case !o.Since.IsZero():
-		after = o.Since.Add(-time.Millisecond) // the server's "after" is exclusive, its times in ms
-	}
-	return chatHistoryPages(ctx, n, topic, after, msgid, func(lines []mesh.HistoryLine) error {
-		st.Pages++
-		for _, l := range lines {
-			st.Lines++
-			st.Last = Offset{Time: l.Time, MsgID: l.MsgID}
-			envs, isMesh, err := dec.Decode(l.Nick, l.Tags, l.Body, l.Time)
-			if !isMesh || err != nil {
-				st.Rejected++
-			}
-			for _, env := range envs {
-				if !recent.Add(env.ID) {
-					continue
-				}
-				st.Envelopes++
-				if err := fn(Replayed{Offset: st.Last, Nick: l.Nick, Envelope: env}); err != nil {
-					return err
-				}
-			}
-		}
-		if o.Progress != nil {
-			o.Progress(st.Lines, 0)
-		}
-		return nil
-	})
 }

@@ -378,12 +378,29 @@ func (rp *replayer) run(ctx context.Context) error {
 // answers (docs/PROTOCOL.md §7.8): from where the replay stands, or as
 // asked when nothing came yet. On a server without it, noRecorder stands.
 func (rp *replayer) fromServer(ctx context.Context, noRecorder error) error {
-	o := rp.o
-	if rp.st.Lines > 0 {
-		last := rp.st.Last
-		o.After, o.Since = &last, time.Time{}
+	var after time.Time
+	var msgid string
+	switch {
+	case rp.st.Lines > 0:
+		after, msgid = rp.st.Last.Time, rp.st.Last.MsgID
+	case rp.o.After != nil:
+		after, msgid = rp.o.After.Time, rp.o.After.MsgID
+	case !rp.o.Since.IsZero():
+		after = rp.o.Since.Add(-time.Millisecond) // the server's "after" is exclusive, its times in ms
 	}
-	err := replayFromServer(ctx, rp.n, rp.topic, o, rp.dec, rp.recent, &rp.st, rp.fn)
+	err := chatHistoryPages(ctx, rp.n, rp.topic, after, msgid, func(lines []mesh.HistoryLine) error {
+		rp.st.Pages++
+		for _, l := range lines {
+			envs, isMesh, err := rp.dec.Decode(l.Nick, l.Tags, l.Body, l.Time)
+			if err := rp.emit(Offset{Time: l.Time, MsgID: l.MsgID}, l.Nick, envs, isMesh, err); err != nil {
+				return err
+			}
+		}
+		if rp.o.Progress != nil {
+			rp.o.Progress(rp.st.Lines, 0)
+		}
+		return nil
+	})
 	if errors.Is(err, mesh.ErrNoChatHistory) {
 		return noRecorder
 	}
@@ -545,6 +562,27 @@ func (rp *replayer) sequential(ctx context.Context, recorder string) error {
 }
 
 // deliver decodes a page's lines and hands their envelopes on in order.
+// emit counts one replayed line, at off, and hands its envelopes on,
+// skipping those delivered already (before a switch of recorders). A line
+// that is not a mesh line, or was rejected (decodeErr), is counted so.
+func (rp *replayer) emit(off Offset, nick string, envs []*envelope.Envelope, isMesh bool, decodeErr error) error {
+	rp.st.Lines++
+	rp.st.Last = off
+	if !isMesh || decodeErr != nil {
+		rp.st.Rejected++
+	}
+	for _, env := range envs {
+		if !rp.recent.Add(env.ID) {
+			continue
+		}
+		rp.st.Envelopes++
+		if err := rp.fn(Replayed{Offset: off, Nick: nick, Envelope: env}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (rp *replayer) deliver(page *Page) error {
 	bytes := 0
 	for i, r := range page.Records {
@@ -554,30 +592,16 @@ func (rp *replayer) deliver(page *Page) error {
 		}
 		bytes += pageRecordBytes(r.Body, r.Tags, data)
 		at := time.Unix(0, r.Time).UTC()
-		rp.st.Lines++
-		rp.st.Last = Offset{Time: at, MsgID: r.MsgID}
 		var envs []*envelope.Envelope
 		var err error
+		isMesh := true
 		if data != nil {
 			envs, err = rp.open(data, at)
 		} else {
-			var mesh bool
-			envs, mesh, err = rp.dec.Decode(r.Nick, r.Tags, r.Body, at)
-			if !mesh {
-				rp.st.Rejected++
-			}
+			envs, isMesh, err = rp.dec.Decode(r.Nick, r.Tags, r.Body, at)
 		}
-		if err != nil {
-			rp.st.Rejected++
-		}
-		for _, env := range envs {
-			if !rp.recent.Add(env.ID) {
-				continue // delivered before the switch
-			}
-			rp.st.Envelopes++
-			if err := rp.fn(Replayed{Offset: rp.st.Last, Nick: r.Nick, Envelope: env}); err != nil {
-				return err
-			}
+		if err := rp.emit(Offset{Time: at, MsgID: r.MsgID}, r.Nick, envs, isMesh, err); err != nil {
+			return err
 		}
 	}
 	if len(page.Records) > 0 {
