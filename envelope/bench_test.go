@@ -122,3 +122,32 @@ func BenchmarkOpenHMAC(b *testing.B) {
 	_, hm, ring := testKeys(b)
 	benchVerify(b, hm, ring)
 }
+
+// benchLine is a tag-carrier line holding one HMAC-signed 200-byte event,
+// and the keyring that verifies it.
+func benchLine(b *testing.B) (Line, *Keyring) {
+	_, hm, ring := testKeys(b)
+	e := benchEnvelope()
+	sealed, err := Seal(e, hm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines, err := EncodeLines(e, sealed, CarrierTag, Limits{})
+	if err != nil || len(lines) != 1 {
+		b.Fatal(len(lines), err)
+	}
+	return lines[0], ring
+}
+
+// BenchmarkDecode is the receive path of the runtime alone: one signed
+// tag-carrier line through Decoder.Decode (parse, base64, decode, verify).
+func BenchmarkDecode(b *testing.B) {
+	l, ring := benchLine(b)
+	d := NewDecoder(DecoderConfig{Verifier: &Verifier{Keys: ring, RequireSigned: true}})
+	b.ReportAllocs()
+	for b.Loop() {
+		if envs, _, err := d.Decode("orders-a1", l.Tags, l.Body, t0); len(envs) != 1 || err != nil {
+			b.Fatal(err)
+		}
+	}
+}
