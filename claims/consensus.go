@@ -2,7 +2,6 @@ package claims
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/meshbot/meshbot/envelope"
 )
@@ -16,48 +15,18 @@ import (
 // reject in the channel, so every member computes the same committed
 // offset. The committed offset only grows.
 
-// Offset names a line: the server's time and msgid (history.Offset has the
-// same meaning; this package does not import history).
-type Offset struct {
-	_     struct{} `cbor:",toarray"`
-	Time  int64    // Unix nanoseconds
-	MsgID string
-}
-
-// Before reports whether o comes before p. Lines are compared by time; a
-// line of the same time comes before another unless it is the same line.
-// (Times have a millisecond grain on most servers: this errs towards "not
-// yet", which only delays a commit.)
-func (o Offset) Before(p Offset) bool {
-	return o.Time < p.Time || (o.Time == p.Time && o.MsgID != p.MsgID && p.MsgID != "")
-}
-
-// IsZero reports whether o names no line.
-func (o Offset) IsZero() bool { return o.Time == 0 && o.MsgID == "" }
-
-func (o Offset) String() string {
-	if o.IsZero() {
-		return "-"
-	}
-	s := time.Unix(0, o.Time).UTC().Format(time.RFC3339Nano)
-	if o.MsgID != "" {
-		s += "/" + o.MsgID
-	}
-	return s
-}
-
 // EncodeOffset and DecodeOffset are the payload of HistoryClaim, -Ack and
 // -Reject envelopes.
-func EncodeOffset(o Offset) ([]byte, error) { return encMode.Marshal(o) }
+func EncodeOffset(o envelope.Offset) ([]byte, error) { return encMode.Marshal(o) }
 
 // DecodeOffset reads an offset payload.
-func DecodeOffset(b []byte) (Offset, error) {
-	var o Offset
+func DecodeOffset(b []byte) (envelope.Offset, error) {
+	var o envelope.Offset
 	if err := decMode.Unmarshal(b, &o); err != nil {
-		return Offset{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return envelope.Offset{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if o.Time <= 0 || len(o.MsgID) > 512 {
-		return Offset{}, fmt.Errorf("%w: offset %v", ErrMalformed, o)
+		return envelope.Offset{}, fmt.Errorf("%w: offset %v", ErrMalformed, o)
 	}
 	return o, nil
 }
@@ -68,7 +37,7 @@ const maxOpenClaims = 64
 type openClaim struct {
 	id       envelope.ID
 	claimant string
-	offset   Offset
+	offset   envelope.Offset
 	acks     map[string]bool
 	rejects  map[string]bool
 }
@@ -87,25 +56,25 @@ type historyClaim struct {
 
 // EncodeHistoryClaim is the payload of a HistoryClaim for claimed, sent
 // by a member whose committed offset is committed.
-func EncodeHistoryClaim(claimed, committed Offset) ([]byte, error) {
+func EncodeHistoryClaim(claimed, committed envelope.Offset) ([]byte, error) {
 	return encMode.Marshal(historyClaim{Time: claimed.Time, MsgID: claimed.MsgID, CommTime: committed.Time, CommMsgID: committed.MsgID})
 }
 
 // DecodeHistoryClaim reads a HistoryClaim's payload. A bare offset (the
 // form without the committed offset) decodes with a zero committed.
-func DecodeHistoryClaim(b []byte) (claimed, committed Offset, err error) {
+func DecodeHistoryClaim(b []byte) (claimed, committed envelope.Offset, err error) {
 	if len(b) > 0 && b[0] == 0x82 { // array of two: the bare offset
 		claimed, err = DecodeOffset(b)
-		return claimed, Offset{}, err
+		return claimed, envelope.Offset{}, err
 	}
 	var h historyClaim
 	if err := decMode.Unmarshal(b, &h); err != nil {
-		return Offset{}, Offset{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return envelope.Offset{}, envelope.Offset{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	claimed, committed = Offset{Time: h.Time, MsgID: h.MsgID}, Offset{Time: h.CommTime, MsgID: h.CommMsgID}
+	claimed, committed = envelope.Offset{Time: h.Time, MsgID: h.MsgID}, envelope.Offset{Time: h.CommTime, MsgID: h.CommMsgID}
 	if claimed.Time <= 0 || len(claimed.MsgID) > 512 || committed.Time < 0 || len(committed.MsgID) > 512 ||
 		(committed.Time == 0 && committed.MsgID != "") {
-		return Offset{}, Offset{}, fmt.Errorf("%w: history claim %v (committed %v)", ErrMalformed, claimed, committed)
+		return envelope.Offset{}, envelope.Offset{}, fmt.Errorf("%w: history claim %v (committed %v)", ErrMalformed, claimed, committed)
 	}
 	return claimed, committed, nil
 }
@@ -114,11 +83,11 @@ func DecodeHistoryClaim(b []byte) (claimed, committed Offset, err error) {
 // safe for concurrent use.
 type Consensus struct {
 	open      []*openClaim // oldest first
-	committed Offset
+	committed envelope.Offset
 }
 
 // Claim: claimant posted a HistoryClaim (envelope id) for offset.
-func (c *Consensus) Claim(id envelope.ID, claimant string, offset Offset) {
+func (c *Consensus) Claim(id envelope.ID, claimant string, offset envelope.Offset) {
 	for _, oc := range c.open {
 		if oc.id == id {
 			return
@@ -149,7 +118,7 @@ func (c *Consensus) Vote(id envelope.ID, member string, ok bool) {
 // the highest claimed offset acknowledged by a majority of them (its
 // claimant included, votes of members no longer live not counted).
 // Claims at or below the committed offset are closed.
-func (c *Consensus) Commit(live []string) Offset {
+func (c *Consensus) Commit(live []string) envelope.Offset {
 	alive := make(map[string]bool, len(live))
 	for _, m := range live {
 		alive[m] = true
@@ -180,11 +149,11 @@ func (c *Consensus) Commit(live []string) Offset {
 }
 
 // Committed returns the committed offset.
-func (c *Consensus) Committed() Offset { return c.committed }
+func (c *Consensus) Committed() envelope.Offset { return c.committed }
 
 // Resume starts the tally from an offset committed earlier (found in the
 // record by a member that was away); the committed offset only grows.
-func (c *Consensus) Resume(committed Offset) {
+func (c *Consensus) Resume(committed envelope.Offset) {
 	if c.committed.Before(committed) {
 		c.committed = committed
 	}
@@ -195,14 +164,14 @@ func (c *Consensus) Resume(committed Offset) {
 type Prefix struct {
 	q      []prefixEntry
 	head   int
-	prefix Offset
+	prefix envelope.Offset
 	max    int
 	full   bool // past max: tracking stopped, the prefix stays short of the untracked
 }
 
 type prefixEntry struct {
 	id     envelope.ID
-	offset Offset
+	offset envelope.Offset
 }
 
 // NewPrefix returns a tracker of at most max events not yet passed. Past
@@ -211,7 +180,7 @@ type prefixEntry struct {
 func NewPrefix(max int) *Prefix { return &Prefix{max: max} }
 
 // Seen: an event arrived at offset. It reports whether it is tracked.
-func (p *Prefix) Seen(id envelope.ID, offset Offset) bool {
+func (p *Prefix) Seen(id envelope.ID, offset envelope.Offset) bool {
 	if p.full || len(p.q)-p.head >= p.max {
 		p.full = true
 		return false
@@ -222,7 +191,7 @@ func (p *Prefix) Seen(id envelope.ID, offset Offset) bool {
 
 // Advance moves the prefix over the completed events at its front and
 // returns it and the ids it moved over.
-func (p *Prefix) Advance(done func(envelope.ID) bool) (Offset, []envelope.ID) {
+func (p *Prefix) Advance(done func(envelope.ID) bool) (envelope.Offset, []envelope.ID) {
 	var passed []envelope.ID
 	for p.head < len(p.q) && done(p.q[p.head].id) {
 		p.prefix = p.q[p.head].offset
@@ -238,12 +207,12 @@ func (p *Prefix) Advance(done func(envelope.ID) bool) (Offset, []envelope.ID) {
 }
 
 // Offset returns the prefix as last advanced.
-func (p *Prefix) Offset() Offset { return p.prefix }
+func (p *Prefix) Offset() envelope.Offset { return p.prefix }
 
 // Reaches reports whether the prefix covers offset o: o is a line the
 // prefix passed, or an earlier time. (Lines of one millisecond are told
 // apart by msgid only when the prefix passed that very line.)
-func (p *Prefix) Reaches(o Offset) bool {
+func (p *Prefix) Reaches(o envelope.Offset) bool {
 	if o.Time < p.prefix.Time || o == p.prefix {
 		return true
 	}
@@ -261,7 +230,7 @@ func (p *Prefix) Reaches(o Offset) bool {
 // Covered returns how many of offs (offsets in arrival order) the
 // committed offset c covers: through the last one equal to c, or else those
 // of an earlier time.
-func Covered(offs []Offset, c Offset) int {
+func Covered(offs []envelope.Offset, c envelope.Offset) int {
 	n := 0
 	for i, o := range offs {
 		switch {

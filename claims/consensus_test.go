@@ -7,7 +7,7 @@ import (
 	"github.com/meshbot/meshbot/envelope"
 )
 
-func off(ms int64, id string) Offset { return Offset{Time: ms * 1e6, MsgID: id} }
+func off(ms int64, id string) envelope.Offset { return envelope.Offset{Time: ms * 1e6, MsgID: id} }
 
 func TestConsensusMajority(t *testing.T) {
 	live := []string{"a", "b", "c"}
@@ -85,7 +85,7 @@ func TestPrefix(t *testing.T) {
 			t.Fatalf("event %d tracked=%v with a bound of 3", i, tracked)
 		}
 	}
-	check := func(want Offset, passed int) {
+	check := func(want envelope.Offset, passed int) {
 		t.Helper()
 		got, ids := p.Advance(func(id envelope.ID) bool {
 			for i := uint64(1); i <= 4; i++ {
@@ -100,7 +100,7 @@ func TestPrefix(t *testing.T) {
 		}
 	}
 	done[2] = true
-	check(Offset{}, 0) // 1 is pending
+	check(envelope.Offset{}, 0) // 1 is pending
 	done[1] = true
 	check(off(2, ""), 2)
 	done[3], done[4] = true, true
@@ -131,9 +131,9 @@ func TestDecodeOffset(t *testing.T) {
 func TestCoveredAndReaches(t *testing.T) {
 	// Three lines in one millisecond, then one later: arrival order a, b, c, d.
 	a, b, c, d := off(5, "a"), off(5, "b"), off(5, "c"), off(6, "d")
-	offs := []Offset{off(4, "z"), a, a, b, c, d}
+	offs := []envelope.Offset{off(4, "z"), a, a, b, c, d}
 	for _, tc := range []struct {
-		c    Offset
+		c    envelope.Offset
 		want int
 	}{{b, 4}, {a, 3}, {c, 5}, {d, 6}, {off(5, "x"), 1}, {off(3, "y"), 0}, {off(9, ""), 6}} {
 		if got := Covered(offs, tc.c); got != tc.want {
@@ -141,12 +141,12 @@ func TestCoveredAndReaches(t *testing.T) {
 		}
 	}
 	p := NewPrefix(10)
-	for i, o := range []Offset{a, b, c, d} {
+	for i, o := range []envelope.Offset{a, b, c, d} {
 		p.Seen(testID(uint64(i+1)), o)
 	}
 	p.Advance(func(id envelope.ID) bool { return id != testID(3) }) // a, b passed; c pending
 	for _, tc := range []struct {
-		o    Offset
+		o    envelope.Offset
 		want bool
 	}{{a, true}, {b, true}, {c, false}, {d, false}, {off(4, "q"), true}, {off(5, "x"), false}} {
 		if got := p.Reaches(tc.o); got != tc.want {
@@ -164,7 +164,7 @@ func TestHistoryClaimPayload(t *testing.T) {
 		t.Fatalf("%v %v %v", c, k, err)
 	}
 	// No commit known yet: a zero committed offset.
-	b, _ = EncodeHistoryClaim(off(9, "x"), Offset{})
+	b, _ = EncodeHistoryClaim(off(9, "x"), envelope.Offset{})
 	if c, k, err := DecodeHistoryClaim(b); err != nil || c != off(9, "x") || !k.IsZero() {
 		t.Fatalf("%v %v %v", c, k, err)
 	}

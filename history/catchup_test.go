@@ -93,8 +93,8 @@ func TestCatchUpAfterDisconnect(t *testing.T) {
 	scfg := nodeConfig(srv, "reader")
 	scfg.Server = proxy.addr()
 	scfg.ReconnectMin, scfg.ReconnectMax = 50*time.Millisecond, 300*time.Millisecond
+	scfg.History = history.NewSource()
 	sub := meshtest.Connect(t, scfg)
-	sub.SetBackfiller(history.NewBackfiller(sub, nil))
 	pub := meshtest.Connect(t, nodeConfig(srv, "news"))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/meshbot/meshbot/envelope"
 	"testing"
 	"time"
 
@@ -68,7 +69,7 @@ func TestReplayFromChatHistory(t *testing.T) {
 		t.Fatalf("stats %+v: want several pages, ending at the last line", st)
 	}
 	// After the line of event 1199.
-	off, err := history.ParseOffset(st.Last.Time.Format(time.RFC3339Nano) + "/" + acks[1199].MsgID)
+	off, err := envelope.ParseOffset(st.Last.At().Format(time.RFC3339Nano) + "/" + acks[1199].MsgID)
 	if err != nil {
 		t.Fatal(err)
 	}

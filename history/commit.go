@@ -60,9 +60,9 @@ func (r *Recorder) committed(ctx context.Context, q *mesh.Request) ([]byte, erro
 		return nil, mesh.Errorf(mesh.CodeBadRequest, "history: %v", err)
 	}
 	ch := strings.ToLower(mesh.Channel(r.n.Namespace(), req.Topic))
-	// A decoder of its own per request: no signatures checked here (the
-	// asking member checks the line it gets), no state shared.
-	dec := envelope.NewDecoder(envelope.DecoderConfig{})
+	// A decoder of its own per request, with the recorder's trust (the
+	// asking member checks the line it gets again with its own).
+	dec := r.n.NewDecoder()
 	ans := CommitAnswer{Recorder: r.n.Service() + "/" + r.n.Instance()}
 	scanned := 0
 	err := r.st.ScanBack(ch, req.Before, func(rec Record) bool {
@@ -91,12 +91,12 @@ func (r *Recorder) committed(ctx context.Context, q *mesh.Request) ([]byte, erro
 
 // claimOf returns the committed offset carried by a HistoryClaim of group
 // in one recorded line, if the line holds one with a committed offset.
-func claimOf(dec *envelope.Decoder, nick string, tags map[string]string, body string, at time.Time, group string) (claims.Offset, bool) {
+func claimOf(dec *envelope.Decoder, nick string, tags map[string]string, body string, at time.Time, group string) (envelope.Offset, bool) {
 	envs, isMesh, err := dec.Decode(nick, tags, body, at)
 	if !isMesh || err != nil {
-		return claims.Offset{}, false
+		return envelope.Offset{}, false
 	}
-	var found claims.Offset
+	var found envelope.Offset
 	for _, env := range envs {
 		if env.Kind != envelope.KindHistoryClaim || env.Topic != group {
 			continue
@@ -108,30 +108,29 @@ func claimOf(dec *envelope.Decoder, nick string, tags map[string]string, body st
 	return found, !found.IsZero()
 }
 
-// LastCommitted implements mesh.CommitFinder: it asks the history service
+// Committed implements mesh.HistorySource: it asks the history service
 // for the group's last HistoryClaim that carries a committed offset,
-// looking back page by page until one verifies (with the backfiller's
-// keys), the record's start, or ctx.
-func (b *Backfiller) LastCommitted(ctx context.Context, topic, group string) (time.Time, string, error) {
+// looking back page by page until one verifies with the node's trust, the
+// record's start, or ctx.
+func (*Source) Committed(ctx context.Context, n *mesh.Node, topic, group string) (envelope.Offset, error) {
 	req := CommitRequest{Topic: topic, Group: group}
 	recorder := ""
 	for {
 		body, err := pageEnc.Marshal(req)
 		if err != nil {
-			return time.Time{}, "", err
+			return envelope.Offset{}, err
 		}
-		out, err := b.n.Request(ctx, Service, MethodCommitted, body, mesh.WithKey(topic))
+		out, err := n.Request(ctx, Service, MethodCommitted, body, mesh.WithKey(topic))
 		if err != nil {
-			return time.Time{}, "", fmt.Errorf("history: finding the committed offset of %s/%s: %w", topic, group, err)
+			return envelope.Offset{}, fmt.Errorf("history: finding the committed offset of %s/%s: %w", topic, group, err)
 		}
 		var ans CommitAnswer
 		if err := pageDec.Unmarshal(out, &ans); err != nil {
-			return time.Time{}, "", fmt.Errorf("%w: %v", ErrMalformedPage, err)
+			return envelope.Offset{}, fmt.Errorf("%w: %v", ErrMalformedPage, err)
 		}
 		if f := ans.Found; f != nil {
-			dec := envelope.NewDecoder(envelope.DecoderConfig{Verifier: b.v})
-			if c, ok := claimOf(dec, f.Nick, f.Tags, f.Body, time.Unix(0, f.Time), group); ok {
-				return time.Unix(0, c.Time).UTC(), c.MsgID, nil
+			if c, ok := claimOf(n.NewDecoder(), f.Nick, f.Tags, f.Body, time.Unix(0, f.Time), group); ok {
+				return c, nil
 			}
 			// The line did not verify here (forged, or signed by a key we
 			// do not trust): look further back.
@@ -142,14 +141,12 @@ func (b *Backfiller) LastCommitted(ctx context.Context, topic, group string) (ti
 			// recorder's own, so look again from its end.
 			req.Before = 0
 		case ans.Seq <= 1:
-			return time.Time{}, "", nil // the start of the record
+			return envelope.Offset{}, nil // the start of the record
 		case req.Before != 0 && ans.Seq >= req.Before:
-			return time.Time{}, "", fmt.Errorf("%w: the recorder did not move back (%d)", ErrMalformedPage, ans.Seq)
+			return envelope.Offset{}, fmt.Errorf("%w: the recorder did not move back (%d)", ErrMalformedPage, ans.Seq)
 		default:
 			req.Before = ans.Seq
 		}
 		recorder = ans.Recorder
 	}
 }
-
-var _ mesh.CommitFinder = (*Backfiller)(nil)

@@ -4,10 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/meshbot/meshbot/envelope"
 	"hash/crc32"
 	"math"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -22,7 +22,7 @@ const (
 	// MaxChannelLen bounds a channel name.
 	MaxChannelLen = 200
 	// MaxMsgIDLen bounds a msgid (it is also an index key).
-	MaxMsgIDLen = 512
+	MaxMsgIDLen = envelope.MaxMsgIDLen
 )
 
 // recordVersion is the first byte of every encoded record.
@@ -60,61 +60,7 @@ type Record struct {
 }
 
 // Offset returns the record's offset: its server time and msgid.
-func (r Record) Offset() Offset { return Offset{Time: r.Time, MsgID: r.MsgID} }
-
-// Offset names a position every recorder and member can agree on: the
-// server's time and msgid of a line. Seqs are local to one store; the
-// server-time and msgid tags are assigned by the server that relayed the
-// line and reach every member and recorder unchanged. The zero Offset
-// means "the start".
-type Offset struct {
-	Time  time.Time
-	MsgID string
-}
-
-// IsZero reports whether o is the zero Offset (the start).
-func (o Offset) IsZero() bool { return o.Time.IsZero() && o.MsgID == "" }
-
-// String formats o as "2026-11-23T08:19:43.921Z/msgid": the time in UTC,
-// RFC 3339 with as many fractional digits as it has, then a slash and the
-// msgid. Without a msgid it is the time alone; the zero Offset is "".
-// ParseOffset is its inverse.
-func (o Offset) String() string {
-	if o.IsZero() {
-		return ""
-	}
-	s := o.Time.UTC().Format(time.RFC3339Nano)
-	if o.MsgID != "" {
-		s += "/" + o.MsgID
-	}
-	return s
-}
-
-// ParseOffset parses what Offset.String returns: "TIME/MSGID", "TIME/" or
-// "TIME" alone (RFC 3339, fractional seconds optional), or "" for the zero
-// Offset. The msgid is everything after the first slash.
-func ParseOffset(s string) (Offset, error) {
-	if s == "" {
-		return Offset{}, nil
-	}
-	if len(s) > 64+MaxMsgIDLen {
-		return Offset{}, fmt.Errorf("history: offset too long (%d bytes)", len(s))
-	}
-	ts, id, _ := strings.Cut(s, "/")
-	t, err := time.Parse(time.RFC3339Nano, ts)
-	if err != nil {
-		return Offset{}, fmt.Errorf("history: offset %q: time is not RFC 3339: %w", s, err)
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c <= ' ' || c == 0x7f {
-			return Offset{}, fmt.Errorf("history: offset %q: msgid has a space or control character", s)
-		}
-	}
-	if len(id) > MaxMsgIDLen {
-		return Offset{}, fmt.Errorf("history: offset %q: msgid longer than %d bytes", s, MaxMsgIDLen)
-	}
-	return Offset{Time: t.UTC(), MsgID: id}, nil
-}
+func (r Record) Offset() envelope.Offset { return envelope.OffsetAt(r.Time, r.MsgID) }
 
 // EncodeRecord appends the encoding of r to dst and returns it.
 //

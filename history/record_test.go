@@ -75,36 +75,6 @@ func TestRecordBounds(t *testing.T) {
 	}
 }
 
-func TestOffset(t *testing.T) {
-	tm := time.Date(2026, 11, 23, 8, 19, 43, 921e6, time.UTC)
-	cases := []struct {
-		o Offset
-		s string
-	}{
-		{Offset{tm, "01HX/y"}, "2026-11-23T08:19:43.921Z/01HX/y"},
-		{Offset{tm, ""}, "2026-11-23T08:19:43.921Z"},
-		{Offset{tm.Truncate(time.Second), "m"}, "2026-11-23T08:19:43Z/m"},
-		{Offset{}, ""},
-	}
-	for _, c := range cases {
-		if got := c.o.String(); got != c.s {
-			t.Errorf("String() = %q, want %q", got, c.s)
-		}
-		o, err := ParseOffset(c.s)
-		if err != nil || !o.Time.Equal(c.o.Time) || o.MsgID != c.o.MsgID {
-			t.Errorf("ParseOffset(%q) = %v, %v", c.s, o, err)
-		}
-	}
-	if o, err := ParseOffset("2026-11-23T09:19:43.921+01:00/"); err != nil || !o.Time.Equal(tm) || o.MsgID != "" {
-		t.Errorf("zone and empty msgid: %v %v", o, err)
-	}
-	for _, s := range []string{"yesterday", "2026-11-23/x", "2026-11-23T08:19:43Z/a b", "2026-11-23T08:19:43Z/" + strings.Repeat("x", MaxMsgIDLen+1)} {
-		if _, err := ParseOffset(s); err == nil {
-			t.Errorf("ParseOffset(%q) accepted", s)
-		}
-	}
-}
-
 func FuzzDecodeRecord(f *testing.F) {
 	seeds := []Record{
 		{Seq: 1, Channel: "#a", Time: time.Unix(1, 2), MsgID: "m", Nick: "n", Tags: map[string]string{"k": "v", "time": "t"}, Body: "hello"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/meshbot/meshbot/envelope"
 	"log/slog"
 	"strings"
 	"sync"
@@ -444,7 +445,7 @@ func (r *Recorder) read(ctx context.Context, q *mesh.Request) ([]byte, error) {
 			to = ^uint64(0)
 		}
 	case req.AfterTime != 0 || req.AfterMsgID != "":
-		o := Offset{Time: time.Unix(0, req.AfterTime).UTC(), MsgID: req.AfterMsgID}
+		o := envelope.Offset{Time: req.AfterTime, MsgID: req.AfterMsgID}
 		seq, exact := r.st.SeekOffset(ch, o)
 		from = seq
 		if exact {

@@ -228,20 +228,13 @@ func readPage(s *Store, ch string, from, to uint64, maxRecs, maxBytes int, asByt
 }
 
 // Replayed is one recorded envelope handed to a Replay callback.
-type Replayed struct {
-	// Offset is the offset of the line that carried the envelope (its last
-	// line, for a fragmented one).
-	Offset Offset
-	// Nick sent it.
-	Nick     string
-	Envelope *envelope.Envelope
-}
+type Replayed = mesh.Recorded
 
 // ReplayOptions tunes Replay.
 type ReplayOptions struct {
 	// After starts after this line; else Since starts at the first line at
 	// or after that time; else the replay starts at the first line kept.
-	After *Offset
+	After *envelope.Offset
 	Since time.Time
 	// PageRecords bounds the lines of a page (DefaultPageRecords); pages
 	// also hold at most MaxPageBytes.
@@ -249,9 +242,14 @@ type ReplayOptions struct {
 	// Window is how many pages are asked for at once
 	// (DefaultReplayWindow); 1 asks for one page at a time.
 	Window int
-	// Decoder decodes and verifies the replayed lines; nil uses one that
-	// accepts unsigned envelopes and checks no signatures.
+	// Decoder decodes and verifies the replayed lines; nil uses one with
+	// the node's trust (mesh.Node.NewDecoder): what the node would refuse
+	// live it refuses replayed.
 	Decoder *envelope.Decoder
+	// OnReject, when set, is called for each mesh line or envelope the
+	// decoder refused (forged, unsigned where required, unknown key,
+	// malformed); human chatter is not reported.
+	OnReject func(error)
 	// Progress, when set, is called after each page with the lines so far
 	// and the lines still recorded after them.
 	Progress func(done, remaining uint64)
@@ -269,7 +267,7 @@ type ReplayStats struct {
 	// Rejected counts lines that did not decode (human chatter included).
 	Rejected uint64
 	// Last is the offset of the last line replayed (the place to resume).
-	Last Offset
+	Last envelope.Offset
 	// Switches counts the times another recorder took over mid-way; Cut
 	// the pages cut short by the byte bound (the rest of their range was
 	// asked for at once).
@@ -300,7 +298,7 @@ func Replay(ctx context.Context, n *mesh.Node, topic string, o ReplayOptions, fn
 	rp := &replayer{n: n, topic: topic, o: o, fn: fn}
 	rp.dec = o.Decoder
 	if rp.dec == nil {
-		rp.dec = envelope.NewDecoder(envelope.DecoderConfig{})
+		rp.dec = n.NewDecoder()
 	}
 	rp.size = o.PageRecords
 	if rp.size <= 0 {
@@ -344,7 +342,7 @@ func (rp *replayer) run(ctx context.Context) error {
 	start := ReadRequest{Topic: rp.topic, Max: rp.size, Binary: true}
 	switch {
 	case rp.o.After != nil:
-		start.AfterTime, start.AfterMsgID = rp.o.After.Time.UnixNano(), rp.o.After.MsgID
+		start.AfterTime, start.AfterMsgID = rp.o.After.Time, rp.o.After.MsgID
 	case !rp.o.Since.IsZero():
 		start.Since = rp.o.Since.UnixNano()
 	}
@@ -369,7 +367,7 @@ func (rp *replayer) run(ctx context.Context) error {
 		if rp.st.Lines > 0 {
 			// Go back by the overlap in the new recorder's order; the
 			// envelopes delivered are skipped by id.
-			start = ReadRequest{Topic: rp.topic, Max: rp.size, Binary: true, Since: rp.st.Last.Time.Add(-rp.o.Overlap).UnixNano()}
+			start = ReadRequest{Topic: rp.topic, Max: rp.size, Binary: true, Since: rp.st.Last.At().Add(-rp.o.Overlap).UnixNano()}
 		}
 	}
 }
@@ -382,9 +380,9 @@ func (rp *replayer) fromServer(ctx context.Context, noRecorder error) error {
 	var msgid string
 	switch {
 	case rp.st.Lines > 0:
-		after, msgid = rp.st.Last.Time, rp.st.Last.MsgID
+		after, msgid = rp.st.Last.At(), rp.st.Last.MsgID
 	case rp.o.After != nil:
-		after, msgid = rp.o.After.Time, rp.o.After.MsgID
+		after, msgid = rp.o.After.At(), rp.o.After.MsgID
 	case !rp.o.Since.IsZero():
 		after = rp.o.Since.Add(-time.Millisecond) // the server's "after" is exclusive, its times in ms
 	}
@@ -392,7 +390,7 @@ func (rp *replayer) fromServer(ctx context.Context, noRecorder error) error {
 		rp.st.Pages++
 		for _, l := range lines {
 			envs, isMesh, err := rp.dec.Decode(l.Nick, l.Tags, l.Body, l.Time)
-			if err := rp.emit(Offset{Time: l.Time, MsgID: l.MsgID}, l.Nick, envs, isMesh, err); err != nil {
+			if err := rp.emit(envelope.OffsetAt(l.Time, l.MsgID), l.Nick, envs, isMesh, err); err != nil {
 				return err
 			}
 		}
@@ -543,7 +541,7 @@ func (rp *replayer) span() int {
 // in its pages: one page at a time, each after the last line's offset.
 func (rp *replayer) sequential(ctx context.Context, recorder string) error {
 	for {
-		req := ReadRequest{Topic: rp.topic, Max: rp.size, Binary: true, AfterTime: rp.st.Last.Time.UnixNano(), AfterMsgID: rp.st.Last.MsgID}
+		req := ReadRequest{Topic: rp.topic, Max: rp.size, Binary: true, AfterTime: rp.st.Last.Time, AfterMsgID: rp.st.Last.MsgID}
 		page, err := rp.request(ctx, req)
 		if err != nil {
 			return err
@@ -565,11 +563,16 @@ func (rp *replayer) sequential(ctx context.Context, recorder string) error {
 // emit counts one replayed line, at off, and hands its envelopes on,
 // skipping those delivered already (before a switch of recorders). A line
 // that is not a mesh line, or was rejected (decodeErr), is counted so.
-func (rp *replayer) emit(off Offset, nick string, envs []*envelope.Envelope, isMesh bool, decodeErr error) error {
+func (rp *replayer) emit(off envelope.Offset, nick string, envs []*envelope.Envelope, isMesh bool, decodeErr error) error {
 	rp.st.Lines++
 	rp.st.Last = off
 	if !isMesh || decodeErr != nil {
 		rp.st.Rejected++
+	}
+	if isMesh && rp.o.OnReject != nil {
+		for _, e := range envelope.Errors(decodeErr) {
+			rp.o.OnReject(e)
+		}
 	}
 	for _, env := range envs {
 		if !rp.recent.Add(env.ID) {
@@ -600,7 +603,7 @@ func (rp *replayer) deliver(page *Page) error {
 		} else {
 			envs, isMesh, err = rp.dec.Decode(r.Nick, r.Tags, r.Body, at)
 		}
-		if err := rp.emit(Offset{Time: at, MsgID: r.MsgID}, r.Nick, envs, isMesh, err); err != nil {
+		if err := rp.emit(envelope.OffsetAt(at, r.MsgID), r.Nick, envs, isMesh, err); err != nil {
 			return err
 		}
 	}
@@ -643,28 +646,23 @@ func (rp *replayer) open(data []byte, at time.Time) ([]*envelope.Envelope, error
 // maxRecentIDs bounds the ids a replay remembers for the overlap.
 const maxRecentIDs = 1 << 16
 
-// Backfiller fills the gaps of a node's multicast subscriptions from the
-// history service after a reconnect (mesh.Node.SetBackfiller).
-type Backfiller struct {
-	n *mesh.Node
-	v *envelope.Verifier
-}
+// Source is the history service's record as a mesh.HistorySource: set it
+// as mesh.Config.History and the node catches its multicast subscriptions
+// up after a reconnect and resumes its anycast subscriptions, reading
+// pages with Replay (from the recorders, or the server's CHATHISTORY when
+// no recorder answers) and verifying every line with the node's own trust.
+type Source struct{}
 
-// NewBackfiller returns a backfiller that replays through n and checks the
-// replayed envelopes with v (nil: unsigned envelopes accepted, no
-// signatures checked; pass the node's keyring when the mesh signs).
-func NewBackfiller(n *mesh.Node, v *envelope.Verifier) *Backfiller {
-	return &Backfiller{n: n, v: v}
-}
+// NewSource returns the history service's record as a mesh.HistorySource.
+func NewSource() *Source { return &Source{} }
 
-// Backfill implements mesh.Backfiller. Each call decodes with its own
+// Replay implements mesh.HistorySource. Each call decodes with its own
 // decoder: subscriptions are caught up concurrently.
-func (b *Backfiller) Backfill(ctx context.Context, topic string, since time.Time, fn func(*envelope.Envelope, string, time.Time) error) error {
-	dec := envelope.NewDecoder(envelope.DecoderConfig{Verifier: b.v})
-	_, err := Replay(ctx, b.n, topic, ReplayOptions{Since: since, Decoder: dec}, func(r Replayed) error {
-		return fn(r.Envelope, r.Nick, r.Offset.Time)
-	})
-	return err
+func (*Source) Replay(ctx context.Context, n *mesh.Node, topic string, since time.Time, fn func(mesh.Recorded) error) (mesh.ReplayCount, error) {
+	var count mesh.ReplayCount
+	st, err := Replay(ctx, n, topic, ReplayOptions{Since: since, OnReject: count.Reject}, fn)
+	count.Lines, count.Envelopes = st.Lines, st.Envelopes
+	return count, err
 }
 
-var _ mesh.Backfiller = (*Backfiller)(nil)
+var _ mesh.HistorySource = (*Source)(nil)

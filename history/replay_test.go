@@ -89,7 +89,7 @@ func TestReplayTwentyThousand(t *testing.T) {
 	// Replay from the start until all are there (the recorder commits
 	// every 100 ms).
 	var got []string
-	var offsets []history.Offset
+	var offsets []envelope.Offset
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		got, offsets = got[:0], offsets[:0]
@@ -518,7 +518,7 @@ func TestReplayPipeline(t *testing.T) {
 			t.Errorf("%d pages, %d cut short: want pages of 7 lines, cut", st.Pages, st.Cut)
 		}
 		// From an offset.
-		after := history.Offset{Time: time.Unix(0, lines[999].Time).UTC(), MsgID: lines[999].MsgID}
+		after := envelope.Offset{Time: lines[999].Time, MsgID: lines[999].MsgID}
 		st, err = history.Replay(ctx, reader, "fake", history.ReplayOptions{After: &after, PageRecords: 40}, func(r history.Replayed) error { return nil })
 		if err != nil || st.Lines != n-1000 {
 			t.Fatalf("after line 999: %d lines, %v", st.Lines, err)

@@ -70,6 +70,7 @@ func testGroupResumes(t *testing.T, commit bool) {
 		for i := range 3 {
 			cfg := nodeConfig(srv, "workers")
 			cfg.Instance = fmt.Sprintf("w%d", i)
+			cfg.History = history.NewSource()
 			if commit {
 				cfg.CommitInterval = 200 * time.Millisecond
 				cfg.ResumeWindow = time.Millisecond
@@ -81,7 +82,6 @@ func testGroupResumes(t *testing.T, commit bool) {
 		nodes := meshtest.ConnectAll(t, cfgs...)
 		var subs []*mesh.Subscription
 		for _, n := range nodes {
-			n.SetBackfiller(history.NewBackfiller(n, nil))
 			s, err := n.Subscribe(ctx, "jobs.todo", handler, mesh.Anycast())
 			if err != nil {
 				t.Fatal(err)
@@ -112,7 +112,8 @@ func testGroupResumes(t *testing.T, commit bool) {
 		deadline := confirmed.Add(30 * time.Second)
 		for _, s := range subs {
 			for {
-				at, id := s.Committed()
+				c := s.Committed()
+				at, id := c.At(), c.MsgID
 				if (r.MsgID != "" && id == r.MsgID) || (r.MsgID == "" && at.After(confirmed)) {
 					break
 				}

@@ -19,6 +19,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/meshbot/meshbot/envelope"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -1045,7 +1046,7 @@ func seekTime(tx *bolt.Tx, ch string, t time.Time) uint64 {
 // (for an offset without msgid, the first record after o.Time).
 // To resume after o, start at the result + 1 when it is exact, at the
 // result otherwise.
-func (s *Store) SeekOffset(channel string, o Offset) (uint64, bool) {
+func (s *Store) SeekOffset(channel string, o envelope.Offset) (uint64, bool) {
 	ch := lowerChannel(channel)
 	seq, exact := uint64(1), false
 	_ = s.view("seek", func(tx *bolt.Tx) error {
@@ -1064,10 +1065,10 @@ func (s *Store) SeekOffset(channel string, o Offset) (uint64, bool) {
 		if o.MsgID == "" {
 			// A line known only by its time (a server without msgids):
 			// the next line is the first after that time.
-			seq = seekTime(tx, ch, o.Time.Add(1))
+			seq = seekTime(tx, ch, o.At().Add(1))
 			return nil
 		}
-		seq = seekTime(tx, ch, o.Time)
+		seq = seekTime(tx, ch, o.At())
 		return nil
 	})
 	return seq, exact

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/meshbot/meshbot/envelope"
 	"os"
 	"path/filepath"
 	"strings"
@@ -254,10 +255,10 @@ func TestScanAndSeek(t *testing.T) {
 	if seq, exact := s.SeekOffset("#a", r.Offset()); seq != 321 || !exact {
 		t.Errorf("SeekOffset exact = %d %v", seq, exact)
 	}
-	if seq, exact := s.SeekOffset("#a", Offset{Time: r.Time, MsgID: "gone"}); seq != 321 || exact {
+	if seq, exact := s.SeekOffset("#a", envelope.OffsetAt(r.Time, "gone")); seq != 321 || exact {
 		t.Errorf("SeekOffset by time = %d %v", seq, exact)
 	}
-	if seq, exact := s.SeekOffset("#a", Offset{}); seq != 1 || exact {
+	if seq, exact := s.SeekOffset("#a", envelope.Offset{}); seq != 1 || exact {
 		t.Errorf("SeekOffset zero = %d %v", seq, exact)
 	}
 }
@@ -330,7 +331,7 @@ func TestRetentionByAge(t *testing.T) {
 	if _, ok := s.First("#b"); ok {
 		t.Fatal("#b not emptied")
 	}
-	if seq, exact := s.SeekOffset("#a", Offset{MsgID: testRecord("#a", 10).MsgID}); exact {
+	if seq, exact := s.SeekOffset("#a", envelope.Offset{MsgID: testRecord("#a", 10).MsgID}); exact {
 		t.Fatalf("removed record still found by msgid (%d)", seq)
 	}
 	if got := s.SeekTime("#a", baseTime); got != 60 {
@@ -680,7 +681,7 @@ func TestIndexRepair(t *testing.T) {
 	if got := s.SeekTime("#a", testRecord("#a", 150).Time); got != 150 {
 		t.Fatalf("SeekTime after rebuild = %d", got)
 	}
-	if _, exact := s.SeekOffset("#a", Offset{MsgID: "stray"}); exact {
+	if _, exact := s.SeekOffset("#a", envelope.Offset{MsgID: "stray"}); exact {
 		t.Fatal("stray msgid entry kept")
 	}
 	if err := s.Close(); err != nil {

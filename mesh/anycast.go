@@ -149,9 +149,9 @@ type anycast struct {
 	// Consensus offsets (docs/PROTOCOL.md §6.13), guarded by mu.
 	prefix      *claims.Prefix
 	cons        claims.Consensus
-	claimedOff  claims.Offset   // our last HistoryClaim
-	claimedComm claims.Offset   // the committed offset it carried
-	behind      []claims.Offset // offsets of events passed by the prefix, oldest first
+	claimedOff  envelope.Offset   // our last HistoryClaim
+	claimedComm envelope.Offset   // the committed offset it carried
+	behind      []envelope.Offset // offsets of events passed by the prefix, oldest first
 	behindIDs   []envelope.ID
 	votesOut    []vote // acks and rejects to send
 
@@ -166,9 +166,8 @@ type ResumeInfo struct {
 	// FromCommitted: the replay started at the group's committed offset
 	// found in the record (less a margin); else at Config.ResumeWindow ago.
 	FromCommitted bool
-	// Committed is that offset's line (zero without one).
-	Committed     time.Time
-	CommittedID   string
+	// Committed is that offset (zero without one).
+	Committed     envelope.Offset
 	Since         time.Time
 	Events, Lines int // events and claims lines replayed
 	Err           error
@@ -177,7 +176,7 @@ type ResumeInfo struct {
 // vote is a HistoryAck or HistoryReject to send.
 type vote struct {
 	claim  envelope.ID
-	offset claims.Offset
+	offset envelope.Offset
 	ok     bool
 }
 
@@ -210,12 +209,12 @@ func newAnycast(n *Node, s *Subscription, o *subOptions) *anycast {
 }
 
 // offsetOf is the offset of an event's line.
-func offsetOf(m *Message) claims.Offset {
+func offsetOf(m *Message) envelope.Offset {
 	at := m.ServerTime
 	if at.IsZero() {
 		at = time.Now()
 	}
-	return claims.Offset{Time: at.UnixNano(), MsgID: m.MsgID}
+	return envelope.OffsetAt(at, m.MsgID)
 }
 
 // liveIDsLocked returns the alive members of the group. a.mu is held.
@@ -232,7 +231,7 @@ func (a *anycast) liveIDsLocked() []string {
 // advanceLocked moves our completed prefix, and with a committed offset
 // drops from the core the completed events behind it. It returns the
 // prefix. a.mu is held.
-func (a *anycast) advanceLocked() claims.Offset {
+func (a *anycast) advanceLocked() envelope.Offset {
 	prefix, passed := a.prefix.Advance(func(id envelope.ID) bool {
 		o, _, _, ok := a.core.Status(id)
 		return !ok || o != claims.Pending
@@ -250,17 +249,13 @@ func (a *anycast) advanceLocked() claims.Offset {
 // Committed returns the group's committed offset as this member has seen
 // it: every event of the topic up to that line is completed (zero: none
 // yet). Members commit every Config.CommitInterval.
-func (s *Subscription) Committed() (time.Time, string) {
+func (s *Subscription) Committed() envelope.Offset {
 	if s.any == nil {
-		return time.Time{}, ""
+		return envelope.Offset{}
 	}
 	s.any.mu.Lock()
 	defer s.any.mu.Unlock()
-	c := s.any.cons.Committed()
-	if c.IsZero() {
-		return time.Time{}, ""
-	}
-	return time.Unix(0, c.Time).UTC(), c.MsgID
+	return s.any.cons.Committed()
 }
 
 func (a *anycast) self() claims.Claimant {
@@ -407,7 +402,7 @@ func (a *anycast) line(in *inbound) {
 		a.applyLocked(a.core.Dead(who, it, now))
 		a.forgetDone(it.Event)
 	case envelope.KindHistoryClaim, envelope.KindHistoryAck, envelope.KindHistoryReject:
-		var off claims.Offset
+		var off envelope.Offset
 		var err error
 		if env.Kind == envelope.KindHistoryClaim {
 			off, _, err = claims.DecodeHistoryClaim(env.Payload)
@@ -714,38 +709,38 @@ const resumeMargin = 5 * time.Second
 // record), and events nobody completed — published while the whole group
 // was down, or held by members that died — are pending again and get
 // claimed.
-func (a *anycast) resume(b Backfiller, window time.Time) {
+func (a *anycast) resume(b HistorySource, window time.Time) {
 	ctx, cancel := context.WithTimeout(a.s.ctx, a.n.cfg.BackfillTimeout)
 	defer cancel()
 	since, start := window, "window"
-	if f, ok := b.(CommitFinder); ok {
-		at, msgid, err := f.LastCommitted(ctx, a.s.topic, a.group)
-		switch {
-		case err != nil:
-			a.n.log.Warn("anycast: no committed offset from history; resuming from the window", "topic", a.s.topic, "group", a.group, "err", err)
-		case !at.IsZero():
-			a.mu.Lock()
-			a.cons.Resume(claims.Offset{Time: at.UnixNano(), MsgID: msgid})
-			a.resumed.FromCommitted, a.resumed.Committed, a.resumed.CommittedID = true, at, msgid
-			a.mu.Unlock()
-			since, start = at.Add(-resumeMargin), "committed offset"
-		}
+	committed, err := b.Committed(ctx, a.n, a.s.topic, a.group)
+	switch {
+	case err != nil:
+		a.n.log.Warn("anycast: no committed offset from history; resuming from the window", "topic", a.s.topic, "group", a.group, "err", err)
+	case !committed.IsZero():
+		a.mu.Lock()
+		a.cons.Resume(committed)
+		a.resumed.FromCommitted, a.resumed.Committed = true, committed
+		a.mu.Unlock()
+		since, start = committed.At().Add(-resumeMargin), "committed offset"
 	}
 	var events, lines int
-	err := b.Backfill(ctx, a.s.topic, since, func(env *envelope.Envelope, from string, at time.Time) error {
+	count, err := b.Replay(ctx, a.n, a.s.topic, since, func(r Recorded) error {
+		env, at := r.Envelope, r.Offset.At()
 		switch env.Kind {
 		case envelope.KindEvent:
 			events++
 			a.event(&Message{Topic: a.s.topic, ID: env.ID, Payload: env.Payload, Headers: env.Headers,
-				Sender: env.Sender, SentAt: env.SentAt(), ServerTime: at, From: from, Envelope: env})
+				Sender: env.Sender, SentAt: env.SentAt(), ServerTime: at, MsgID: r.Offset.MsgID, From: r.Nick, Envelope: env})
 		case envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter:
 			if env.Topic == a.group {
 				lines++
-				a.line(&inbound{env: env, from: from, target: a.s.channel, serverTime: at})
+				a.line(&inbound{env: env, from: r.Nick, target: a.s.channel, serverTime: at, msgid: r.Offset.MsgID})
 			}
 		}
 		return nil
 	})
+	a.n.warnRejected("anycast: resuming from history", a.s.topic, count)
 	a.mu.Lock()
 	a.resumed.Since, a.resumed.Events, a.resumed.Lines = since, events, lines
 	a.resumed.Done, a.resumed.Err = err == nil, err

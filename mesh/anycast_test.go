@@ -485,8 +485,8 @@ func TestAnycastCommittedOffset(t *testing.T) {
 		var ts []time.Time
 		var ids []string
 		for _, s := range subs {
-			at, id := s.Committed()
-			ts, ids = append(ts, at), append(ids, id)
+			c := s.Committed()
+			ts, ids = append(ts, c.At()), append(ids, c.MsgID)
 		}
 		agree := !ts[0].IsZero() && ts[0].Equal(ts[1]) && ts[0].Equal(ts[2]) && ids[0] == ids[1] && ids[0] == ids[2]
 		if agree && (ids[0] == last.MsgID || last.MsgID == "") {

@@ -8,40 +8,10 @@ import (
 	"github.com/meshbot/meshbot/envelope"
 )
 
-// Catch-up: a channel forgets, so a multicast subscriber that was
-// disconnected misses what was published meanwhile. With a Backfiller set
-// (history.NewBackfiller: the history service's record), the node asks it,
-// once the connection is back, for the events of each multicast
-// subscription since the last line it received there, and delivers those
-// it has not delivered yet (by envelope id). Missed events may then be
-// handled after newer ones that arrived live.
-
-// Backfiller replays what a topic's channel carried since a time.
-type Backfiller interface {
-	// Backfill calls fn for each envelope seen on topic since since, in
-	// the order it was recorded, until the end of the record or ctx.
-	Backfill(ctx context.Context, topic string, since time.Time, fn func(env *envelope.Envelope, from string, at time.Time) error) error
-}
-
-// CommitFinder is implemented by a Backfiller that can also find where an
-// anycast group stopped (history.Backfiller does): the committed offset
-// (docs/PROTOCOL.md §6.13) carried by the group's last HistoryClaim in the
-// record.
-type CommitFinder interface {
-	// LastCommitted returns the time and msgid of the group's committed
-	// offset on topic; a zero time when the record holds none.
-	LastCommitted(ctx context.Context, topic, group string) (at time.Time, msgid string, err error)
-}
-
-// SetBackfiller makes the node fill the gaps of its multicast
-// subscriptions after a reconnect from b (nil turns it off). Set it before
-// subscribing: subscriptions made before keep no record of what they
-// delivered and are not caught up.
-func (n *Node) SetBackfiller(b Backfiller) {
-	n.mu.Lock()
-	n.backfiller = b
-	n.mu.Unlock()
-}
+// Catch-up of multicast subscriptions after a reconnect (see history.go):
+// each keeps the ids it delivered and the time of the last line it got;
+// once the connection is back, the gap is filled from Config.History.
+// Missed events may then be handled after newer ones that arrived live.
 
 // catchUpIDs bounds the ids a subscription remembers against duplicates
 // between a backfill and the live stream.
@@ -54,8 +24,7 @@ func newCatchUp() *catchUp { return &catchUp{ids: envelope.NewGuard(catchUpIDs, 
 const backfillMargin = time.Second
 
 // catchUp is a subscription's record of what it delivered, for
-// de-duplication against a backfill. It is kept only while a backfiller is
-// set.
+// de-duplication against a backfill. It is kept only with Config.History.
 type catchUp struct {
 	mu       sync.Mutex
 	ids      *envelope.Guard
@@ -109,8 +78,11 @@ func (n *Node) markGaps(now time.Time) {
 // fillGaps runs once a connection is ready: each subscription's gap is
 // filled from the backfiller, in the background.
 func (n *Node) fillGaps() {
+	b := n.cfg.History
+	if b == nil {
+		return
+	}
 	n.mu.Lock()
-	b := n.backfiller
 	var subs []*Subscription
 	for _, s := range n.subs {
 		if s.catch != nil {
@@ -118,9 +90,6 @@ func (n *Node) fillGaps() {
 		}
 	}
 	n.mu.Unlock()
-	if b == nil {
-		return
-	}
 	for _, s := range subs {
 		since := s.catch.takeGap()
 		if since.IsZero() {
@@ -134,7 +103,7 @@ func (n *Node) fillGaps() {
 	}
 }
 
-func (n *Node) backfill(b Backfiller, s *Subscription, since time.Time) {
+func (n *Node) backfill(b HistorySource, s *Subscription, since time.Time) {
 	ctx, cancel := context.WithTimeout(s.ctx, n.cfg.BackfillTimeout)
 	defer cancel()
 	go func() {
@@ -145,16 +114,19 @@ func (n *Node) backfill(b Backfiller, s *Subscription, since time.Time) {
 		}
 	}()
 	var filled uint64
-	err := b.Backfill(ctx, s.topic, since, func(env *envelope.Envelope, from string, at time.Time) error {
+	count, err := b.Replay(ctx, n, s.topic, since, func(r Recorded) error {
+		env := r.Envelope
+		at := r.Offset.At()
 		if env.Kind != envelope.KindEvent || !s.catch.deliverOnce(env.ID, at) {
 			return nil
 		}
 		filled++
 		s.offer(&Message{Topic: s.topic, ID: env.ID, Payload: env.Payload, Headers: env.Headers, Sender: env.Sender,
-			SentAt: env.SentAt(), ServerTime: at, From: from, Envelope: env})
+			SentAt: env.SentAt(), ServerTime: at, MsgID: r.Offset.MsgID, From: r.Nick, Envelope: env})
 		return nil
 	})
 	n.stats.backfilled.Add(filled)
+	n.warnRejected("catching up after a reconnect", s.topic, count)
 	if err != nil {
 		n.log.Warn("catching up after a reconnect failed: events published meanwhile may be missing", "topic", s.topic, "since", since, "filled", filled, "err", err)
 		return

@@ -45,6 +45,13 @@ type Config struct {
 	// MaxEnvelope bounds one envelope, payload included (1 MiB).
 	MaxEnvelope int
 
+	// History, when set, is where the node reads what its channels
+	// carried while it was away (history.NewSource): multicast
+	// subscriptions are caught up after a reconnect, and anycast
+	// subscriptions resume their group's record when they start. What it
+	// reads is verified with Keys and RequireSigned, like live lines.
+	History HistorySource
+
 	// WindowLines and WindowBytes bound what is written between two
 	// flow-control round trips to the server (100 lines, 32 KiB: InspIRCd
 	// reads a client's burst 64 KiB at a time and stalls on more), and
@@ -69,13 +76,13 @@ type Config struct {
 	// ConnectTimeout bounds dialling and registration (10 s).
 	ConnectTimeout time.Duration
 	// BackfillTimeout bounds catching up one subscription after a
-	// reconnect (SetBackfiller; 2 min).
+	// reconnect, or one anycast resume (with History; 2 min).
 	BackfillTimeout time.Duration
 	// CommitInterval is how often an anycast member proposes its completed
 	// prefix as the group's committed offset (5 s; docs/PROTOCOL.md §6.13).
 	CommitInterval time.Duration
 	// ResumeWindow is how much history an anycast subscription replays
-	// when it starts, with a backfiller set, if the record holds no
+	// when it starts, with History set, if the record holds no
 	// committed offset of its group (10 min): events of the group
 	// published within it and never completed are completed. With a
 	// committed offset the replay starts there (docs/PROTOCOL.md §6.12).

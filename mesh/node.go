@@ -61,7 +61,6 @@ type Node struct {
 	rejMu      sync.Mutex
 	rawMu      sync.Mutex        // RawLog writes
 	listMu     sync.Mutex        // one LIST at a time
-	backfiller Backfiller        // guarded by mu
 	listing    *listing          // guarded by mu
 	rejBy      map[string]uint64 // rejected lines by reason
 

@@ -15,7 +15,7 @@ var LatencyBuckets = []time.Duration{
 type counters struct {
 	linesIn, linesOut, notMesh, rejected, unrouted, unhandled atomic.Uint64
 	delivered, dropped, handlerErrors, requestsServed         atomic.Uint64
-	backfilled                                                atomic.Uint64
+	backfilled, historyRejected                               atomic.Uint64
 	requestRetries, lateResponses, resent, reconnects         atomic.Uint64
 	timeouts, refused                                         atomic.Uint64
 	latencyCount, latencySumNanos                             atomic.Uint64
@@ -51,6 +51,10 @@ type Stats struct {
 	Timeouts       uint64 // connections dropped because the server went silent
 	Refused        uint64 // envelopes the server refused (see ErrRefused)
 	Backfilled     uint64 // missed events delivered from history after a reconnect
+	// HistoryRejected counts recorded lines that catch-up and resume read
+	// but the node's trust refused (forged, unsigned, unknown key): in a
+	// signed mesh, events this node will not process. Logged as warnings.
+	HistoryRejected uint64
 	// Gauges, at the time of the snapshot.
 	Connected     bool // connected, registered, in every channel
 	Subscriptions int  // active subscriptions
@@ -70,7 +74,7 @@ func (n *Node) Stats() Stats {
 		LinesIn: c.linesIn.Load(), LinesOut: c.linesOut.Load(), NotMesh: c.notMesh.Load(),
 		Rejected: c.rejected.Load(), Unrouted: c.unrouted.Load(), Unhandled: c.unhandled.Load(),
 		Delivered: c.delivered.Load(), Dropped: c.dropped.Load(), HandlerErrors: c.handlerErrors.Load(),
-		Backfilled:     c.backfilled.Load(),
+		Backfilled: c.backfilled.Load(), HistoryRejected: c.historyRejected.Load(),
 		RequestsServed: c.requestsServed.Load(), RequestRetries: c.requestRetries.Load(),
 		LateResponses: c.lateResponses.Load(), Resent: c.resent.Load(), Reconnects: c.reconnects.Load(),
 		Timeouts: c.timeouts.Load(), Refused: c.refused.Load(),

@@ -79,7 +79,7 @@ type Subscription struct {
 	wg      sync.WaitGroup
 	once    sync.Once
 	any     *anycast // nil for multicast
-	catch   *catchUp // multicast with a backfiller: what was delivered
+	catch   *catchUp // multicast with Config.History: what was delivered
 
 	delivered, dropped, failed atomic.Uint64
 }
@@ -129,7 +129,7 @@ func (n *Node) Subscribe(ctx context.Context, topic string, h Handler, opts ...S
 	}
 	key := strings.ToLower(s.channel)
 	n.mu.Lock()
-	if s.any == nil && n.backfiller != nil {
+	if s.any == nil && n.cfg.History != nil {
 		s.catch = newCatchUp()
 	}
 	if _, dup := n.subs[key]; dup {
@@ -159,9 +159,7 @@ func (n *Node) Subscribe(ctx context.Context, topic string, h Handler, opts ...S
 		// recent history is replayed into the core, when there is history.
 		n.beatSoon()
 		warm := time.After(n.cfg.HeartbeatInterval * 6 / 5)
-		n.mu.Lock()
-		b := n.backfiller
-		n.mu.Unlock()
+		b := n.cfg.History
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()

@@ -133,7 +133,7 @@ document instead (one per line with --watch).`,
 	f := cmd.Flags()
 	conn.add(f, true)
 	id.add(f, "meshbot")
-	trust.add(f, false)
+	trust.add(f, true)
 	f.StringVar(&group, "group", "", "the anycast `GROUP` (default: the only group announced for TOPIC)")
 	f.DurationVar(&watchFor, "for", 3*time.Second, "without --watch, how long to watch before printing (1.5s at least)")
 	f.BoolVar(&follow, "watch", false, "reprint every second until interrupted")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/meshbot/meshbot/envelope"
 	"strings"
 	"time"
 
@@ -84,7 +85,7 @@ It prints "ready NICK" on stdout once it records, and runs until interrupted.`,
 	f := cmd.Flags()
 	conn.add(f, true)
 	id.add(f, history.Service)
-	trust.add(f, false)
+	trust.add(f, true)
 	f.StringVar(&store, "store", "", "the store `FILE` (created if missing)")
 	f.DurationVar(&maxAge, "max-age", 0, "drop lines older than this (0: keep)")
 	f.Int64Var(&maxBytes, "max-bytes", 0, "keep at most about this many bytes of lines, oldest dropped first (0: no bound)")
@@ -159,7 +160,7 @@ force it, never to hide it).`,
 			defer conn.closeNode(st, n)
 			channel := mesh.Channel(cfg.Namespace, topic)
 			stats, err := history.Replay(ctx, n, topic, opts, func(r history.Replayed) error {
-				ob := mesh.Observation{Time: r.Offset.Time, Channel: channel, Topic: topic, From: r.Nick,
+				ob := mesh.Observation{Time: r.Offset.At(), Channel: channel, Topic: topic, From: r.Nick,
 					MsgID: r.Offset.MsgID, Mesh: true, Envelope: r.Envelope}
 				v := observationView(ob)
 				if asJSON {
@@ -194,7 +195,7 @@ force it, never to hide it).`,
 	f := cmd.Flags()
 	conn.add(f, true)
 	id.add(f, "meshbot")
-	trust.add(f, false)
+	trust.add(f, true)
 	f.StringVar(&from, "from", "start", `where to start: "start", a time (RFC 3339, or a duration ago like 10m), or an offset TIME/MSGID`)
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per envelope, with its offset")
 	f.StringVar(&progress, "progress", "auto", "progress bar on stderr: auto (when a terminal), always or never")
@@ -208,7 +209,7 @@ func replayFrom(s string, now time.Time) (history.ReplayOptions, error) {
 	case s == "" || s == "start":
 		return o, nil
 	case strings.Contains(s, "/"):
-		off, err := history.ParseOffset(s)
+		off, err := envelope.ParseOffset(s)
 		if err != nil {
 			return o, fmt.Errorf("replay: --from %q: %w", s, err)
 		}

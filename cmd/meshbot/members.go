@@ -104,7 +104,7 @@ events.`,
 	f := cmd.Flags()
 	conn.add(f, true)
 	id.add(f, "meshbot")
-	trust.add(f, false)
+	trust.add(f, true)
 	f.DurationVar(&settle, "settle", 1500*time.Millisecond, "how long to listen for heartbeats before printing (a bit more than one heartbeat interval)")
 	f.BoolVar(&all, "all", false, "include dead instances (those seen dying while listening)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON document; with --watch, one JSON object per line")

@@ -113,7 +113,7 @@ at the end.`,
 	f := cmd.Flags()
 	conn.add(f, true)
 	id.add(f, "meshbot")
-	trust.add(f, false)
+	trust.add(f, true)
 	f.StringVar(&raw, "raw", "", "write the raw lines to `FILE` (created or truncated)")
 	f.DurationVar(&dur, "for", 0, "stop after this long (default: until interrupted)")
 	return cmd

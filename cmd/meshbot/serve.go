@@ -136,7 +136,7 @@ events are taken, running handlers and unconfirmed publishes get
   meshbot serve --service w --subscribe jobs > w.out & until grep -q ^ready w.out; do sleep 0.1; done`,
 		Args: nargs(0, 0, "no arguments (topics and methods are flags)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s := &server{st: st, conn: &conn, eventsSync: eventsSync, catchUp: catchUp}
+			s := &server{st: st, conn: &conn, eventsSync: eventsSync}
 			var err error
 			if s.topics, err = topicArgs(conn.namespace, subscribe); err != nil {
 				return err
@@ -176,6 +176,9 @@ events are taken, running handlers and unconfirmed publishes get
 			}
 			if cfg.Service == "" {
 				return usagef("serve: --service is required")
+			}
+			if catchUp {
+				cfg.History = history.NewSource()
 			}
 			if err := s.validate(cfg); err != nil {
 				return err
@@ -277,10 +280,8 @@ type server struct {
 	eventsSync bool
 	// anycast subscribes the topics anycast, in group ("" = the service's)
 	// with these options.
-	anycast bool
-	group   string
-	// catchUp fills gaps from the history service (SetBackfiller).
-	catchUp     bool
+	anycast     bool
+	group       string
 	lease       time.Duration
 	maxAttempts int
 	retryDelay  time.Duration
@@ -346,9 +347,6 @@ func (s *server) setup(ctx context.Context) error {
 		if err != nil {
 			return usageError{fmt.Errorf("--handle %s: %w", m, err)}
 		}
-	}
-	if s.catchUp {
-		s.node.SetBackfiller(history.NewBackfiller(s.node, nil))
 	}
 	var opts []mesh.SubOption
 	if s.anycast {
