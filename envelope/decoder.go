@@ -17,10 +17,24 @@ type DecoderConfig struct {
 	// Guard, when set, rejects replayed ids and envelopes outside its
 	// time window.
 	Guard *Guard
+	// AcceptUnchecked makes a Decoder without a keyring (Verifier nil, or
+	// Verifier.Keys nil) accept signed envelopes without checking their
+	// signatures, reported as SigUnchecked by DecodeLine, instead of
+	// rejecting them with ErrUnknownKey. Everything else is checked as
+	// usual (the signature's place in the encoding, RequireSigned, the
+	// guard); with a keyring it changes nothing: signatures are verified
+	// and forged ones rejected.
+	//
+	// It is for tools that show lines (meshbot decode) and for finding
+	// candidate lines that their user then verifies with its own keys. It
+	// must never be set on a decoder whose envelopes are acted on: anyone
+	// can write a signed-looking envelope.
+	AcceptUnchecked bool
 }
 
 // Decoder turns received lines into verified envelopes: parse, reassemble,
-// decode, verify, de-duplicate. It is a pure core with one owner (the
+// decode, verify, de-duplicate. Decode returns what to act on; DecodeLine
+// reports every step for tools. It is a pure core with one owner (the
 // connection's reader): not safe for concurrent use, no clock reads.
 type Decoder struct {
 	cfg   DecoderConfig
@@ -92,42 +106,60 @@ func NewDecoder(cfg DecoderConfig) *Decoder {
 //   - err != nil: the line, or some envelopes of a batch, were rejected;
 //     err joins one error per rejected envelope (Errors splits them,
 //     errors.Is tells the reasons), and envs still holds the accepted ones.
+//
+// DecodeLine does the same and reports everything it learned on the way.
 func (d *Decoder) Decode(sender string, tags map[string]string, body string, now time.Time) (envs []*Envelope, mesh bool, err error) {
-	f, mesh, err := ParseLine(tags, body)
-	if !mesh {
-		d.stats.NotMesh++
-		return nil, false, nil
-	}
-	if err != nil {
-		d.stats.Rejected.count(err)
-		return nil, true, err
-	}
-	sealed, err := d.reasm.Add(sender, f, now)
-	if err != nil {
-		d.stats.Rejected.count(err)
-		return nil, true, err
-	}
-	if sealed == nil {
-		d.stats.Fragments++
-		return nil, true, nil
-	}
-	parts, err := SplitBatch(sealed)
-	if err != nil {
-		d.stats.Rejected.count(err)
-		return nil, true, err
+	st, mesh, err := d.frame(sender, tags, body, now)
+	if !mesh || err != nil || st.parts == nil {
+		return nil, mesh, err
 	}
 	var errs []error
-	for _, p := range parts {
-		env, err := d.Open(p, now)
+	for _, p := range st.parts {
+		env, _, err := d.open(p, now)
 		if err != nil {
-			d.stats.Rejected.count(err)
 			errs = append(errs, err)
 			continue
 		}
-		d.stats.Accepted++
 		envs = append(envs, env)
 	}
 	return envs, true, errors.Join(errs...)
+}
+
+// lineStage is how far a line got through the steps before its envelopes
+// are opened.
+type lineStage struct {
+	frame  Frame    // the parsed line (Carrier set once it is known)
+	sealed []byte   // the line's whole data, once complete
+	parts  [][]byte // the sealed envelopes of sealed: one, or a batch's
+}
+
+// frame parses a line, adds it to reassembly and splits a batch: the
+// steps Decode and DecodeLine share. It counts a line that ends here (not
+// a mesh line, a stored fragment, a rejection); parts is nil unless the
+// envelopes are ready to open.
+func (d *Decoder) frame(sender string, tags map[string]string, body string, now time.Time) (st lineStage, mesh bool, err error) {
+	st.frame, mesh, err = ParseLine(tags, body)
+	if !mesh {
+		d.stats.NotMesh++
+		return st, false, nil
+	}
+	if err != nil {
+		d.stats.Rejected.count(err)
+		return st, true, err
+	}
+	if st.sealed, err = d.reasm.Add(sender, st.frame, now); err != nil {
+		d.stats.Rejected.count(err)
+		return st, true, err
+	}
+	if st.sealed == nil {
+		d.stats.Fragments++
+		return st, true, nil
+	}
+	if st.parts, err = SplitBatch(st.sealed); err != nil {
+		d.stats.Rejected.count(err)
+		return st, true, err
+	}
+	return st, true, nil
 }
 
 // Errors returns the individual errors of a Decode error (one per rejected
@@ -143,21 +175,60 @@ func Errors(err error) []error {
 }
 
 // Open decodes and verifies sealed envelope bytes (from a reassembled line,
-// or from a history store), applying the guard when there is one.
+// or from a history store), applying the guard when there is one. It is
+// not counted in Stats.
 func (d *Decoder) Open(sealed []byte, now time.Time) (*Envelope, error) {
-	env, err := Unmarshal(sealed, d.cfg.Limits.MaxEnvelope)
+	env, _, err := d.check(sealed, now)
 	if err != nil {
 		return nil, err
 	}
-	if err := d.cfg.Verifier.Verify(sealed, env); err != nil {
-		return nil, err
+	return env, nil
+}
+
+// open is Open for an envelope of a line: counted in Stats.
+func (d *Decoder) open(sealed []byte, now time.Time) (*Envelope, SigState, error) {
+	env, sig, err := d.check(sealed, now)
+	if err != nil {
+		d.stats.Rejected.count(err)
+	} else {
+		d.stats.Accepted++
+	}
+	return env, sig, err
+}
+
+// check decodes, verifies and guards sealed bytes. It returns the envelope
+// whenever it decodes, also when it is then rejected (err says why), and
+// what the signature check established (SigUnknown when it failed).
+func (d *Decoder) check(sealed []byte, now time.Time) (*Envelope, SigState, error) {
+	env, err := Unmarshal(sealed, d.cfg.Limits.MaxEnvelope)
+	if err != nil {
+		return nil, SigUnknown, err
+	}
+	sig, err := d.verify(sealed, env)
+	if err != nil {
+		return env, SigUnknown, err
 	}
 	if d.cfg.Guard != nil {
 		if err := d.cfg.Guard.Check(env, now); err != nil {
-			return nil, err
+			return env, sig, err
 		}
 	}
-	return env, nil
+	return env, sig, nil
+}
+
+// verify checks the signature of env, whose encoding is sealed.
+func (d *Decoder) verify(sealed []byte, env *Envelope) (SigState, error) {
+	v := d.cfg.Verifier
+	switch {
+	case len(env.Signature) == 0 || env.Auth == nil:
+		return SigUnsigned, v.Verify(sealed, env) // RequireSigned; half a signature
+	case d.cfg.AcceptUnchecked && v.Keys == nil:
+		if _, err := signedPart(sealed, env.Signature); err != nil {
+			return SigUnknown, err
+		}
+		return SigUnchecked, nil
+	}
+	return SigVerified, v.Verify(sealed, env)
 }
 
 // Forget drops partial envelopes of a sender that left.

@@ -3,6 +3,7 @@ package envelope
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -32,14 +33,22 @@ func seedLines(f *testing.F) {
 			f.Add(l.Tags[TagData], l.Tags[TagFragment], l.Body)
 		}
 	}
+	// A batch (§3.9) of a signed and an unsigned envelope.
+	plain := sampleEnvelope()
+	unsigned, _ := Seal(plain, nil)
+	if b, err := EncodeBatchLine([]*Envelope{e, plain}, [][]byte{sealed, unsigned}, Limits{}); err == nil {
+		f.Add(b.Tags[TagData], "", b.Body)
+	}
 	f.Add("", "", "hello world")
 	f.Add("", "", "~m1 event t 12345678 1/2 AAAA")
 	f.Add("", "", "~m9 event t 12345678 AAAA")
 }
 
-// FuzzDecodeLine feeds arbitrary lines to a Decoder: no panic, errors wrap a
-// sentinel, and whatever decodes re-encodes to an envelope that decodes to
-// the same bytes.
+// FuzzDecodeLine feeds arbitrary lines, twice each (a second copy meets
+// the state the first left), to Decoders: no panic, errors wrap a
+// sentinel, whatever decodes re-encodes to an envelope that decodes to the
+// same bytes, DecodeLine agrees with Decode (results and counters) and
+// keeps the invariants of DecodedLine, also with AcceptUnchecked.
 func FuzzDecodeLine(f *testing.F) {
 	seedLines(f)
 	_, _, ring := testKeys(f)
@@ -52,14 +61,84 @@ func FuzzDecodeLine(f *testing.F) {
 			tags[TagFragment] = frag
 		}
 		d := NewDecoder(DecoderConfig{Verifier: &Verifier{Keys: ring}})
-		envs, _, err := d.Decode("fuzzer", tags, body, t0)
-		for _, e := range Errors(err) {
-			checkSentinel(t, e)
-		}
-		for _, env := range envs {
-			checkStable(t, env)
+		twin := NewDecoder(DecoderConfig{Verifier: &Verifier{Keys: ring}})
+		unchecked := NewDecoder(DecoderConfig{AcceptUnchecked: true})
+		for range 2 {
+			envs, mesh, err := d.Decode("fuzzer", tags, body, t0)
+			for _, e := range Errors(err) {
+				checkSentinel(t, e)
+			}
+			for _, env := range envs {
+				checkStable(t, env)
+			}
+			l := twin.DecodeLine("fuzzer", tags, body, t0)
+			checkDecodedLine(t, l, false)
+			lenvs, lmesh, lerr := l.Result()
+			if lmesh != mesh || len(lenvs) != len(envs) || fmt.Sprint(lerr) != fmt.Sprint(err) {
+				t.Fatalf("DecodeLine: %d envelopes, %v, %v; Decode: %d, %v, %v", len(lenvs), lmesh, lerr, len(envs), mesh, err)
+			}
+			ds, dr := d.Stats()
+			ts, tr := twin.Stats()
+			if ds != ts || dr != tr {
+				t.Fatalf("counters differ: Decode %+v %+v, DecodeLine %+v %+v", ds, dr, ts, tr)
+			}
+			checkDecodedLine(t, unchecked.DecodeLine("fuzzer", tags, body, t0), true)
 		}
 	})
+}
+
+// checkDecodedLine checks what every DecodedLine guarantees.
+func checkDecodedLine(t *testing.T, l DecodedLine, acceptUnchecked bool) {
+	t.Helper()
+	if !l.Mesh {
+		if l.Carrier != 0 || l.Err != nil || l.Fragment != nil || l.Fragments != 0 || l.Envelopes != nil {
+			t.Fatalf("not a mesh line, yet %+v", l)
+		}
+		return
+	}
+	checkSentinel(t, l.Err)
+	switch {
+	case l.Err != nil:
+		if l.Fragment != nil || len(l.Envelopes) != 0 {
+			t.Fatalf("a rejected line with %+v", l)
+		}
+	case l.Fragment != nil:
+		f := l.Fragment
+		if len(l.Envelopes) != 0 || l.Fragments != 0 || f.Count < 2 || f.Index < 1 || f.Index > f.Count || f.Bytes < 1 || !validShort(f.Short) || l.Carrier == 0 {
+			t.Fatalf("a stored fragment with %+v %+v", l, f)
+		}
+	default:
+		if len(l.Envelopes) == 0 || l.Carrier == 0 || l.Fragments == 1 {
+			t.Fatalf("a complete line with %+v", l)
+		}
+	}
+	for i, e := range l.Envelopes {
+		checkSentinel(t, e.Err)
+		if len(e.Sealed) == 0 {
+			t.Fatalf("envelope %d: no bytes", i)
+		}
+		if e.Err == nil && (e.Envelope == nil || e.Signature == SigUnknown) {
+			t.Fatalf("envelope %d accepted as %+v", i, e)
+		}
+		if e.Envelope == nil && e.Signature != SigUnknown {
+			t.Fatalf("envelope %d: no envelope, yet %s", i, e.Signature)
+		}
+		signed := e.Envelope != nil && len(e.Envelope.Signature) > 0 && e.Envelope.Auth != nil
+		switch e.Signature {
+		case SigUnsigned:
+			if signed {
+				t.Fatalf("envelope %d: signed, reported unsigned", i)
+			}
+		case SigUnchecked:
+			if !signed || !acceptUnchecked {
+				t.Fatalf("envelope %d: unchecked (signed %v, AcceptUnchecked %v)", i, signed, acceptUnchecked)
+			}
+		case SigVerified:
+			if !signed || acceptUnchecked {
+				t.Fatalf("envelope %d: verified (signed %v, AcceptUnchecked %v)", i, signed, acceptUnchecked)
+			}
+		}
+	}
 }
 
 // checkStable: a decoded envelope re-encodes to bytes that decode to it.
