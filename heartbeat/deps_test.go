@@ -102,19 +102,6 @@ func TestCycles(t *testing.T) {
 	}
 }
 
-// TestCyclesFromMembers runs the helpers together, as the mesh does.
-func TestCyclesFromMembers(t *testing.T) {
-	ms := []Member{
-		dep("billing", "1", Alive, "users"),
-		dep("users", "1", Alive, "auth"),
-		dep("auth", "1", Suspect, "billing"),
-		dep("auth", "2", Dead, "nothing"),
-	}
-	if got, want := Cycles(Dependencies(ms)), [][]string{{"auth", "billing", "users"}}; !reflect.DeepEqual(got, want) {
-		t.Errorf("Cycles = %v, want %v", got, want)
-	}
-}
-
 // depGraph is a random dependency graph for testing/quick.
 type depGraph map[string][]string
 
