@@ -23,11 +23,11 @@ const (
 	typeInvalid = "invalid" // not an IRC line at all
 )
 
-// Signature states of a decoded envelope.
-const (
-	sigVerified  = "verified"
-	sigUnchecked = "unchecked" // signed, but no keyring to check it
-	sigUnsigned  = "unsigned"
+// Signature states of a decoded envelope, as lineView.Signature shows them
+// (envelope.SigState's names).
+var (
+	sigVerified  = envelope.SigVerified.String()
+	sigUnchecked = envelope.SigUnchecked.String() // signed, but no keyring to check it
 )
 
 // maxDecodeInput bounds what decode reads from stdin.
@@ -81,14 +81,10 @@ line; lines that are not mesh lines are reported as such, with exit code 0.`,
 					return err
 				}
 			}
-			d := &lineDecoder{
-				reasm:  envelope.NewReassembler(envelope.ReassemblyLimits{}),
-				keys:   keys,
-				verify: &envelope.Verifier{Keys: keys, RequireSigned: trust.requireSigned},
-			}
+			d := newLineDecoder(keys, trust.requireSigned)
 			failed := 0
 			for i, line := range lines {
-				for _, v := range d.decodeAll(line, time.Now()) {
+				for _, v := range d.decode(line, time.Now()) {
 					if v.Type == typeRejected || v.Type == typeInvalid {
 						failed++
 					}
@@ -140,26 +136,35 @@ func readLines(r io.Reader) ([]string, error) {
 	return out, nil
 }
 
-// lineDecoder decodes lines one by one, reassembling fragments across them.
+// lineDecoder decodes lines one by one with the library's decoder, which
+// reassembles fragments across them. Without keys it shows signed
+// envelopes unchecked; with keys it verifies them.
 type lineDecoder struct {
-	reasm  *envelope.Reassembler
-	keys   *envelope.Keyring
-	verify *envelope.Verifier
+	dec *envelope.Decoder
 }
 
-func (d *lineDecoder) decode(raw string, now time.Time) *lineView {
+func newLineDecoder(keys *envelope.Keyring, requireSigned bool) *lineDecoder {
+	return &lineDecoder{dec: envelope.NewDecoder(envelope.DecoderConfig{
+		Verifier:        &envelope.Verifier{Keys: keys, RequireSigned: requireSigned},
+		AcceptUnchecked: true, // decode shows lines; it acts on none
+	})}
+}
+
+// decode decodes a raw IRC line, or the bare text of a PRIVMSG, into one
+// view, or one view per envelope of a batch line.
+func (d *lineDecoder) decode(raw string, now time.Time) []*lineView {
 	v := &lineView{}
 	tags, text := map[string]string(nil), raw
 	if looksLikeIRC(raw) {
 		msg, err := ircmsg.ParseLine(raw)
 		if err != nil {
 			v.Type, v.Error = typeInvalid, fmt.Sprintf("not an IRC line: %v", err)
-			return v
+			return []*lineView{v}
 		}
 		v.From = msg.Nick()
 		if msg.Command != "PRIVMSG" || len(msg.Params) < 2 {
 			v.Type, v.Text = typeOther, msg.Command
-			return v
+			return []*lineView{v}
 		}
 		tags, text = msg.AllTags(), msg.Params[1]
 		v.Channel = msg.Params[0]
@@ -170,87 +175,56 @@ func (d *lineDecoder) decode(raw string, now time.Time) *lineView {
 			}
 		}
 	}
-	f, mesh, err := envelope.ParseLine(tags, text)
-	if f.Carrier != 0 {
-		v.Carrier = f.Carrier.String()
-	}
-	switch {
-	case !mesh:
-		v.Type, v.Text = typeHuman, text
-		return v
-	case err != nil:
-		return rejected(v, err, legible(text))
-	}
 	sender := v.From
 	if sender == "" {
 		sender = "-"
 	}
-	sealed, err := d.reasm.Add(sender, f, now)
-	switch {
-	case err != nil:
-		return rejected(v, err, legible(text))
-	case sealed == nil:
-		v.Type = typeFragment
-		v.Fragment = &fragView{Short: f.Short, Index: f.Index, Count: f.Count, Bytes: len(f.Data)}
-		v.Text = legible(text)
-		return v
-	}
-	if f.Count > 1 {
-		v.Fragments = f.Count
-	}
-	parts, err := envelope.SplitBatch(sealed)
-	if err != nil {
-		return rejected(v, err, legible(text))
-	}
-	if len(parts) > 1 {
-		v.batch = parts
-		return v
-	}
-	return d.open(v, sealed)
+	return decodedViews(v, d.dec.DecodeLine(sender, tags, text, now), text)
 }
 
-// decodeAll decodes a line into one view, or one view per envelope of a
+// decodedViews fills v, which holds the line's IRC context, from what the
+// decoder made of the line's text: one view, or one per envelope of a
 // batch line.
-func (d *lineDecoder) decodeAll(raw string, now time.Time) []*lineView {
-	v := d.decode(raw, now)
-	if v.batch == nil {
+func decodedViews(v *lineView, l envelope.DecodedLine, text string) []*lineView {
+	if l.Carrier != 0 {
+		v.Carrier = l.Carrier.String()
+	}
+	v.Fragments = l.Fragments
+	switch {
+	case !l.Mesh:
+		v.Type, v.Text = typeHuman, text
+		return []*lineView{v}
+	case l.Err != nil:
+		return []*lineView{rejected(v, l.Err, legible(text))}
+	case l.Fragment != nil:
+		f := l.Fragment
+		v.Type = typeFragment
+		v.Fragment = &fragView{Short: f.Short, Index: f.Index, Count: f.Count, Bytes: f.Bytes}
+		v.Text = legible(text)
 		return []*lineView{v}
 	}
-	out := make([]*lineView, 0, len(v.batch))
-	for i, part := range v.batch {
+	out := make([]*lineView, 0, len(l.Envelopes))
+	for i, de := range l.Envelopes {
 		e := *v
-		e.batch = nil
-		e.Batch = fmt.Sprintf("%d/%d", i+1, len(v.batch))
-		out = append(out, d.open(&e, part))
+		if len(l.Envelopes) > 1 {
+			e.Batch = fmt.Sprintf("%d/%d", i+1, len(l.Envelopes))
+		}
+		out = append(out, envelopeView(&e, de))
 	}
 	return out
 }
 
-// open decodes and verifies one sealed envelope into v.
-func (d *lineDecoder) open(v *lineView, sealed []byte) *lineView {
-	env, err := envelope.Unmarshal(sealed, envelope.DefaultMaxEnvelope)
-	if err != nil {
-		return rejected(v, err, "")
+// envelopeView fills v with one envelope of a line: shown whenever it
+// decodes, also when it was rejected.
+func envelopeView(v *lineView, de envelope.DecodedEnvelope) *lineView {
+	if de.Envelope != nil {
+		v.Envelope = newEnvView(de.Envelope)
+		v.EnvelopeBytes = len(de.Sealed)
 	}
-	v.Envelope = newEnvView(env)
-	v.EnvelopeBytes = len(sealed)
-	signed := len(env.Signature) > 0 && env.Auth != nil
-	unchecked := signed && d.keys == nil
-	var verr error
-	if !unchecked {
-		verr = d.verify.Verify(sealed, env)
+	if de.Err != nil {
+		return rejected(v, de.Err, "")
 	}
-	switch {
-	case verr != nil:
-		return rejected(v, verr, "")
-	case unchecked:
-		v.Signature = sigUnchecked
-	case signed:
-		v.Signature = sigVerified
-	default:
-		v.Signature = sigUnsigned
-	}
-	v.Type = typeMesh
+	v.Type, v.Signature = typeMesh, de.Signature.String()
 	return v
 }
 

@@ -187,3 +187,53 @@ func TestDecodeFragments(t *testing.T) {
 		t.Errorf("last: %+v %+v", end, end.Envelope)
 	}
 }
+
+// TestDecodeBatch: a batch line (§3.9) is shown as one view per envelope,
+// each with its own signature state; a forged one is shown rejected with
+// its fields, the others are accepted.
+func TestDecodeBatch(t *testing.T) {
+	t.Parallel()
+	var envs []*envelope.Envelope
+	var sealed [][]byte
+	for i, s := range []envelope.Signer{envelope.NewHMACSigner("mesh-1", testHMACKey), nil, envelope.NewHMACSigner("mesh-1", []byte("another key of 32 bytes........."))} {
+		e := envelope.New(envelope.KindEvent, envelope.Sender{Service: "audit", Instance: "a1"}, "orders", []byte("event-"+strconv.Itoa(i)), time.Unix(1700000000, 0))
+		b, err := envelope.Seal(e, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs, sealed = append(envs, e), append(sealed, b)
+	}
+	l, err := envelope.EncodeBatchLine(envs, sealed, envelope.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring := filepath.Join(t.TempDir(), "ring")
+	writeFile(t, ring, "hmac mesh-1 "+base64.StdEncoding.EncodeToString(testHMACKey)+"\n")
+	line := rawLine(t, l)
+
+	r := runCLI(t, nil, "", "decode", line, "--keyring", ring, "--json")
+	out := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != 1 || len(out) != 3 {
+		t.Fatalf("exit %d, %d views, want 1 and 3:\n%s", r.code, len(out), r.stdout)
+	}
+	for i, want := range []struct{ typ, sig, reason string }{
+		{typeMesh, "verified", ""}, {typeMesh, "unsigned", ""}, {typeRejected, "", "forged"},
+	} {
+		var v lineView
+		if err := json.Unmarshal([]byte(out[i]), &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.Type != want.typ || v.Signature != want.sig || v.Reason != want.reason || v.Batch != strconv.Itoa(i+1)+"/3" ||
+			v.Carrier != "tag" || v.Envelope == nil || v.Envelope.ID != envs[i].ID.String() || v.EnvelopeBytes != len(sealed[i]) || v.MsgID != "m1" {
+			t.Errorf("view %d: %+v", i, v)
+		}
+	}
+
+	// Without a keyring the signed ones are shown unchecked, forged or not.
+	r = runCLI(t, nil, "", "decode", line)
+	if r.code != 0 || strings.Count(r.stdout, "not checked (no --keyring)") != 2 ||
+		!strings.Contains(r.stdout, "mesh line (tag carrier) from audit-a1 to #mesh.orders.created (msgid m1): envelope of "+strconv.Itoa(len(sealed[2]))+" B, envelope 3/3 of a batch\n") {
+		t.Errorf("exit %d:\n%s", r.code, r.stdout)
+	}
+}
+

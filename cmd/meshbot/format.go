@@ -43,8 +43,7 @@ type lineView struct {
 	Envelope      *envView `json:"envelope,omitempty"`
 	Signature     string   `json:"signature,omitempty"` // decode: verified, unchecked, unsigned
 	// Batch is "i/n" for the i-th envelope of a batch line (§3.9).
-	Batch string   `json:"batch,omitempty"`
-	batch [][]byte // the batch's sealed envelopes, before they are opened
+	Batch string `json:"batch,omitempty"`
 }
 
 type fragView struct {
