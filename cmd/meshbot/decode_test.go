@@ -236,4 +236,3 @@ func TestDecodeBatch(t *testing.T) {
 		t.Errorf("exit %d:\n%s", r.code, r.stdout)
 	}
 }
-
