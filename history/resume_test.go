@@ -65,7 +65,7 @@ func testGroupResumes(t *testing.T, commit bool) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	startGroup := func() ([]*mesh.Node, []*mesh.Subscription) {
+	startGroup := func() ([]*mesh.Node, []*mesh.AnycastSubscription) {
 		var cfgs []mesh.Config
 		for i := range 3 {
 			cfg := nodeConfig(srv, "workers")
@@ -80,9 +80,9 @@ func testGroupResumes(t *testing.T, commit bool) {
 			cfgs = append(cfgs, cfg)
 		}
 		nodes := meshtest.ConnectAll(t, cfgs...)
-		var subs []*mesh.Subscription
+		var subs []*mesh.AnycastSubscription
 		for _, n := range nodes {
-			s, err := n.Subscribe(ctx, "jobs.todo", handler, mesh.Anycast())
+			s, err := n.SubscribeAnycast(ctx, "jobs.todo", handler)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,7 +106,7 @@ func testGroupResumes(t *testing.T, commit bool) {
 	}
 	// waitCommitted waits until every member committed the line of f (on
 	// a server without msgids: a line received after f was confirmed).
-	waitCommitted := func(subs []*mesh.Subscription, f *mesh.PubFuture) {
+	waitCommitted := func(subs []*mesh.AnycastSubscription, f *mesh.PubFuture) {
 		r, _ := f.Wait(ctx)
 		confirmed := time.Now()
 		deadline := confirmed.Add(30 * time.Second)

@@ -23,48 +23,81 @@ import (
 // goroutine per subscription sends what it asks for, batched, and runs its
 // timers.
 
-// Anycast delivers each event to exactly one live instance of the
-// subscribing service (or of the group set with Group), which claims it,
-// runs the handler and acknowledges it. A handler error (or panic) nacks
-// the event: it is retried, by another instance when there is one, after
+// AnycastSubscription is an anycast subscription to one topic: each event
+// is completed by exactly one live member of its group. Topic, Delivered,
+// Dropped, Failed, Pending and Unsubscribe are those of every subscription.
+type AnycastSubscription struct {
+	*subscription
+	a *anycast
+}
+
+// SubscribeAnycast joins topic's channel as a member of an anycast group
+// (default: the service's name; see Group) and runs h for the events of
+// the topic this member claims: each event is delivered to exactly one
+// live member of the group, which claims it, runs the handler and
+// acknowledges it (docs/PROTOCOL.md §6). A handler error (or panic) nacks
+// the event: it is retried, by another member when there is one, after
 // RetryDelay, and after MaxAttempts failed attempts it goes to the
-// dead-letter topic <topic>._dead. opts are further anycast options.
-func Anycast(opts ...SubOption) SubOption {
-	return func(o *subOptions) {
-		o.anycast = true
-		for _, f := range opts {
-			f(o)
-		}
+// dead-letter topic <topic>._dead. A member that dies, freezes or leaves
+// has its claims taken over. With Config.History the member first replays
+// the group's record from its committed offset, so events published while
+// the whole group was away are completed once.
+//
+// It returns once the server confirmed the join; the member starts
+// claiming once the group has heard of it (about a heartbeat interval).
+func (n *Node) SubscribeAnycast(ctx context.Context, topic string, h Handler, opts ...SubOption) (*AnycastSubscription, error) {
+	o := n.options(opts)
+	if o.group == "" {
+		o.group = n.cfg.Service
 	}
+	if err := ValidateGroup(o.group); err != nil {
+		return nil, err
+	}
+	sub := &AnycastSubscription{}
+	s, err := n.subscribe(ctx, topic, h, &o, func(s *subscription) (mode, error) {
+		sub.a = newAnycast(n, s, &o)
+		return sub.a, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sub.subscription = s
+	return sub, nil
 }
 
 // Group names the anycast group (default: the service name). Instances of
 // any service that subscribe to a topic with the same group share its
-// events. Group implies Anycast.
+// events.
 func Group(name string) SubOption {
-	return func(o *subOptions) { o.anycast, o.group = true, name }
+	return func(o *subOptions) { o.group = name; o.anycastOnly("Group") }
 }
 
 // ByKey routes events by key instead of by id: while membership is stable,
 // every event with the same key goes to the same instance, so with
 // Concurrency(1) events of one key are handled in order (like a
-// partition). ByKey implies Anycast.
+// partition).
 func ByKey(key func(*Message) string) SubOption {
-	return func(o *subOptions) { o.anycast, o.key = true, key }
+	return func(o *subOptions) { o.key = key; o.anycastOnly("ByKey") }
 }
 
 // ClaimLease is how long a claim holds without renewal (default 30 s);
 // the node renews it at half the lease while the handler runs, so it
 // bounds only how long a member that stopped renewing blocks the event.
-func ClaimLease(d time.Duration) SubOption { return func(o *subOptions) { o.lease = d } }
+func ClaimLease(d time.Duration) SubOption {
+	return func(o *subOptions) { o.lease = d; o.anycastOnly("ClaimLease") }
+}
 
 // MaxAttempts is how many failed attempts send an event to the dead-letter
 // topic (default 5).
-func MaxAttempts(n int) SubOption { return func(o *subOptions) { o.maxAttempts = n } }
+func MaxAttempts(n int) SubOption {
+	return func(o *subOptions) { o.maxAttempts = n; o.anycastOnly("MaxAttempts") }
+}
 
 // RetryDelay is how long a nacked event waits before its next attempt
 // (default 1 s). A handler can choose per event by returning RetryAfter.
-func RetryDelay(d time.Duration) SubOption { return func(o *subOptions) { o.retry = d } }
+func RetryDelay(d time.Duration) SubOption {
+	return func(o *subOptions) { o.retry = d; o.anycastOnly("RetryDelay") }
+}
 
 // RetryAfter wraps a handler error to ask for the next attempt after d.
 func RetryAfter(d time.Duration, err error) error { return &retryError{d: d, err: err} }
@@ -124,7 +157,7 @@ func ValidateGroup(g string) error {
 
 type anycast struct {
 	n     *Node
-	s     *Subscription
+	s     *subscription
 	group string
 	key   func(*Message) string
 	retry time.Duration
@@ -143,6 +176,7 @@ type anycast struct {
 	quit     chan struct{} // closed when the subscription's workers are done
 	done     chan struct{} // closed when run returns
 	sent     atomic.Uint64 // claim-protocol envelopes sent
+	finish   func(*Message, error)
 
 	lastMembers []claims.Member
 
@@ -180,7 +214,7 @@ type vote struct {
 	ok     bool
 }
 
-func newAnycast(n *Node, s *Subscription, o *subOptions) *anycast {
+func newAnycast(n *Node, s *subscription, o *subOptions) *anycast {
 	a := &anycast{
 		n:       n,
 		s:       s,
@@ -205,8 +239,68 @@ func newAnycast(n *Node, s *Subscription, o *subOptions) *anycast {
 	a.lease = a.core.Config().Lease
 	a.prefix = claims.NewPrefix(a.core.Config().MaxEvents)
 	a.connCtx, a.connStop = context.WithCancel(context.Background())
+	a.finish = a.finished
+	go a.run()
 	return a
 }
+
+// line takes the topic's events and the claims lines of the group.
+func (a *anycast) line(in *inbound) bool {
+	switch in.env.Kind {
+	case envelope.KindEvent:
+		a.event(newMessage(a.s.topic, in))
+	case envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter,
+		envelope.KindHistoryClaim, envelope.KindHistoryAck, envelope.KindHistoryReject:
+		if in.env.Topic == a.group {
+			a.claimsLine(in)
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+func (a *anycast) membership(all []heartbeat.Member, force bool) { a.members(all, force) }
+
+func (a *anycast) session(until time.Time) {
+	a.input(func(c *claims.Core, now time.Time) []claims.Action { return c.Session(until, now) })
+}
+
+func (a *anycast) connection(up bool, _ time.Time) {
+	if !up {
+		a.reset()
+	}
+}
+
+func (a *anycast) announce() heartbeat.Sub { return heartbeat.Sub{Topic: a.s.topic, Group: a.group} }
+
+// joined: announce the group now; claim once everyone has heard us and we
+// them (a heartbeat interval and a bit), and once the group's recent
+// history is replayed into the core, when there is history.
+func (a *anycast) joined() {
+	n := a.n
+	n.beatSoon()
+	warm := time.After(n.cfg.HeartbeatInterval * 6 / 5)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if b := n.cfg.History; b != nil {
+			a.resume(b, time.Now().Add(-n.cfg.ResumeWindow))
+		}
+		select {
+		case <-warm:
+		case <-a.s.ctx.Done():
+			return
+		}
+		a.input(func(c *claims.Core, now time.Time) []claims.Action { return c.SetReady(true, now) })
+	}()
+}
+
+func (a *anycast) stopping() {
+	a.input(func(c *claims.Core, now time.Time) []claims.Action { return c.SetReady(false, now) })
+}
+
+func (a *anycast) stopped() { a.stop() }
 
 // offsetOf is the offset of an event's line.
 func offsetOf(m *Message) envelope.Offset {
@@ -249,13 +343,10 @@ func (a *anycast) advanceLocked() envelope.Offset {
 // Committed returns the group's committed offset as this member has seen
 // it: every event of the topic up to that line is completed (zero: none
 // yet). Members commit every Config.CommitInterval.
-func (s *Subscription) Committed() envelope.Offset {
-	if s.any == nil {
-		return envelope.Offset{}
-	}
-	s.any.mu.Lock()
-	defer s.any.mu.Unlock()
-	return s.any.cons.Committed()
+func (s *AnycastSubscription) Committed() envelope.Offset {
+	s.a.mu.Lock()
+	defer s.a.mu.Unlock()
+	return s.a.cons.Committed()
 }
 
 func (a *anycast) self() claims.Claimant {
@@ -298,7 +389,7 @@ func (a *anycast) applyLocked(acts []claims.Action) {
 			a.cancels[act.Event] = cancel
 			mm := *m
 			mm.Claim = &Claim{Group: a.group, Epoch: act.Epoch, Attempt: act.Attempt, Token: act.Token}
-			mm.ctx = ctx
+			mm.ctx, mm.finish = ctx, a.finish
 			select {
 			case a.s.q <- &mm:
 			default:
@@ -361,8 +452,8 @@ func (a *anycast) safeKey(m *Message) (key string) {
 	return a.key(m)
 }
 
-// line: a claim, ack, nack or dead marker of our group arrived.
-func (a *anycast) line(in *inbound) {
+// claimsLine: a claim, ack, nack or dead marker of our group arrived.
+func (a *anycast) claimsLine(in *inbound) {
 	env := in.env
 	who := claims.Claimant{ID: env.Sender.Service + "/" + env.Sender.Instance, Incarnation: env.Sender.Incarnation}
 	now := time.Now()
@@ -665,35 +756,23 @@ func clipReason(s string) string {
 	return s
 }
 
-// ClaimStats returns the subscription's claims counters (zero for a
-// multicast subscription).
-func (s *Subscription) ClaimStats() ClaimStats {
-	if s.any == nil {
-		return ClaimStats{}
-	}
-	s.any.mu.Lock()
-	defer s.any.mu.Unlock()
-	return s.any.core.Stats()
+// ClaimStats returns the subscription's claims counters.
+func (s *AnycastSubscription) ClaimStats() ClaimStats {
+	s.a.mu.Lock()
+	defer s.a.mu.Unlock()
+	return s.a.core.Stats()
 }
 
-// Resumed says how the subscription resumed from history (zero for a
-// multicast subscription, without a backfiller, or before it finished).
-func (s *Subscription) Resumed() ResumeInfo {
-	if s.any == nil {
-		return ResumeInfo{}
-	}
-	s.any.mu.Lock()
-	defer s.any.mu.Unlock()
-	return s.any.resumed
+// Resumed says how the subscription resumed from history (zero without
+// Config.History, or before it finished).
+func (s *AnycastSubscription) Resumed() ResumeInfo {
+	s.a.mu.Lock()
+	defer s.a.mu.Unlock()
+	return s.a.resumed
 }
 
-// Group returns the anycast group, or "" for a multicast subscription.
-func (s *Subscription) Group() string {
-	if s.any == nil {
-		return ""
-	}
-	return s.any.group
-}
+// Group returns the anycast group.
+func (s *AnycastSubscription) Group() string { return s.a.group }
 
 // resumeMargin is how far before the committed offset a resume starts:
 // lines near it may be in another order in the record than in the
@@ -735,7 +814,7 @@ func (a *anycast) resume(b HistorySource, window time.Time) {
 		case envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter:
 			if env.Topic == a.group {
 				lines++
-				a.line(&inbound{env: env, from: r.Nick, target: a.s.channel, serverTime: at, msgid: r.Offset.MsgID})
+				a.claimsLine(&inbound{env: env, from: r.Nick, target: a.s.channel, serverTime: at, msgid: r.Offset.MsgID})
 			}
 		}
 		return nil

@@ -87,7 +87,7 @@ func (h *handled) waitFor(t *testing.T, n int, timeout time.Duration) {
 
 // anycastGroup connects a publisher and k workers of service "workers",
 // subscribes the workers with opts and waits until they know each other.
-func anycastGroup(t *testing.T, srv *ircd.Server, k int, topic string, h *handled, opts ...mesh.SubOption) (*mesh.Node, []*mesh.Node, []*mesh.Subscription) {
+func anycastGroup(t *testing.T, srv *ircd.Server, k int, topic string, h *handled, opts ...mesh.SubOption) (*mesh.Node, []*mesh.Node, []*mesh.AnycastSubscription) {
 	t.Helper()
 	cfgs := []mesh.Config{testConfig(srv, "jobs")}
 	for range k {
@@ -96,9 +96,9 @@ func anycastGroup(t *testing.T, srv *ircd.Server, k int, topic string, h *handle
 	nodes := connectAll(t, cfgs...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var subs []*mesh.Subscription
+	var subs []*mesh.AnycastSubscription
 	for i, n := range nodes[1:] {
-		s, err := n.Subscribe(ctx, topic, h.handler(fmt.Sprintf("w%d", i)), append([]mesh.SubOption{mesh.Anycast()}, opts...)...)
+		s, err := n.SubscribeAnycast(ctx, topic, h.handler(fmt.Sprintf("w%d", i)), opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +141,7 @@ func waitGroupFormed(t testing.TB, nodes []*mesh.Node, topic, group string) {
 
 // waitCompleted waits until every subscription's core has seen n events
 // completed (acked or dead-lettered).
-func waitCompleted(t *testing.T, subs []*mesh.Subscription, n uint64, timeout time.Duration) {
+func waitCompleted(t *testing.T, subs []*mesh.AnycastSubscription, n uint64, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -292,9 +292,9 @@ func TestAnycastNackRetryAndDeadLetter(t *testing.T) {
 	pub, ops := nodes[0], nodes[3]
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var subs []*mesh.Subscription
+	var subs []*mesh.AnycastSubscription
 	for i, n := range nodes[1:3] {
-		s, err := n.Subscribe(ctx, "jobs.risky", fail(fmt.Sprintf("w%d", i)), mesh.Anycast(mesh.MaxAttempts(3), mesh.RetryDelay(20*time.Millisecond)))
+		s, err := n.SubscribeAnycast(ctx, "jobs.risky", fail(fmt.Sprintf("w%d", i)), mesh.MaxAttempts(3), mesh.RetryDelay(20*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -360,7 +360,7 @@ func TestAnycastHandoverOnClose(t *testing.T) {
 	runs := make(chan run, 10)
 	cancelled := make(chan struct{}, 1)
 	for i, n := range nodes[1:] {
-		_, err := n.Subscribe(ctx, "jobs.slow", func(hctx context.Context, m *mesh.Message) error {
+		_, err := n.SubscribeAnycast(ctx, "jobs.slow", func(hctx context.Context, m *mesh.Message) error {
 			runs <- run{i, *m.Claim, time.Now()}
 			if m.Claim.Epoch == 1 {
 				<-hctx.Done() // hangs until the node goes away
@@ -368,7 +368,7 @@ func TestAnycastHandoverOnClose(t *testing.T) {
 				return hctx.Err()
 			}
 			return nil
-		}, mesh.Anycast())
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -410,9 +410,9 @@ func TestAnycastAcrossLinkedServers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	h := newHandled()
-	var subs []*mesh.Subscription
+	var subs []*mesh.AnycastSubscription
 	for i, n := range workers {
-		s, err := n.Subscribe(ctx, "jobs.linked", h.handler(fmt.Sprintf("w%d", i)), mesh.Anycast(mesh.Concurrency(2)))
+		s, err := n.SubscribeAnycast(ctx, "jobs.linked", h.handler(fmt.Sprintf("w%d", i)), mesh.Concurrency(2))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -452,9 +452,9 @@ func TestAnycastCommittedOffset(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	h := newHandled()
-	var subs []*mesh.Subscription
+	var subs []*mesh.AnycastSubscription
 	for i, n := range workers {
-		s, err := n.Subscribe(ctx, "jobs.committed", h.handler(fmt.Sprintf("w%d", i)), mesh.Anycast())
+		s, err := n.SubscribeAnycast(ctx, "jobs.committed", h.handler(fmt.Sprintf("w%d", i)))
 		if err != nil {
 			t.Fatal(err)
 		}

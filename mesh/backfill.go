@@ -64,45 +64,8 @@ func (c *catchUp) takeGap() time.Time {
 	return g
 }
 
-// markGaps: the connection dropped; every multicast subscription has a gap.
-func (n *Node) markGaps(now time.Time) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, s := range n.subs {
-		if s.catch != nil {
-			s.catch.markGap(now)
-		}
-	}
-}
-
-// fillGaps runs once a connection is ready: each subscription's gap is
-// filled from the backfiller, in the background.
-func (n *Node) fillGaps() {
-	b := n.cfg.History
-	if b == nil {
-		return
-	}
-	n.mu.Lock()
-	var subs []*Subscription
-	for _, s := range n.subs {
-		if s.catch != nil {
-			subs = append(subs, s)
-		}
-	}
-	n.mu.Unlock()
-	for _, s := range subs {
-		since := s.catch.takeGap()
-		if since.IsZero() {
-			continue
-		}
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			n.backfill(b, s, since.Add(-backfillMargin))
-		}()
-	}
-}
-
+// backfill delivers to s the events of its topic recorded since since
+// that it has not delivered yet.
 func (n *Node) backfill(b HistorySource, s *Subscription, since time.Time) {
 	ctx, cancel := context.WithTimeout(s.ctx, n.cfg.BackfillTimeout)
 	defer cancel()

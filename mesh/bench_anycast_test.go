@@ -48,10 +48,9 @@ func BenchmarkAnycast(b *testing.B) {
 		}
 	}
 	var handled atomic.Int64
-	var subs []*mesh.Subscription
+	var subs []*mesh.AnycastSubscription
 	for _, n := range workers {
-		s, err := n.Subscribe(ctx, "any", func(context.Context, *mesh.Message) error { handled.Add(1); return nil },
-			mesh.Anycast(), mesh.QueueLen(benchAnyEvents+1000))
+		s, err := n.SubscribeAnycast(ctx, "any", func(context.Context, *mesh.Message) error { handled.Add(1); return nil }, mesh.QueueLen(benchAnyEvents+1000))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -29,6 +29,9 @@ var (
 	ErrSlowConsumer = errors.New("mesh: slow consumer, events dropped")
 	// ErrDuplicateSubscription: the node already subscribes to the topic.
 	ErrDuplicateSubscription = errors.New("mesh: already subscribed")
+	// ErrOption: a subscription option that does not apply (an anycast
+	// option given to Subscribe) or is invalid.
+	ErrOption = errors.New("mesh: invalid subscription option")
 )
 
 // Error codes carried by RemoteError. Handlers may use their own codes; these

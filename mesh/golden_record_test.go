@@ -67,9 +67,9 @@ func TestRecordAnycastGolden(t *testing.T) {
 	}
 	nodes := connectAll(t, testConfig(srv, "jobs"), testConfig(srv, "workers"), testConfig(srv, "workers"), testConfig(srv, "workers"))
 	pub, workers := nodes[0], nodes[1:]
-	var subs []*mesh.Subscription
+	var subs []*mesh.AnycastSubscription
 	for i, n := range workers {
-		s, err := n.Subscribe(ctx, "golden.jobs", handler(fmt.Sprintf("w%d", i)), mesh.Anycast(mesh.Concurrency(4)))
+		s, err := n.SubscribeAnycast(ctx, "golden.jobs", handler(fmt.Sprintf("w%d", i)), mesh.Concurrency(4))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/meshbot/meshbot/claims"
 	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/heartbeat"
 )
@@ -114,13 +113,13 @@ func (n *Node) sendBeat() {
 	if j.err == nil {
 		nick := n.Nick()
 		n.applyMemberEvents(func(v *heartbeat.View) []heartbeat.Event { return v.Heartbeat(nick, b, time.Now()) })
-		n.feedGroups(false)
+		n.feedModes(false)
 		// Others suspect us SuspectAfter intervals after this beat at the
 		// earliest; our claims hold until a quarter interval before that.
 		iv := n.cfg.HeartbeatInterval
 		until := sentAt.Add(time.Duration(n.cfg.SuspectAfter*float64(iv)) - iv/4)
-		for _, a := range n.anycasts() {
-			a.input(func(c *claims.Core, now time.Time) []claims.Action { return c.Session(until, now) })
+		for _, m := range n.modes() {
+			m.session(until)
 		}
 	}
 }
@@ -138,7 +137,7 @@ func (n *Node) beat(seq uint64) *heartbeat.Beat {
 	n.mu.Lock()
 	queued, capacity := len(n.reqQueue), cap(n.reqQueue)
 	for _, s := range n.subs {
-		b.Subs = append(b.Subs, heartbeat.Sub{Topic: s.topic, Group: s.Group()})
+		b.Subs = append(b.Subs, s.mode.announce())
 		queued += len(s.q)
 		capacity += cap(s.q)
 	}
@@ -166,36 +165,7 @@ func (n *Node) onBeat(in *inbound) {
 		return
 	}
 	n.applyMemberEvents(func(v *heartbeat.View) []heartbeat.Event { return v.Heartbeat(in.from, b, time.Now()) })
-	n.feedGroups(false)
-}
-
-// anycasts returns the node's anycast subscriptions.
-func (n *Node) anycasts() []*anycast {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var out []*anycast
-	for _, s := range n.subs {
-		if s.any != nil {
-			out = append(out, s.any)
-		}
-	}
-	return out
-}
-
-// feedGroups gives each anycast subscription its group's members when they
-// changed (or always, with force): states change with view events, and a
-// group's members with the subscriptions announced in beats.
-func (n *Node) feedGroups(force bool) {
-	as := n.anycasts()
-	if len(as) == 0 {
-		return
-	}
-	n.hb.mu.Lock()
-	all := n.hb.view.All()
-	n.hb.mu.Unlock()
-	for _, a := range as {
-		a.members(all, force)
-	}
+	n.feedModes(false)
 }
 
 // memberGone: the server says nick left the heartbeat channel or the server.
@@ -214,7 +184,7 @@ func (n *Node) applyMemberEvents(f func(*heartbeat.View) []heartbeat.Event) {
 	watchers := n.hb.watchers
 	n.hb.mu.Unlock()
 	if len(evs) > 0 {
-		n.feedGroups(true)
+		n.feedModes(true)
 	}
 	for _, ev := range evs {
 		n.log.Debug("member "+ev.Kind.String(), "member", ev.Member.Service+"/"+ev.Member.Instance, "nick", ev.Member.Nick, "reason", ev.Reason)

@@ -48,7 +48,7 @@ type Node struct {
 	chMu        sync.Mutex               // one ChatHistory request at a time
 	chatHistory *chatHistory             // the one in flight, under mu
 	lastRecv    atomic.Int64             // unix nanos of the last line from the server
-	subs        map[string]*Subscription // by channel, lower case
+	subs        map[string]*subscription // by channel, lower case
 	pubChans    map[string]chan struct{} // channels joined to publish; closed once first joined
 	observers   map[string][]*Observer   // by channel, lower case
 	methods     map[string]RequestHandler
@@ -58,11 +58,11 @@ type Node struct {
 	joins       map[string][]chan struct{} // channel → waiters for our JOIN
 	inChannel   map[string]bool            // channels we are in on this connection
 
-	rejMu      sync.Mutex
-	rawMu      sync.Mutex        // RawLog writes
-	listMu     sync.Mutex        // one LIST at a time
-	listing    *listing          // guarded by mu
-	rejBy      map[string]uint64 // rejected lines by reason
+	rejMu   sync.Mutex
+	rawMu   sync.Mutex        // RawLog writes
+	listMu  sync.Mutex        // one LIST at a time
+	listing *listing          // guarded by mu
+	rejBy   map[string]uint64 // rejected lines by reason
 
 	reqQueue  chan *inbound
 	reqStop   chan struct{} // closed when requests stop being taken
@@ -119,7 +119,7 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		instance:    cfg.Instance,
 		nick:        nick,
 		connected:   make(chan struct{}),
-		subs:        map[string]*Subscription{},
+		subs:        map[string]*subscription{},
 		pubChans:    map[string]chan struct{}{},
 		observers:   map[string][]*Observer{},
 		methods:     map[string]RequestHandler{},
@@ -336,11 +336,8 @@ func (n *Node) onDisconnect(err error) {
 		n.log.Info("connection closed", "err", err)
 	}
 	n.writer.disconnected()
-	n.markGaps(time.Now())
+	n.connectionChanged(false, time.Now())
 	n.observeGaps(time.Now())
-	for _, a := range n.anycasts() {
-		a.reset()
-	}
 	n.suspendMembership()
 	n.failPendingTargets("")
 }
@@ -425,7 +422,7 @@ func (n *Node) onConnected() {
 		n.resumeMembership()
 		n.writer.connected(st)
 		n.beatSoon()
-		n.fillGaps()
+		n.connectionChanged(true, time.Now())
 	}()
 }
 
@@ -684,38 +681,6 @@ type inbound struct {
 	echo       bool
 }
 
-func (n *Node) route(in *inbound) {
-	if n.closing.Load() {
-		return
-	}
-	isChannel := strings.HasPrefix(in.target, "#")
-	switch in.env.Kind {
-	case envelope.KindEvent:
-		if isChannel {
-			n.deliver(in)
-		}
-	case envelope.KindRequest:
-		if !isChannel && !in.echo {
-			n.acceptRequest(in)
-		}
-	case envelope.KindHeartbeat:
-		if strings.EqualFold(in.target, HeartbeatChannel(n.cfg.Namespace)) {
-			n.onBeat(in)
-		}
-	case envelope.KindResponse:
-		if !isChannel && !in.echo {
-			n.acceptResponse(in)
-		}
-	case envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter,
-		envelope.KindHistoryClaim, envelope.KindHistoryAck, envelope.KindHistoryReject:
-		if isChannel {
-			n.claimLine(in)
-		}
-	default:
-		n.stats.unhandled.Add(1)
-	}
-}
-
 // keepAlive pings an idle server and drops a connection that went silent.
 func (n *Node) keepAlive() {
 	defer n.wg.Done()
@@ -753,7 +718,7 @@ func (n *Node) Close(ctx context.Context) error {
 	n.closeOnce.Do(func() {
 		n.closing.Store(true)
 		n.mu.Lock()
-		subs := make([]*Subscription, 0, len(n.subs))
+		subs := make([]*subscription, 0, len(n.subs))
 		for _, s := range n.subs {
 			subs = append(subs, s)
 		}

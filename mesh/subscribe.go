@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/meshbot/meshbot/claims"
 	"github.com/meshbot/meshbot/envelope"
 )
 
@@ -31,27 +30,53 @@ type Message struct {
 	// Claim is set for anycast deliveries: the claim the handler holds.
 	Claim *Claim
 
-	ctx context.Context // an anycast claim's context
+	// Set by a delivery mode that tracks its handlers (anycast): the
+	// handler's context, and what to call when it returned.
+	ctx    context.Context
+	finish func(*Message, error)
+}
+
+// newMessage is the Message of an event received on topic's channel.
+func newMessage(topic string, in *inbound) *Message {
+	return &Message{
+		Topic:      topic,
+		ID:         in.env.ID,
+		Payload:    in.env.Payload,
+		Headers:    in.env.Headers,
+		Sender:     in.env.Sender,
+		SentAt:     in.env.SentAt(),
+		ServerTime: in.serverTime,
+		MsgID:      in.msgid,
+		From:       in.from,
+		Envelope:   in.env,
+	}
 }
 
 // Handler processes one event. Its context is cancelled when the node closes
-// and the drain deadline has passed. A returned error (or a panic) is
-// counted and logged; for multicast subscriptions the event is not retried.
+// and the drain deadline has passed (for anycast, also when the claim is
+// lost). A returned error (or a panic) is counted and logged; multicast
+// does not retry it, anycast nacks the event (see SubscribeAnycast).
 type Handler func(ctx context.Context, m *Message) error
 
-// SubOption configures a subscription.
+// SubOption configures a subscription. Concurrency and QueueLen apply to
+// every subscription; the options of anycast.go only to anycast ones
+// (Subscribe refuses them with ErrOption).
 type SubOption func(*subOptions)
 
 type subOptions struct {
 	concurrency int
 	queueLen    int
-	anycast     bool
+	// Anycast only; anycastOpts names those given, for Subscribe's error.
+	anycastOpts []string
 	group       string
 	key         func(*Message) string
 	lease       time.Duration
 	maxAttempts int
 	retry       time.Duration
 }
+
+// anycastOnly marks an option that applies to anycast subscriptions only.
+func (o *subOptions) anycastOnly(name string) { o.anycastOpts = append(o.anycastOpts, name) }
 
 // Concurrency runs up to k handlers of the subscription at once (default 1).
 // With k = 1 events are handled one by one in the order the server relayed
@@ -62,40 +87,34 @@ func Concurrency(k int) SubOption { return func(o *subOptions) { o.concurrency =
 // Config.QueueLen). See Subscribe for what happens when it is full.
 func QueueLen(n int) SubOption { return func(o *subOptions) { o.queueLen = max(1, n) } }
 
-// Multicast delivers every event to every instance of the subscribing
-// service. It is the default.
-func Multicast() SubOption { return func(*subOptions) {} }
-
-// Subscription is a node's subscription to one topic.
-type Subscription struct {
+// subscription is what every delivery mode shares: the topic's channel,
+// the handler with its bounded queue and workers, and the counters. Its
+// exported methods are those of every subscription type (Subscription,
+// AnycastSubscription).
+type subscription struct {
 	n       *Node
 	topic   string
 	channel string
 	h       Handler
+	mode    mode
 	q       chan *Message
 	stop    chan struct{}
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	once    sync.Once
-	any     *anycast // nil for multicast
-	catch   *catchUp // multicast with Config.History: what was delivered
 
 	delivered, dropped, failed atomic.Uint64
 }
 
-// Subscribe joins topic's channel and runs h for every event published on
-// it. It returns once the server has confirmed the join, so every event
-// published after that reaches h.
-//
-// Overflow policy: events wait for a handler in a bounded queue. When the
-// queue is full, the newest event is dropped and counted (Dropped, and the
-// node's Stats), and ErrSlowConsumer is logged: the connection's reader
-// never blocks on a handler, so a slow handler can never make the server
-// drop the bot. Size QueueLen and Concurrency for the load.
-func (n *Node) Subscribe(ctx context.Context, topic string, h Handler, opts ...SubOption) (*Subscription, error) {
+// subscribe joins topic's channel with a subscription whose delivery mode
+// newMode makes, and returns once the server confirmed the join.
+func (n *Node) subscribe(ctx context.Context, topic string, h Handler, o *subOptions, newMode func(*subscription) (mode, error)) (*subscription, error) {
 	if n.sealed.Load() || n.closing.Load() {
 		return nil, ErrClosed
+	}
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil handler", ErrOption)
 	}
 	chanLen := 0
 	if st := n.current(); st != nil {
@@ -104,11 +123,7 @@ func (n *Node) Subscribe(ctx context.Context, topic string, h Handler, opts ...S
 	if err := ValidateTopic(n.cfg.Namespace, topic, chanLen); err != nil {
 		return nil, err
 	}
-	o := subOptions{concurrency: 1, queueLen: n.cfg.QueueLen}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	s := &Subscription{
+	s := &subscription{
 		n:       n,
 		topic:   topic,
 		channel: Channel(n.cfg.Namespace, topic),
@@ -117,24 +132,18 @@ func (n *Node) Subscribe(ctx context.Context, topic string, h Handler, opts ...S
 		stop:    make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if o.anycast {
-		if o.group == "" {
-			o.group = n.cfg.Service
-		}
-		if err := ValidateGroup(o.group); err != nil {
-			s.cancel()
-			return nil, err
-		}
-		s.any = newAnycast(n, s, &o)
+	m, err := newMode(s)
+	if err != nil {
+		s.cancel()
+		return nil, err
 	}
+	s.mode = m
 	key := strings.ToLower(s.channel)
 	n.mu.Lock()
-	if s.any == nil && n.cfg.History != nil {
-		s.catch = newCatchUp()
-	}
 	if _, dup := n.subs[key]; dup {
 		n.mu.Unlock()
 		s.cancel()
+		m.stopped()
 		return nil, fmt.Errorf("%w: %s", ErrDuplicateSubscription, topic)
 	}
 	n.subs[key] = s
@@ -143,9 +152,6 @@ func (n *Node) Subscribe(ctx context.Context, topic string, h Handler, opts ...S
 		s.wg.Add(1)
 		go s.work()
 	}
-	if s.any != nil {
-		go s.any.run()
-	}
 	if err := n.join(ctx, s.channel); err != nil {
 		n.mu.Lock()
 		delete(n.subs, key)
@@ -153,28 +159,17 @@ func (n *Node) Subscribe(ctx context.Context, topic string, h Handler, opts ...S
 		s.drain(context.Background())
 		return nil, err
 	}
-	if a := s.any; a != nil {
-		// Announce the group now; claim once everyone has heard us and we
-		// them (a heartbeat interval and a bit), and once the group's
-		// recent history is replayed into the core, when there is history.
-		n.beatSoon()
-		warm := time.After(n.cfg.HeartbeatInterval * 6 / 5)
-		b := n.cfg.History
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			if b != nil {
-				a.resume(b, time.Now().Add(-n.cfg.ResumeWindow))
-			}
-			select {
-			case <-warm:
-			case <-s.ctx.Done():
-				return
-			}
-			a.input(func(c *claims.Core, now time.Time) []claims.Action { return c.SetReady(true, now) })
-		}()
-	}
+	m.joined()
 	return s, nil
+}
+
+// options applies opts over the node's defaults.
+func (n *Node) options(opts []SubOption) subOptions {
+	o := subOptions{concurrency: 1, queueLen: n.cfg.QueueLen}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
 }
 
 // join joins channel and waits for the server's confirmation, across
@@ -205,20 +200,20 @@ func (n *Node) join(ctx context.Context, channel string) error {
 }
 
 // Topic returns the subscribed topic.
-func (s *Subscription) Topic() string { return s.topic }
+func (s *subscription) Topic() string { return s.topic }
 
 // Delivered, Dropped and Failed count events handed to the handler, events
 // dropped because the queue was full or the node closed, and handler errors.
-func (s *Subscription) Delivered() uint64 { return s.delivered.Load() }
-func (s *Subscription) Dropped() uint64   { return s.dropped.Load() }
-func (s *Subscription) Failed() uint64    { return s.failed.Load() }
+func (s *subscription) Delivered() uint64 { return s.delivered.Load() }
+func (s *subscription) Dropped() uint64   { return s.dropped.Load() }
+func (s *subscription) Failed() uint64    { return s.failed.Load() }
 
 // Pending returns how many events wait in the queue.
-func (s *Subscription) Pending() int { return len(s.q) }
+func (s *subscription) Pending() int { return len(s.q) }
 
 // Unsubscribe leaves the topic's channel and drains the subscription: queued
 // events are handled until ctx ends, then handlers are cancelled.
-func (s *Subscription) Unsubscribe(ctx context.Context) error {
+func (s *subscription) Unsubscribe(ctx context.Context) error {
 	key := strings.ToLower(s.channel)
 	s.n.mu.Lock()
 	if s.n.subs[key] == s {
@@ -233,24 +228,20 @@ func (s *Subscription) Unsubscribe(ctx context.Context) error {
 
 // drain stops the workers after they handled what is queued, or cancels
 // them when ctx ends first. It returns once no handler runs.
-func (s *Subscription) drain(ctx context.Context) error {
+func (s *subscription) drain(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
-		if a := s.any; a != nil {
-			a.input(func(c *claims.Core, now time.Time) []claims.Action { return c.SetReady(false, now) })
-		}
+		s.mode.stopping()
 		close(s.stop)
 		if !drainWorkers(ctx, &s.wg, s.cancel) {
 			err = fmt.Errorf("mesh: draining %s: %w", s.topic, context.Cause(ctx))
 		}
-		if s.any != nil {
-			s.any.stop()
-		}
+		s.mode.stopped()
 	})
 	return err
 }
 
-func (s *Subscription) work() {
+func (s *subscription) work() {
 	defer s.wg.Done()
 	for {
 		select {
@@ -273,19 +264,19 @@ func (s *Subscription) work() {
 	}
 }
 
-func (s *Subscription) handle(m *Message) {
+func (s *subscription) handle(m *Message) {
 	ctx := s.ctx
-	if m.Claim != nil {
+	if m.ctx != nil {
 		ctx = m.ctx
 		if ctx.Err() != nil { // the claim was lost while the event waited
-			s.any.finished(m, ctx.Err())
+			m.finish(m, ctx.Err())
 			return
 		}
 	}
 	start := time.Now()
 	err := s.call(ctx, m)
-	if m.Claim != nil {
-		s.any.finished(m, err)
+	if m.finish != nil {
+		m.finish(m, err)
 	}
 	s.n.stats.observe(time.Since(start))
 	s.delivered.Add(1)
@@ -297,7 +288,7 @@ func (s *Subscription) handle(m *Message) {
 	}
 }
 
-func (s *Subscription) call(ctx context.Context, m *Message) (err error) {
+func (s *subscription) call(ctx context.Context, m *Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("mesh: handler panicked: %v", r)
@@ -306,69 +297,19 @@ func (s *Subscription) call(ctx context.Context, m *Message) (err error) {
 	return s.h(ctx, m)
 }
 
-// deliver queues an event for the subscription of its channel. It runs on
-// the event loop and never blocks.
-func (n *Node) deliver(in *inbound) {
-	n.mu.Lock()
-	s := n.subs[strings.ToLower(in.target)]
-	n.mu.Unlock()
-	if s == nil {
-		n.stats.unrouted.Add(1)
-		return
-	}
-	m := &Message{
-		Topic:      s.topic,
-		ID:         in.env.ID,
-		Payload:    in.env.Payload,
-		Headers:    in.env.Headers,
-		Sender:     in.env.Sender,
-		SentAt:     in.env.SentAt(),
-		ServerTime: in.serverTime,
-		MsgID:      in.msgid,
-		From:       in.from,
-		Envelope:   in.env,
-	}
-	if s.any != nil {
-		s.any.event(m)
-		return
-	}
-	if s.catch != nil {
-		at := in.serverTime
-		if at.IsZero() {
-			at = time.Now()
-		}
-		if !s.catch.deliverOnce(m.ID, at) {
-			return // delivered by a backfill already
-		}
-	}
-	s.offer(m)
-}
-
-// deliverOwn hands a confirmed own event to the node's own subscription on
-// servers without echo-message (with it, the echo is delivered instead).
+// deliverOwn hands a confirmed own envelope to the subscription of its
+// channel on servers without echo-message (with it, the echo is routed
+// instead).
 func (n *Node) deliverOwn(j *job) {
-	in := &inbound{env: j.env, from: n.Nick(), target: j.target, echo: true}
-	switch j.env.Kind {
-	case envelope.KindEvent:
-		n.deliver(in)
-	case envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter,
-		envelope.KindHistoryClaim, envelope.KindHistoryAck, envelope.KindHistoryReject:
-		n.claimLine(in)
+	if !strings.HasPrefix(j.target, "#") {
+		return
 	}
+	n.route(&inbound{env: j.env, from: n.Nick(), target: j.target, echo: true})
 }
 
-// claimLine hands a claims-protocol line to the anycast subscription of its
-// channel and group, if we have one.
-func (n *Node) claimLine(in *inbound) {
-	n.mu.Lock()
-	s := n.subs[strings.ToLower(in.target)]
-	n.mu.Unlock()
-	if s != nil && s.any != nil && s.any.group == in.env.Topic {
-		s.any.line(in)
-	}
-}
-
-func (s *Subscription) offer(m *Message) {
+// offer queues m for a handler without blocking: a full queue drops it
+// and counts the drop.
+func (s *subscription) offer(m *Message) {
 	select {
 	case s.q <- m:
 	default:

@@ -348,16 +348,17 @@ func (s *server) setup(ctx context.Context) error {
 			return usageError{fmt.Errorf("--handle %s: %w", m, err)}
 		}
 	}
-	var opts []mesh.SubOption
-	if s.anycast {
-		anyOpts := []mesh.SubOption{mesh.ClaimLease(s.lease), mesh.MaxAttempts(s.maxAttempts), mesh.RetryDelay(s.retryDelay)}
-		if s.group != "" {
-			anyOpts = append(anyOpts, mesh.Group(s.group))
-		}
-		opts = append(opts, mesh.Anycast(anyOpts...))
-	}
 	for _, t := range s.topics {
-		_, err := s.node.Subscribe(ctx, t, s.handleEvent, opts...)
+		var err error
+		if s.anycast {
+			opts := []mesh.SubOption{mesh.ClaimLease(s.lease), mesh.MaxAttempts(s.maxAttempts), mesh.RetryDelay(s.retryDelay)}
+			if s.group != "" {
+				opts = append(opts, mesh.Group(s.group))
+			}
+			_, err = s.node.SubscribeAnycast(ctx, t, s.handleEvent, opts...)
+		} else {
+			_, err = s.node.Subscribe(ctx, t, s.handleEvent)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: subscribing to %s: %w", nick, t, err)
 		}
