@@ -22,6 +22,10 @@ const (
 	Unsigned        = "unsigned"
 	HMAC            = "hmac"
 	Ed25519Required = "ed25519-required"
+	// HMACRequired is HMAC with RequireSigned on every node: not in
+	// ModeNames (the ed25519 mode requires signatures already), for tests
+	// of a configuration users run (--hmac-key-file --require-signed).
+	HMACRequired = "hmac-required"
 )
 
 // Mode is the trust of one test mesh: Apply gives each node's config the
@@ -41,7 +45,7 @@ func NewMode(name string) *Mode {
 	m := &Mode{Name: name, ed: map[string]ed25519.PrivateKey{}}
 	switch name {
 	case Unsigned:
-	case HMAC:
+	case HMAC, HMACRequired:
 		m.keys = envelope.NewKeyring()
 		m.hmac = make([]byte, 32)
 		_, _ = rand.Read(m.hmac)
@@ -79,8 +83,8 @@ func (m *Mode) Apply(cfg *mesh.Config) {
 	switch m.Name {
 	case Unsigned:
 		cfg.Signer, cfg.Keys, cfg.RequireSigned = nil, nil, false
-	case HMAC:
-		cfg.Signer, cfg.Keys, cfg.RequireSigned = envelope.NewHMACSigner("mesh", m.hmac), m.keys, false
+	case HMAC, HMACRequired:
+		cfg.Signer, cfg.Keys, cfg.RequireSigned = envelope.NewHMACSigner("mesh", m.hmac), m.keys, m.Name == HMACRequired
 	case Ed25519Required:
 		priv := m.serviceKey(cfg.Service)
 		cfg.Signer, cfg.Keys, cfg.RequireSigned = envelope.NewEd25519Signer(keyID(cfg.Service), priv), m.keys, true
@@ -127,9 +131,13 @@ func (m *Mode) Flags(t testing.TB, dir, service string, services ...string) []st
 	}
 	b64 := base64.StdEncoding.EncodeToString
 	switch m.Name {
-	case HMAC:
+	case HMAC, HMACRequired:
 		f := write("mesh.hmac", fmt.Sprintf("hmac mesh %s\n", b64(m.hmac)))
-		return []string{"--hmac-key-file", f, "--keyring", f}
+		flags := []string{"--hmac-key-file", f, "--keyring", f}
+		if m.Name == HMACRequired {
+			flags = append(flags, "--require-signed")
+		}
+		return flags
 	case Ed25519Required:
 		priv := m.serviceKey(service)
 		own := write(service+".key", fmt.Sprintf("ed25519-private %s %s %s\n", keyID(service), service, b64(priv.Seed())))
