@@ -17,8 +17,15 @@
 //     the same envelope id; receivers drop the copies they already had.
 //   - Multicast subscriptions: every subscribing instance receives each
 //     event published after its Subscribe returned, once, in server order
-//     (with Concurrency 1), as long as it stays connected. Events published
-//     while an instance is disconnected are not recovered by this package.
+//     (with Concurrency 1), as long as it stays connected. With
+//     Config.History (history.NewSource), events published while it was
+//     disconnected are delivered after it reconnects, once.
+//   - Anycast subscriptions (SubscribeAnycast): each event is completed by
+//     exactly one live member of the group (docs/PROTOCOL.md §6), across
+//     crashes, freezes and restarts; with Config.History a group that was
+//     away completes what was published meanwhile, once.
+//   - Trust is the node's: Config.Signer, Keys and RequireSigned apply to
+//     live lines and to everything read from history alike (NewDecoder).
 //   - A subscription's handlers never block the connection: events wait in
 //     a bounded queue, and when it is full the newest are dropped and
 //     counted (see Subscribe). Memory is bounded everywhere: queues,
@@ -31,6 +38,12 @@
 //     counted; forged, malformed, unsigned (when required), oversized and
 //     replayed envelopes are rejected and counted by reason, never
 //     delivered.
+//
+// # Delivery modes
+//
+// Each subscription's channel is routed to its delivery mode through one
+// internal interface (router.go): multicast.go and anycast.go are
+// siblings; a new mode is a new file beside them.
 //   - Close drains: no new events or requests are taken, running and
 //     queued handlers finish until the context ends (then their contexts
 //     are cancelled), pending publishes are confirmed, the bot QUITs. No

@@ -29,6 +29,11 @@ var (
 	ErrSlowConsumer = errors.New("mesh: slow consumer, events dropped")
 	// ErrDuplicateSubscription: the node already subscribes to the topic.
 	ErrDuplicateSubscription = errors.New("mesh: already subscribed")
+	// ErrAnswerRefused: a request timed out after its target's answer
+	// was rejected by this node's trust settings (unsigned while
+	// RequireSigned, or signed with a key not in Keys): the two nodes do
+	// not share the mesh's keys. The error wraps the rejection.
+	ErrAnswerRefused = errors.New("mesh: the answer was refused")
 	// ErrOption: a subscription option that does not apply (an anycast
 	// option given to Subscribe) or is invalid.
 	ErrOption = errors.New("mesh: invalid subscription option")

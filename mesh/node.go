@@ -661,6 +661,9 @@ func (n *Node) onPrivmsg(l *line) {
 		reason := envelope.Reason(e)
 		n.countReject(reason)
 		n.log.Debug("rejected line", "from", l.nick, "reason", reason, "err", e)
+		if !echo && !strings.HasPrefix(target, "#") {
+			n.answerRefused(l.nick, e)
+		}
 	}
 	for _, env := range envs {
 		in := &inbound{env: env, from: l.nick, target: target, msgid: l.tags["msgid"], echo: echo, serverTime: serverTime}

@@ -36,6 +36,10 @@ type pendingRequest struct {
 	resp   chan *inbound
 	moved  chan string // nick of an instance that left; "" when our connection dropped
 	target string
+	// refused is why a line from target was rejected while we waited
+	// (its answer, unsigned or signed with a key we do not trust): the
+	// request then fails with it rather than with a bare timeout.
+	refused error
 }
 
 // RequestOption tunes one request.
@@ -147,7 +151,13 @@ func (n *Node) Request(ctx context.Context, service, method string, payload []by
 			}
 			n.stats.requestRetries.Add(1)
 		case <-ctx.Done():
-			return nil, fmt.Errorf("mesh: request %s.%s: %w", service, method, context.Cause(ctx))
+			n.mu.Lock()
+			refused := pr.refused
+			n.mu.Unlock()
+			if refused != nil {
+				return nil, fmt.Errorf("mesh: request %s.%s: %w: %w from %s: %w", service, method, context.Cause(ctx), ErrAnswerRefused, target, refused)
+			}
+			return nil, fmt.Errorf("mesh: request %s.%s to %s: %w", service, method, target, context.Cause(ctx))
 		}
 	}
 	return nil, fmt.Errorf("%w: %s: gave up after %d instances left", ErrNoResponders, service, maxRequestAttempts)
@@ -184,6 +194,18 @@ func (n *Node) pickInstance(service, key string, tried map[string]bool) string {
 		return ""
 	}
 	return cands[mrand.N(len(cands))]
+}
+
+// answerRefused notes that a private message from nick was rejected, for
+// the requests waiting on nick.
+func (n *Node) answerRefused(nick string, err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, pr := range n.pending {
+		if pr.refused == nil && strings.EqualFold(pr.target, nick) {
+			pr.refused = err
+		}
+	}
 }
 
 // failPendingTargets tells requests waiting on nick (all of them when nick
