@@ -187,6 +187,7 @@ type Stats struct {
 	Released           uint64 // claims given back by members shutting down
 	Started, Cancelled uint64 // handlers
 	Refused            uint64 // events not tracked: over MaxEvents
+	Malformed          uint64 // lines of the group that did not decode (Group only)
 }
 
 // Core is one member's claims state for one (topic, group).
@@ -414,12 +415,22 @@ func (c *Core) ReleaseAll(now time.Time) []Action {
 // Dead: a DEAD marker from who was seen: the event was dead-lettered.
 func (c *Core) Dead(who Claimant, it Item, now time.Time) []Action {
 	c.begin()
+	c.markDead(who, it, 0, nil, now)
+	return c.out
+}
+
+// markDead completes an event as dead-lettered; attempts and reasons are
+// what the marker says, kept where this member knew less.
+func (c *Core) markDead(who Claimant, it Item, attempts uint32, reasons []string, now time.Time) {
 	e := c.pending(it.Event, now)
 	if e == nil {
-		return c.out
+		return
 	}
 	c.complete(e, DeadLettered, who, it.Epoch, now)
-	return c.out
+	e.attempts = max(e.attempts, attempts)
+	if len(e.reasons) == 0 && len(reasons) > 0 {
+		e.reasons = slices.Clone(reasons[:min(len(reasons), 2*c.cfg.MaxAttempts)])
+	}
 }
 
 // Done: our handler for the event at epoch returned. err nil acks; else the
@@ -592,7 +603,9 @@ func (c *Core) complete(e *event, o Outcome, who Claimant, epoch uint64, now tim
 		}
 		c.dropMine(e)
 	}
-	e.reasons = nil
+	if o == Acked {
+		e.reasons = nil // a dead-lettered event keeps them: tools show why
+	}
 	c.done = append(c.done, e)
 }
 

@@ -52,6 +52,10 @@ func init() {
 // ErrMalformed is returned for a claims payload that does not decode.
 var ErrMalformed = errors.New("claims: malformed payload")
 
+func errMalformedf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+}
+
 // EncodeItems returns the payload of a CLAIM or ACK envelope.
 func EncodeItems(items []Item) ([]byte, error) {
 	if len(items) == 0 || len(items) > MaxItems {

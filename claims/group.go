@@ -1,0 +1,638 @@
+package claims
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/meshbot/meshbot/envelope"
+	"github.com/meshbot/meshbot/heartbeat"
+)
+
+// A Group is one member's part in one anycast group of one topic: the
+// whole protocol of docs/PROTOCOL.md §6 between the envelopes the member
+// receives in the topic's channel and what it must do about them. It wraps
+// the member's Core (claims, acks, takeovers), its completed Prefix and the
+// group's Consensus (§6.13), turns received envelopes into their inputs,
+// and turns their decisions into envelopes ready to send.
+//
+// Its inputs are methods that take "now"; its outputs gather until Ready
+// (or Handlers) takes them. Like Core it reads no clock, starts nothing,
+// does no I/O and signs nothing, and is not safe for concurrent use: one
+// owner feeds it and carries out what it asks, in the manner of etcd's
+// raft.RawNode. The driver's loop is:
+//
+//	g.Receive(line, now)        // and the other inputs, as they happen
+//	rd := g.Handlers()          // at once: cancel, then start, handlers
+//	...
+//	rd = g.Ready()              // when no batch is in flight: everything
+//	publish rd.DeadLetters, each then its Marker; seal and send rd.Send
+//	wake up at rd.Next (or g.Next()) and call g.Tick
+type Group struct {
+	cfg  GroupConfig
+	core *Core
+	self Claimant
+
+	// payloads of the events seen and not completed: handlers and dead
+	// letters need them.
+	events map[envelope.ID]Received
+
+	last    time.Time // the latest input's time: batched envelopes carry it
+	members []Member  // the group's members as last fed
+	live    []string  // their alive ids
+
+	// Consensus offsets (§6.13).
+	prefix      *Prefix
+	cons        Consensus
+	claimedOff  envelope.Offset   // our last HistoryClaim
+	claimedComm envelope.Offset   // the committed offset it carried
+	behind      []envelope.Offset // offsets of events the prefix tracks, oldest first
+	behindIDs   []envelope.ID     // the ids of those it passed, in the same order
+
+	out       Ready  // gathered outputs, Send and DeadLetters excepted
+	claimsOut []Item // claims and acks gather into as few envelopes as fit
+	acksOut   []Item
+	sendOut   []*envelope.Envelope // nacks and releases, then votes and HistoryClaims
+	malformed uint64
+}
+
+// GroupConfig configures a Group.
+type GroupConfig struct {
+	// Config holds the Core's timings and bounds; its Self is set from
+	// Sender.
+	Config
+	// Topic is the topic whose channel the group works in; Group the
+	// group's name (the topic field of its claims lines).
+	Topic, Group string
+	// Sender is this member: the sender of every envelope the Group builds,
+	// and (service/instance, incarnation) its claimant identity.
+	Sender envelope.Sender
+	// Passive makes an observer: it follows the group by the same rules
+	// but never claims, votes or posts a HistoryClaim (SetReady is
+	// ignored). meshbot claims is one.
+	Passive bool
+	// NewID gives the ids of the envelopes the Group builds (nil:
+	// envelope.NewID). Tests make them deterministic.
+	NewID func() envelope.ID
+}
+
+// Received is one envelope as it arrived in the topic's channel.
+type Received struct {
+	Envelope *envelope.Envelope
+	// From is the sender's nick.
+	From string
+	// ServerTime and MsgID are the line's tags (zero and "" where the
+	// server sends none): its offset (§6.13), with the time of receipt
+	// standing in for a missing server-time.
+	ServerTime time.Time
+	MsgID      string
+	// Key routes an event (ByKey); "" routes it by id. Only events use it.
+	Key string
+}
+
+// offset is the line's offset when received at now.
+func (r *Received) offset(now time.Time) envelope.Offset {
+	at := r.ServerTime
+	if at.IsZero() {
+		at = now
+	}
+	return envelope.OffsetAt(at, r.MsgID)
+}
+
+// OfProtocol reports whether envelopes of kind k are anycast's: events,
+// and the claims and consensus lines of the groups (§6.2, §6.13).
+func OfProtocol(k envelope.Kind) bool {
+	switch k {
+	case envelope.KindEvent, envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter,
+		envelope.KindHistoryClaim, envelope.KindHistoryAck, envelope.KindHistoryReject:
+		return true
+	}
+	return false
+}
+
+// Ready is what a Group asks its driver to do.
+type Ready struct {
+	// Send are the envelopes to post in the topic's channel, in this
+	// order, sealed (signed) by the driver: CLAIMs and ACKs (their items
+	// batched, at most MaxItems an envelope), NACKs (and releases), votes
+	// on HistoryClaims, and the member's own HistoryClaim.
+	Send []*envelope.Envelope
+	// DeadLetters are events given up on (§6.9): publish each Letter on
+	// DeadTopic(topic), then, once the server has taken it, send its
+	// Marker. A letter that could not be published is not marked: the
+	// next owner tries again.
+	DeadLetters []DeadLetterOut
+	// Cancel are handlers to cancel, Start handlers to run, in that
+	// order. A Cancel names the epoch of the start it ends.
+	Cancel []CancelHandler
+	Start  []StartHandler
+	// Malformed are lines of the group that did not decode; they changed
+	// nothing (Stats counts them too).
+	Malformed []Malformed
+	// Next is when Tick has work, or the zero time.
+	Next time.Time
+}
+
+// Empty reports whether rd asks for nothing (Next aside).
+func (rd *Ready) Empty() bool {
+	return len(rd.Send)+len(rd.DeadLetters)+len(rd.Cancel)+len(rd.Start)+len(rd.Malformed) == 0
+}
+
+// StartHandler asks the driver to run the handler for an event this member
+// won.
+type StartHandler struct {
+	// Event is the event as it was received.
+	Event   Received
+	Epoch   uint64
+	Attempt uint32
+	// Token is the claim's fencing token (§6.4).
+	Token uint64
+}
+
+// CancelHandler asks the driver to cancel the handler started for Event at
+// Epoch; a result it still reports is dropped.
+type CancelHandler struct {
+	Event  envelope.ID
+	Epoch  uint64
+	Reason string
+}
+
+// DeadLetterOut is a dead letter to publish, then its marker to send.
+type DeadLetterOut struct {
+	Letter DeadLetter
+	Marker *envelope.Envelope
+}
+
+// Malformed is a line of the group whose payload or fields did not decode.
+type Malformed struct {
+	From string
+	Kind envelope.Kind
+	Err  error
+}
+
+// CodeReleased in a NACK's error says the claimant gave the event back
+// without failing it (it is shutting down): no attempt is counted (§6.7).
+const CodeReleased = 1
+
+// maxReason bounds the text of a NACK's or DEAD marker's reason.
+const maxReason = 300
+
+// NewGroup returns the Group of one member.
+func NewGroup(cfg GroupConfig) *Group {
+	cfg.Self = ClaimantOf(cfg.Sender)
+	if cfg.NewID == nil {
+		cfg.NewID = envelope.NewID
+	}
+	g := &Group{cfg: cfg, core: New(cfg.Config), events: make(map[envelope.ID]Received)}
+	g.self = g.core.cfg.Self
+	g.cfg.Config = g.core.cfg
+	g.prefix = NewPrefix(g.cfg.MaxEvents)
+	return g
+}
+
+// ClaimantOf is the claimant identity of an envelope's sender.
+func ClaimantOf(s envelope.Sender) Claimant {
+	return Claimant{ID: s.Service + "/" + s.Instance, Incarnation: s.Incarnation}
+}
+
+// Config returns the configuration in use, defaults filled in.
+func (g *Group) Config() GroupConfig { return g.cfg }
+
+// Receive takes one envelope received in the topic's channel (our own
+// included, which is how a claimant learns that its claim went out):
+// events of the topic, and the claims, acks, nacks, dead markers and
+// HistoryClaims, -Acks and -Rejects of the group. It reports whether the
+// envelope was one of those; anything else (another group's lines, other
+// kinds: see OfProtocol) is ignored.
+func (g *Group) Receive(r Received, now time.Time) bool {
+	g.last = now
+	env := r.Envelope
+	if env.Kind == envelope.KindEvent {
+		g.event(r, now)
+		return true
+	}
+	if env.Topic != g.cfg.Group {
+		return false
+	}
+	switch env.Kind {
+	case envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter:
+		g.claimsLine(r, now)
+	case envelope.KindHistoryClaim, envelope.KindHistoryAck, envelope.KindHistoryReject:
+		g.consensusLine(r)
+	default:
+		return false
+	}
+	return true
+}
+
+// Replay takes one envelope of the topic's record (§6.12): its events and
+// the claims, acks, nacks and dead markers of the group, as Receive does.
+// Consensus lines of the record are not replayed (their votes are long
+// cast); Resume gives the committed offset found. It reports whether the
+// envelope was taken.
+func (g *Group) Replay(r Received, now time.Time) bool {
+	switch r.Envelope.Kind {
+	case envelope.KindEvent, envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter:
+		return g.Receive(r, now)
+	}
+	return false
+}
+
+// Resume starts the group's committed offset at one committed earlier,
+// found in the record (§6.12); it only grows.
+func (g *Group) Resume(committed envelope.Offset) { g.cons.Resume(committed) }
+
+func (g *Group) event(r Received, now time.Time) {
+	id := r.Envelope.ID
+	e := g.core.events[id]
+	if e != nil && (e.outcome != Pending || e.hasEvent) {
+		return // completed before we saw it, or a repeated copy
+	}
+	g.apply(g.core.Event(id, r.Key, now))
+	e = g.core.events[id]
+	if e == nil || !e.hasEvent {
+		return // refused: over MaxEvents
+	}
+	g.events[id] = r
+	// The prefix follows the events in the order they arrived, whether or
+	// not their claims came first.
+	if off := r.offset(now); g.prefix.Seen(id, off) {
+		g.behind = append(g.behind, off)
+	}
+}
+
+func (g *Group) claimsLine(r Received, now time.Time) {
+	env := r.Envelope
+	who := ClaimantOf(env.Sender)
+	switch env.Kind {
+	case envelope.KindClaim, envelope.KindAck:
+		items, err := DecodeItems(env.Payload)
+		if err != nil {
+			g.bad(r, err)
+			return
+		}
+		lease := time.Duration(env.LeaseMillis) * time.Millisecond
+		for _, it := range items {
+			if env.Kind == envelope.KindClaim {
+				g.apply(g.core.Claim(who, it, lease, now))
+			} else {
+				g.apply(g.core.Ack(who, it, now))
+				g.dropIfDone(it.Event)
+			}
+		}
+	case envelope.KindNack:
+		it, err := correlated(env)
+		if err != nil {
+			g.bad(r, err)
+			return
+		}
+		if env.Error != nil && env.Error.Code == CodeReleased {
+			g.apply(g.core.Released(who, it, now))
+			return
+		}
+		reason := ""
+		if env.Error != nil {
+			reason = env.Error.Message
+		}
+		g.apply(g.core.Nack(who, it, time.Duration(env.LeaseMillis)*time.Millisecond, reason, now))
+	case envelope.KindDeadLetter:
+		it, err := correlated(env)
+		if err != nil {
+			g.bad(r, err)
+			return
+		}
+		var reasons []string
+		if env.Error != nil && env.Error.Message != "" {
+			reasons = strings.Split(env.Error.Message, "; ")
+		}
+		g.core.begin()
+		g.core.markDead(who, it, env.Attempt, reasons, now)
+		g.apply(g.core.out)
+		g.dropIfDone(it.Event)
+	}
+}
+
+// correlated is the item a NACK or DEAD marker names.
+func correlated(env *envelope.Envelope) (Item, error) {
+	if env.Correlation.IsZero() || env.Epoch == 0 {
+		return Item{}, errMalformedf("%s without event or epoch", env.Kind)
+	}
+	return Item{Event: env.Correlation, Epoch: env.Epoch}, nil
+}
+
+func (g *Group) consensusLine(r Received) {
+	env := r.Envelope
+	who := ClaimantOf(env.Sender)
+	if env.Kind == envelope.KindHistoryClaim {
+		off, _, err := DecodeHistoryClaim(env.Payload)
+		if err != nil {
+			g.bad(r, err)
+			return
+		}
+		g.cons.Claim(env.ID, who.ID, off)
+		g.advance()
+		if who.ID != g.self.ID && !g.cfg.Passive {
+			g.vote(env.ID, off, g.prefix.Reaches(off))
+		}
+		return
+	}
+	_, err := DecodeOffset(env.Payload)
+	if err == nil && env.Correlation.IsZero() {
+		err = errMalformedf("%s without its claim", env.Kind)
+	}
+	if err != nil {
+		g.bad(r, err)
+		return
+	}
+	// Our own votes count too: they come back like everyone's.
+	g.cons.Vote(env.Correlation, who.ID, env.Kind == envelope.KindHistoryAck)
+	g.advance()
+}
+
+func (g *Group) bad(r Received, err error) {
+	g.malformed++
+	g.out.Malformed = append(g.out.Malformed, Malformed{From: r.From, Kind: r.Envelope.Kind, Err: err})
+}
+
+// dropIfDone forgets the payload of an event that is no longer pending.
+func (g *Group) dropIfDone(id envelope.ID) {
+	if e := g.core.events[id]; e == nil || e.outcome != Pending {
+		delete(g.events, id)
+	}
+}
+
+// Members takes the heartbeat view's members (all of them): those that
+// announce the group for the topic are the group (GroupMembers).
+func (g *Group) Members(all []heartbeat.Member, now time.Time) {
+	g.last = now
+	ms := GroupMembers(all, g.cfg.Topic, g.cfg.Group)
+	if slices.Equal(ms, g.members) {
+		return
+	}
+	g.members = ms
+	g.live = g.live[:0]
+	for _, m := range ms {
+		if m.State == heartbeat.Alive {
+			g.live = append(g.live, m.ID)
+		}
+	}
+	g.apply(g.core.Members(ms, now))
+}
+
+// GroupMembers returns the members of all that announce group for topic
+// in their heartbeats (§6.1), ordered by id.
+func GroupMembers(all []heartbeat.Member, topic, group string) []Member {
+	var ms []Member
+	for _, m := range all {
+		for _, s := range m.Beat.Subs {
+			if s.Group == group && strings.EqualFold(s.Topic, topic) {
+				ms = append(ms, Member{Claimant: Claimant{ID: m.Service + "/" + m.Instance, Incarnation: m.Incarnation}, State: m.State})
+				break
+			}
+		}
+	}
+	slices.SortFunc(ms, func(a, b Member) int {
+		if c := strings.Compare(a.ID, b.ID); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Incarnation, b.Incarnation)
+	})
+	return ms
+}
+
+// Session: our heartbeats keep us alive in others' eyes until until (see
+// Core.Session).
+func (g *Group) Session(until, now time.Time) {
+	g.last = now
+	g.apply(g.core.Session(until, now))
+}
+
+// SetReady says whether this member may claim (see Core.SetReady). A
+// passive Group is never ready.
+func (g *Group) SetReady(ready bool, now time.Time) {
+	g.last = now
+	if g.cfg.Passive {
+		return
+	}
+	g.apply(g.core.SetReady(ready, now))
+}
+
+// Done: the handler started for the event at epoch returned. err nil acks
+// the event; else it is nacked with err's text, to be retried after retry.
+// The result of a cancelled handler is dropped.
+func (g *Group) Done(id envelope.ID, epoch uint64, err error, retry time.Duration, now time.Time) {
+	g.last = now
+	g.apply(g.core.Done(id, epoch, err, retry, now))
+}
+
+// Tick advances time: leases, timeouts, settles, renewals, retention.
+func (g *Group) Tick(now time.Time) {
+	g.last = now
+	g.apply(g.core.Tick(now))
+}
+
+// Reset: the connection dropped; the member may have missed lines (§6.11).
+// Every handler is cancelled, pending events are forgotten, what was not
+// sent yet is dropped, and the completed prefix starts again (the
+// committed offset, known to all, stays).
+func (g *Group) Reset(now time.Time) {
+	g.last = now
+	g.claimsOut, g.acksOut, g.sendOut = g.claimsOut[:0], g.acksOut[:0], nil
+	g.out.DeadLetters = nil
+	g.out.Start = nil // the core cancels them below: never run
+	g.apply(g.core.Reset(now))
+	clear(g.events)
+	g.prefix = NewPrefix(g.cfg.MaxEvents)
+	// Events the prefix passed are completed: they stay, to be dropped
+	// once the committed offset passes them; the rest is forgotten.
+	g.behind = g.behind[:len(g.behindIDs)]
+}
+
+// ReleaseAll gives back every claim of ours not yet acked (the member is
+// shutting down and no handler of its runs any more): NACKs with code
+// CodeReleased, so that others take the events over at once.
+func (g *Group) ReleaseAll(now time.Time) {
+	g.last = now
+	g.apply(g.core.ReleaseAll(now))
+}
+
+// Commit is the member's commit tick (every CommitInterval, §6.13): it
+// posts a HistoryClaim for its completed prefix when the prefix moved
+// since its last claim, or when only the group's committed offset did (so
+// that the group's last claim in the record carries its latest commit).
+func (g *Group) Commit(now time.Time) {
+	g.last = now
+	prefix := g.advance()
+	committed := g.cons.Committed()
+	if g.cfg.Passive || prefix.IsZero() || (!g.claimedOff.Before(prefix) && !g.claimedComm.Before(committed)) {
+		return
+	}
+	payload, err := EncodeHistoryClaim(prefix, committed)
+	if err != nil {
+		return // an offset out of the wire's bounds: nothing to claim
+	}
+	g.claimedOff, g.claimedComm = prefix, committed
+	env := g.envelope(envelope.KindHistoryClaim, payload)
+	g.cons.Claim(env.ID, g.self.ID, prefix)
+	g.sendOut = append(g.sendOut, env)
+}
+
+// Committed returns the group's committed offset as this member counts
+// it: every event of the topic up to that line is completed (zero: none
+// yet).
+func (g *Group) Committed() envelope.Offset { return g.cons.Committed() }
+
+// advance moves the completed prefix and, with a committed offset, drops
+// from the core the completed events behind it. It returns the prefix.
+func (g *Group) advance() envelope.Offset {
+	prefix, passed := g.prefix.Advance(func(id envelope.ID) bool {
+		e := g.core.events[id]
+		return e == nil || e.outcome != Pending
+	})
+	g.behindIDs = append(g.behindIDs, passed...)
+	committed := g.cons.Commit(g.live)
+	n := Covered(g.behind[:len(g.behindIDs)], committed)
+	for _, id := range g.behindIDs[:n] {
+		g.core.Forget(id)
+	}
+	g.behind, g.behindIDs = g.behind[n:], g.behindIDs[n:]
+	return prefix
+}
+
+// vote queues a HistoryAck (ok) or HistoryReject of the claim.
+func (g *Group) vote(claim envelope.ID, off envelope.Offset, ok bool) {
+	payload, err := EncodeOffset(off)
+	if err != nil {
+		return
+	}
+	kind := envelope.KindHistoryReject
+	if ok {
+		kind = envelope.KindHistoryAck
+	}
+	env := g.envelope(kind, payload)
+	env.Correlation = claim
+	g.sendOut = append(g.sendOut, env)
+}
+
+func (g *Group) envelope(kind envelope.Kind, payload []byte) *envelope.Envelope {
+	return &envelope.Envelope{Version: envelope.Version, Kind: kind, ID: g.cfg.NewID(), Time: g.last.UnixNano(),
+		Sender: g.cfg.Sender, Topic: g.cfg.Group, Payload: payload}
+}
+
+// apply turns the core's actions into outputs.
+func (g *Group) apply(acts []Action) {
+	for _, a := range acts {
+		switch a.Kind {
+		case SendClaim:
+			g.claimsOut = append(g.claimsOut, Item{Event: a.Event, Epoch: a.Epoch, Attempt: a.Attempt})
+		case SendAck:
+			g.acksOut = append(g.acksOut, Item{Event: a.Event, Epoch: a.Epoch})
+		case SendNack:
+			env := g.envelope(envelope.KindNack, nil)
+			env.Correlation, env.Epoch = a.Event, a.Epoch
+			env.LeaseMillis = uint32(min(a.Lease, maxLease) / time.Millisecond)
+			env.Error = &envelope.Error{Message: clipReason(a.Reason)}
+			if a.Release {
+				env.Error.Code = CodeReleased
+			}
+			g.sendOut = append(g.sendOut, env)
+		case SendDead:
+			r, ok := g.events[a.Event]
+			if !ok {
+				continue // cannot happen: the core dead-letters only events it saw
+			}
+			marker := g.envelope(envelope.KindDeadLetter, nil)
+			marker.Correlation, marker.Epoch, marker.Attempt = a.Event, a.Epoch, a.Attempt
+			marker.Error = &envelope.Error{Message: clipReason(strings.Join(a.Reasons, "; "))}
+			g.out.DeadLetters = append(g.out.DeadLetters, DeadLetterOut{
+				Letter: DeadLetter{Topic: g.cfg.Topic, Group: g.cfg.Group, Event: r.Envelope, Attempts: a.Attempt, Reasons: a.Reasons},
+				Marker: marker,
+			})
+		case Start:
+			r, ok := g.events[a.Event]
+			if !ok {
+				continue // cannot happen: the core starts only events it saw
+			}
+			g.out.Start = append(g.out.Start, StartHandler{Event: r, Epoch: a.Epoch, Attempt: a.Attempt, Token: a.Token})
+		case Cancel:
+			// A start not taken yet is withdrawn instead.
+			if i := slices.IndexFunc(g.out.Start, func(s StartHandler) bool {
+				return s.Event.Envelope.ID == a.Event && s.Epoch == a.Epoch
+			}); i >= 0 {
+				g.out.Start = slices.Delete(g.out.Start, i, i+1)
+				continue
+			}
+			g.out.Cancel = append(g.out.Cancel, CancelHandler{Event: a.Event, Epoch: a.Epoch, Reason: a.Reason})
+		}
+	}
+}
+
+// Handlers takes the outputs that must not wait: handlers to cancel and
+// start, and the malformed lines. Envelopes to send keep gathering (a
+// driver with a batch in flight sends them in the next, fuller one).
+func (g *Group) Handlers() Ready {
+	rd := Ready{Cancel: g.out.Cancel, Start: g.out.Start, Malformed: g.out.Malformed, Next: g.Next()}
+	g.out.Cancel, g.out.Start, g.out.Malformed = nil, nil, nil
+	return rd
+}
+
+// Ready takes every output gathered since the last call: Handlers', the
+// envelopes to send — claims and acks as items, as few envelopes as fit —
+// and the dead letters.
+func (g *Group) Ready() Ready {
+	rd := g.Handlers()
+	rd.DeadLetters, g.out.DeadLetters = g.out.DeadLetters, nil
+	g.batch(&rd.Send, envelope.KindClaim, g.claimsOut)
+	g.batch(&rd.Send, envelope.KindAck, g.acksOut)
+	g.claimsOut, g.acksOut = g.claimsOut[:0], g.acksOut[:0]
+	rd.Send = append(rd.Send, g.sendOut...)
+	g.sendOut = nil
+	return rd
+}
+
+func (g *Group) batch(out *[]*envelope.Envelope, kind envelope.Kind, items []Item) {
+	for len(items) > 0 {
+		k := min(len(items), MaxItems)
+		payload, err := EncodeItems(items[:k])
+		items = items[k:]
+		if err != nil {
+			continue // cannot happen: 1 to MaxItems items
+		}
+		env := g.envelope(kind, payload)
+		if kind == envelope.KindClaim {
+			env.LeaseMillis = uint32(g.cfg.Lease / time.Millisecond)
+		}
+		*out = append(*out, env)
+	}
+}
+
+// Next returns when Tick has work, or the zero time.
+func (g *Group) Next() time.Time { return g.core.Next() }
+
+// Stats returns the counters; Malformed counts the group's lines that did
+// not decode.
+func (g *Group) Stats() Stats {
+	s := g.core.Stats()
+	s.Malformed = g.malformed
+	return s
+}
+
+// Snapshot returns every tracked event, oldest first (see Core.Snapshot).
+func (g *Group) Snapshot() []Info { return g.core.Snapshot() }
+
+// Status returns what is known of one event (see Core.Status).
+func (g *Group) Status(id envelope.ID) (Outcome, Claimant, uint64, bool) { return g.core.Status(id) }
+
+// clipReason bounds a reason's text, cut on a character boundary.
+func clipReason(s string) string {
+	if len(s) <= maxReason {
+		return s
+	}
+	i := maxReason
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
+}
