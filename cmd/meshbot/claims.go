@@ -125,7 +125,7 @@ document instead (one per line with --watch).`,
 			r := &claimsRun{
 				st: st, n: n, w: st.env.stdout, json: asJSON, follow: follow, watchFor: watchFor,
 				namespace: cfg.Namespace, channel: mesh.Channel(cfg.Namespace, topic), server: cfg.Server,
-				watch: newClaimsWatch(topic, group, claims.Claimant{ID: n.Service() + "/" + n.Instance()}),
+				watch: newClaimsWatch(topic, group, envelope.Sender{Service: n.Service(), Instance: n.Instance()}),
 			}
 			return r.run(ctx)
 		},
@@ -160,7 +160,7 @@ func (r *claimsRun) run(ctx context.Context) error {
 	w := r.watch
 	o, err := observe(ctx, r.n, w.topic, func(ob mesh.Observation) {
 		if ob.Envelope != nil && ob.Err == nil {
-			w.line(ob.Envelope, time.Now())
+			w.line(claims.Received{Envelope: ob.Envelope, From: ob.From, ServerTime: ob.Time, MsgID: ob.MsgID}, time.Now())
 		}
 	})
 	if err != nil {
@@ -258,14 +258,14 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 // claimsWatch is a passive member's view of one (topic, group): a
-// claims.Core fed with what the channel and the heartbeats show, that never
-// claims. Its methods are safe for concurrent use.
+// claims.Group that never claims, fed what the channel and the heartbeats
+// show. Its methods are safe for concurrent use.
 type claimsWatch struct {
 	mu    sync.Mutex
 	topic string
 	group string
-	self  claims.Claimant
-	core  *claims.Core // nil until start
+	self  envelope.Sender
+	g     *claims.Group // nil until start
 
 	// Before start: the lines seen, to replay once the group is known.
 	buffered []bufferedLine
@@ -274,103 +274,49 @@ type claimsWatch struct {
 	groupsSeen map[string]bool
 	members    []claims.Member
 	since      time.Time
-	lines      map[string]uint64 // lines fed, by kind
-	malformed  uint64
-	dropped    uint64 // lines not kept: over maxClaimsBuffered
-	// dead keeps what the dead markers say (the core forgets the reasons
-	// of a completed event), for the table.
-	dead map[envelope.ID]deadInfo
+	lines      map[string]uint64 // lines the group took, by kind
+	dropped    uint64            // lines not kept: over maxClaimsBuffered
 }
-
-type deadInfo struct {
-	attempts uint32
-	reasons  []string
-}
-
-// maxDeadKept bounds dead markers remembered.
-const maxDeadKept = 10_000
 
 type bufferedLine struct {
-	at  time.Time
-	env *envelope.Envelope
+	at time.Time
+	r  claims.Received
 }
 
-func newClaimsWatch(topic, group string, self claims.Claimant) *claimsWatch {
+func newClaimsWatch(topic, group string, self envelope.Sender) *claimsWatch {
 	return &claimsWatch{topic: topic, group: group, self: self, groupsSeen: map[string]bool{}, lines: map[string]uint64{},
-		dead: map[envelope.ID]deadInfo{}, since: time.Now()}
+		since: time.Now()}
 }
 
 // line takes one envelope seen in the topic's channel.
-func (w *claimsWatch) line(env *envelope.Envelope, now time.Time) {
+func (w *claimsWatch) line(r claims.Received, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	switch env.Kind {
-	case envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter:
-		if len(w.groupsSeen) < 100 {
-			w.groupsSeen[env.Topic] = true
-		}
-	case envelope.KindEvent:
-	default:
+	kind := r.Envelope.Kind
+	if !claims.OfProtocol(kind) {
 		return
 	}
-	if w.core == nil {
+	if kind != envelope.KindEvent && len(w.groupsSeen) < 100 {
+		w.groupsSeen[r.Envelope.Topic] = true
+	}
+	if w.g == nil {
 		if len(w.buffered) >= maxClaimsBuffered {
 			w.dropped++
 			return
 		}
-		w.buffered = append(w.buffered, bufferedLine{now, env})
+		w.buffered = append(w.buffered, bufferedLine{now, r})
 		return
 	}
-	w.feed(env, now)
+	w.feed(r, now)
 }
 
-// feed hands one line to the core. The core's actions are ignored: it
-// never claims, so it asks for nothing.
-func (w *claimsWatch) feed(env *envelope.Envelope, now time.Time) {
-	if env.Kind == envelope.KindEvent {
-		w.core.Event(env.ID, "", now)
-		w.lines["event"]++
-		return
+// feed hands one line to the group. A passive group asks for nothing but
+// reports lines that did not decode (its Stats count them).
+func (w *claimsWatch) feed(r claims.Received, now time.Time) {
+	if w.g.Receive(r, now) {
+		w.lines[r.Envelope.Kind.String()]++
 	}
-	if env.Topic != w.group {
-		return // another group's
-	}
-	who := claims.Claimant{ID: env.Sender.Service + "/" + env.Sender.Instance, Incarnation: env.Sender.Incarnation}
-	switch env.Kind {
-	case envelope.KindClaim, envelope.KindAck:
-		items, err := claims.DecodeItems(env.Payload)
-		if err != nil {
-			w.malformed++
-			return
-		}
-		lease := time.Duration(env.LeaseMillis) * time.Millisecond
-		for _, it := range items {
-			if env.Kind == envelope.KindClaim {
-				w.core.Claim(who, it, lease, now)
-			} else {
-				w.core.Ack(who, it, now)
-			}
-		}
-	case envelope.KindNack:
-		reason := ""
-		if env.Error != nil {
-			reason = env.Error.Message
-		}
-		w.core.Nack(who, claims.Item{Event: env.Correlation, Epoch: env.Epoch}, time.Duration(env.LeaseMillis)*time.Millisecond, reason, now)
-	case envelope.KindDeadLetter:
-		w.core.Dead(who, claims.Item{Event: env.Correlation, Epoch: env.Epoch}, now)
-		if len(w.dead) >= maxDeadKept {
-			clear(w.dead)
-		}
-		var reasons []string
-		if env.Error != nil && env.Error.Message != "" {
-			reasons = strings.Split(env.Error.Message, "; ")
-		}
-		if _, ok := w.dead[env.Correlation]; !ok {
-			w.dead[env.Correlation] = deadInfo{attempts: env.Attempt, reasons: reasons}
-		}
-	}
-	w.lines[env.Kind.String()]++
+	w.g.Ready()
 }
 
 // groupsAnnounced returns the anycast groups that members not dead announce
@@ -415,55 +361,38 @@ func (w *claimsWatch) defaultGroup(all []heartbeat.Member) (string, error) {
 	return "", usagef("claims: %d anycast groups share %s: %s%s; choose one with --group", len(groups), w.topic, strings.Join(groups, ", "), seen)
 }
 
-// groupMembers are the members that announce the group for the topic.
-func (w *claimsWatch) groupMembers(all []heartbeat.Member) []claims.Member {
-	var out []claims.Member
-	for _, m := range all {
-		for _, s := range m.Beat.Subs {
-			if s.Group == w.group && strings.EqualFold(s.Topic, w.topic) {
-				out = append(out, claims.Member{Claimant: claims.Claimant{ID: m.Service + "/" + m.Instance, Incarnation: m.Incarnation}, State: m.State})
-				break
-			}
-		}
-	}
-	slices.SortFunc(out, func(a, b claims.Member) int { return strings.Compare(a.ID, b.ID) })
-	return out
-}
-
-// start creates the core for w.group, gives it the members and replays
-// the lines seen so far, on the clock they were seen at.
+// start creates the passive group for w.group, gives it the members and
+// replays the lines seen so far, on the clock they were seen at.
 func (w *claimsWatch) start(all []heartbeat.Member, now time.Time) {
-	ms := w.groupMembers(all)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.core = claims.New(claims.Config{Self: w.self})
+	w.g = claims.NewGroup(claims.GroupConfig{Topic: w.topic, Group: w.group, Sender: w.self, Passive: true})
 	first := now
 	if len(w.buffered) > 0 {
 		first = w.buffered[0].at
 	}
-	w.members = ms
-	w.core.Members(ms, first)
+	w.members = claims.GroupMembers(all, w.topic, w.group)
+	w.g.Members(all, first)
 	for _, l := range w.buffered {
-		w.core.Tick(l.at)
-		w.feed(l.env, l.at)
+		w.g.Tick(l.at)
+		w.feed(l.r, l.at)
 	}
 	w.buffered = nil
-	w.core.Tick(now)
+	w.g.Tick(now)
+	w.g.Ready()
 }
 
-// tick advances the core to now with the group's current members.
+// tick advances the group to now with its current members.
 func (w *claimsWatch) tick(all []heartbeat.Member, now time.Time) {
-	ms := w.groupMembers(all)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.core == nil {
+	if w.g == nil {
 		return
 	}
-	if !slices.Equal(ms, w.members) {
-		w.members = ms
-		w.core.Members(ms, now)
-	}
-	w.core.Tick(now)
+	w.members = claims.GroupMembers(all, w.topic, w.group)
+	w.g.Members(all, now)
+	w.g.Tick(now)
+	w.g.Ready()
 }
 
 // claimsDoc is what claims prints: its JSON form, and the text table's
@@ -501,8 +430,10 @@ type claimsTotals struct {
 	Acked          uint64 `json:"acked"`
 	Dead           uint64 `json:"dead"`
 	FailedAttempts uint64 `json:"failed_attempts"`
-	// Malformed counts claims and acks of the group whose payload did not
-	// decode.
+	// Released counts claims given back by members shutting down (not
+	// failed attempts).
+	Released uint64 `json:"released"`
+	// Malformed counts lines of the group that did not decode.
 	Malformed uint64 `json:"malformed,omitempty"`
 }
 
@@ -546,12 +477,12 @@ func (w *claimsWatch) doc(now time.Time) *claimsDoc {
 	for _, m := range w.members {
 		d.Members = append(d.Members, claimsMemberView{ID: m.ID, Incarnation: m.Incarnation, State: m.State.String()})
 	}
-	if w.core == nil {
+	if w.g == nil {
 		return d
 	}
-	skew := w.core.Config().Skew
+	skew := w.g.Config().Skew
 	var pending, done []*claimsEventView
-	for _, in := range w.core.Snapshot() {
+	for _, in := range w.g.Snapshot() {
 		v := &claimsEventView{Event: in.Event.String(), Short: in.Event.Short(), Seen: in.Seen,
 			Owner: in.Owner.ID, OwnerIncarnation: in.Owner.Incarnation, Epoch: in.Epoch, Attempts: in.Attempts,
 			First: in.First.UTC(), AgeMS: max(0, now.Sub(in.First).Milliseconds()), Reasons: in.Reasons}
@@ -561,13 +492,6 @@ func (w *claimsWatch) doc(now time.Time) *claimsDoc {
 		switch in.Outcome {
 		case claims.Acked, claims.DeadLettered:
 			v.State = in.Outcome.String()
-			if dl, ok := w.dead[in.Event]; ok && in.Outcome == claims.DeadLettered {
-				// The marker says what the core forgot (or never saw).
-				v.Attempts = max(v.Attempts, dl.attempts)
-				if len(v.Reasons) == 0 && len(dl.reasons) > 0 {
-					v.Reasons = slices.Clone(dl.reasons)
-				}
-			}
 			done = append(done, v)
 			continue
 		}
@@ -582,8 +506,9 @@ func (w *claimsWatch) doc(now time.Time) *claimsDoc {
 	}
 	slices.Reverse(done)
 	d.Events = append(append(d.Events, pending...), done...)
-	st := w.core.Stats()
-	d.Totals = claimsTotals{Pending: len(pending), Acked: st.Acked, Dead: st.Dead, FailedAttempts: st.Takeovers, Malformed: w.malformed}
+	st := w.g.Stats()
+	d.Totals = claimsTotals{Pending: len(pending), Acked: st.Acked, Dead: st.Dead, FailedAttempts: st.Takeovers,
+		Released: st.Released, Malformed: st.Malformed}
 	return d
 }
 
@@ -657,6 +582,9 @@ func writeClaimsTable(w io.Writer, d *claimsDoc) {
 	fmt.Fprintln(w)
 	t := d.Totals
 	fmt.Fprintf(w, "%d pending, %d acked, %d dead-lettered, %d failed %s", t.Pending, t.Acked, t.Dead, t.FailedAttempts, plural(int(t.FailedAttempts), "attempt", "attempts"))
+	if t.Released > 0 {
+		fmt.Fprintf(w, ", %d released", t.Released)
+	}
 	if t.Malformed > 0 {
 		fmt.Fprintf(w, ", %d malformed claims lines", t.Malformed)
 	}

@@ -48,25 +48,25 @@ func TestClaimsWatch(t *testing.T) {
 	}
 	acked, nacked, held, unseen := ev(0), ev(1), ev(2), envelope.NewID()
 
-	w := newClaimsWatch("jobs", "", claims.Claimant{ID: "meshbot/x"})
-	w.line(acked, at(0))
-	w.line(claimEnv(t, envelope.KindClaim, w1, "wk", acked.ID, 1, 1, at(10)), at(10))
-	w.line(claimEnv(t, envelope.KindAck, w1, "wk", acked.ID, 1, 0, at(60)), at(60))
-	w.line(nacked, at(1))
-	w.line(claimEnv(t, envelope.KindClaim, w2, "wk", nacked.ID, 1, 1, at(11)), at(11))
+	w := newClaimsWatch("jobs", "", envelope.Sender{Service: "meshbot", Instance: "x"})
+	w.line(claims.Received{Envelope: acked}, at(0))
+	w.line(claims.Received{Envelope: claimEnv(t, envelope.KindClaim, w1, "wk", acked.ID, 1, 1, at(10))}, at(10))
+	w.line(claims.Received{Envelope: claimEnv(t, envelope.KindAck, w1, "wk", acked.ID, 1, 0, at(60))}, at(60))
+	w.line(claims.Received{Envelope: nacked}, at(1))
+	w.line(claims.Received{Envelope: claimEnv(t, envelope.KindClaim, w2, "wk", nacked.ID, 1, 1, at(11))}, at(11))
 	nack := envelope.New(envelope.KindNack, w2, "wk", nil, at(70))
 	nack.Correlation, nack.Epoch, nack.LeaseMillis, nack.Error = nacked.ID, 1, 60000, &envelope.Error{Message: "boom"}
-	w.line(nack, at(70))
-	w.line(held, at(2))
-	w.line(claimEnv(t, envelope.KindClaim, w1, "wk", held.ID, 1, 1, at(12)), at(12))
+	w.line(claims.Received{Envelope: nack}, at(70))
+	w.line(claims.Received{Envelope: held}, at(2))
+	w.line(claims.Received{Envelope: claimEnv(t, envelope.KindClaim, w1, "wk", held.ID, 1, 1, at(12))}, at(12))
 	// Another group's claim, higher: not ours.
-	w.line(claimEnv(t, envelope.KindClaim, w2, "billing", held.ID, 5, 5, at(13)), at(13))
+	w.line(claims.Received{Envelope: claimEnv(t, envelope.KindClaim, w2, "billing", held.ID, 5, 5, at(13))}, at(13))
 	// A malformed claim of the group.
-	w.line(envelope.New(envelope.KindClaim, w2, "wk", []byte("junk"), at(14)), at(14))
+	w.line(claims.Received{Envelope: envelope.New(envelope.KindClaim, w2, "wk", []byte("junk"), at(14))}, at(14))
 	dead := envelope.New(envelope.KindDeadLetter, w2, "wk", nil, at(80))
 	dead.Correlation, dead.Epoch, dead.Attempt = unseen, 6, 5
 	dead.Error = &envelope.Error{Message: "wk/1: boom; wk/2: bang"}
-	w.line(dead, at(80))
+	w.line(claims.Received{Envelope: dead}, at(80))
 	if d := w.doc(at(90)); len(d.Events) != 0 {
 		t.Fatalf("events before start: %+v", d.Events)
 	}
@@ -151,8 +151,8 @@ func TestClaimsWatch(t *testing.T) {
 // topic; none or several is an error that names what was seen.
 func TestClaimsDefaultGroup(t *testing.T) {
 	t.Parallel()
-	w := newClaimsWatch("jobs", "", claims.Claimant{ID: "meshbot/x"})
-	w.line(envelope.New(envelope.KindClaim, envelope.Sender{Service: "wk", Instance: "1"}, "ghosts", nil, time.Now()), time.Now())
+	w := newClaimsWatch("jobs", "", envelope.Sender{Service: "meshbot", Instance: "x"})
+	w.line(claims.Received{Envelope: envelope.New(envelope.KindClaim, envelope.Sender{Service: "wk", Instance: "1"}, "ghosts", nil, time.Now())}, time.Now())
 	none := []heartbeat.Member{groupMember("audit", "1", 1, heartbeat.Alive, heartbeat.Sub{Topic: "jobs"}),
 		groupMember("wk", "9", 1, heartbeat.Dead, heartbeat.Sub{Topic: "jobs", Group: "gone"})}
 	if _, err := w.defaultGroup(none); err == nil || !strings.Contains(err.Error(), `no member announces an anycast group for jobs in its heartbeats; groups seen in claims lines: "ghosts"; give --group`) {
@@ -191,5 +191,66 @@ func TestClaimsUsage(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want 1 and %q with the usage hint", r.code, r.stderr, tc.want)
 			}
 		})
+	}
+}
+
+// TestClaimsWatchRelease: a member shutting down gives its claims back
+// (claims.Group.ReleaseAll: a NACK with the released code); the view shows
+// a release, not a failed attempt, and the event waits for the next owner
+// at once.
+func TestClaimsWatchRelease(t *testing.T) {
+	t.Parallel()
+	sub := heartbeat.Sub{Topic: "jobs", Group: "wk"}
+	members := []heartbeat.Member{groupMember("wk", "1", 11, heartbeat.Alive, sub)}
+	w1 := envelope.Sender{Service: "wk", Instance: "1", Incarnation: 11}
+	t0 := time.Now()
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+	// The worker: the only member, so it owns every event.
+	worker := claims.NewGroup(claims.GroupConfig{Topic: "jobs", Group: "wk", Sender: w1})
+	worker.Members(members, at(0))
+	worker.Session(t0.Add(time.Hour), at(0))
+	worker.SetReady(true, at(0))
+
+	w := newClaimsWatch("jobs", "wk", envelope.Sender{Service: "meshbot", Instance: "x"})
+	w.start(members, at(0))
+	// Both see every line, the worker's own included.
+	seen := func(env *envelope.Envelope, ms int) {
+		w.line(claims.Received{Envelope: env}, at(ms))
+		worker.Receive(claims.Received{Envelope: env}, at(ms))
+	}
+	ev := envelope.New(envelope.KindEvent, envelope.Sender{Service: "orders", Instance: "1"}, "jobs", []byte("job"), at(1))
+	seen(ev, 1)
+	rd := worker.Ready()
+	if len(rd.Send) != 1 || rd.Send[0].Kind != envelope.KindClaim {
+		t.Fatalf("the worker sends %v, want its claim", rd.Send)
+	}
+	seen(rd.Send[0], 10)
+	worker.Tick(at(100))
+	if rd := worker.Ready(); len(rd.Start) != 1 {
+		t.Fatalf("the worker starts %v, want its handler", rd.Start)
+	}
+	worker.ReleaseAll(at(200))
+	rd = worker.Ready()
+	if len(rd.Send) != 1 || rd.Send[0].Kind != envelope.KindNack || rd.Send[0].Error.Code != claims.CodeReleased {
+		t.Fatalf("ReleaseAll sends %v, want one release", rd.Send)
+	}
+	seen(rd.Send[0], 200)
+
+	d := w.doc(at(300))
+	if len(d.Events) != 1 {
+		t.Fatalf("events %+v", d.Events)
+	}
+	e := d.Events[0]
+	if e.State != stateWaiting || e.Epoch != 2 || e.Attempts != 0 || strings.Join(e.Reasons, "|") != "wk/1: released" {
+		t.Errorf("released event: %+v; want waiting at epoch 2, no failed attempt, reason %q", e, "wk/1: released")
+	}
+	if want := (claimsTotals{Pending: 1, Released: 1}); d.Totals != want {
+		t.Errorf("totals %+v, want %+v", d.Totals, want)
+	}
+	var b strings.Builder
+	writeClaimsTable(&b, d)
+	if !strings.Contains(b.String(), "1 pending, 0 acked, 0 dead-lettered, 0 failed attempts, 1 released\n") {
+		t.Errorf("table:\n%s", b.String())
 	}
 }
