@@ -36,6 +36,21 @@ type Beat struct {
 	StateVersion uint64 `cbor:"8,keyasint,omitempty"`
 	// Depends lists the services the sender depends on.
 	Depends []string `cbor:"9,keyasint,omitempty"`
+	// Domains are the domains of state the sender holds a loaded copy of
+	// (docs/PROTOCOL.md §8): those its service owns, and those it mirrors.
+	Domains []Domain `cbor:"10,keyasint,omitempty"`
+	// DomainDepends lists the domains the sender depends on.
+	DomainDepends []string `cbor:"11,keyasint,omitempty"`
+}
+
+// Domain is a domain of state as a heartbeat announces it: its name, and
+// the sender's copy of it (its version, live keys and their bytes).
+type Domain struct {
+	_       struct{} `cbor:",toarray"`
+	Name    string
+	Version uint64
+	Keys    uint64
+	Bytes   uint64
 }
 
 // Interval returns the announced interval.
