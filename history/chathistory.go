@@ -11,12 +11,12 @@ import (
 // when no recorder answers, by Replay (and so by catch-up and resume) and
 // by a recorder filling a hole (docs/PROTOCOL.md §7.8).
 
-// chatHistoryPages calls fn with pages of topic's lines from the server's
+// ChatHistoryPages calls fn with pages of topic's lines from the server's
 // CHATHISTORY, oldest first, after the line with msgid afterMsgID (or the
 // first after afterTime; both zero: from the oldest kept), until the end,
 // an error from fn, or ctx. It fails with mesh.ErrNoChatHistory on a
 // server without CHATHISTORY.
-func chatHistoryPages(ctx context.Context, n *mesh.Node, topic string, afterTime time.Time, afterMsgID string, fn func([]mesh.HistoryLine) error) error {
+func ChatHistoryPages(ctx context.Context, n *mesh.Node, topic string, afterTime time.Time, afterMsgID string, fn func([]mesh.HistoryLine) error) error {
 	for {
 		page, err := n.ChatHistory(ctx, topic, afterTime, afterMsgID, 0)
 		if err != nil {
@@ -33,9 +33,4 @@ func chatHistoryPages(ctx context.Context, n *mesh.Node, topic string, afterTime
 		}
 		afterTime, afterMsgID = page.NextTime, page.NextMsgID
 	}
-}
-
-// historyRecord turns a CHATHISTORY line into a record of channel ch.
-func historyRecord(ch string, l mesh.HistoryLine) Record {
-	return Record{Channel: ch, Time: l.Time, MsgID: l.MsgID, Nick: l.Nick, Tags: l.Tags, Body: l.Body}
 }

@@ -4,27 +4,37 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/meshbot/meshbot/envelope"
 	"testing"
 	"time"
 
+	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/history"
+	"github.com/meshbot/meshbot/internal/historytest"
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
 	"github.com/meshbot/meshbot/internal/meshtest"
 	"github.com/meshbot/meshbot/mesh"
 )
 
-// TestReplayFromChatHistory: with no recorder running, Replay reads the
-// server's CHATHISTORY where it has one (ergo): every event, in order,
-// from the start, after an offset and since a time. Where the server has
-// none, Replay fails with ErrNoResponders.
+// TestReplayFromChatHistory, in each trust mode: with no recorder
+// running, Replay reads the server's CHATHISTORY where it has one (ergo):
+// every event, in order, verified with the reader's keys, from the start,
+// after an offset and since a time. Where the server has none, Replay
+// fails with ErrNoResponders.
 func TestReplayFromChatHistory(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
-	nodes := meshtest.ConnectAll(t, nodeConfig(srv, "orders"), nodeConfig(srv, "reader"))
+	historytest.ForEachMode(t, srv, "ch", testReplayFromChatHistory)
+}
+
+func testReplayFromChatHistory(t *testing.T, m *historytest.Mesh) {
+	nodes := meshtest.ConnectAll(t, m.Config("orders"), m.Config("reader"))
 	pub, reader := nodes[0], nodes[1]
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	const events = 1500 // more than one CHATHISTORY page (1,000 lines on ergo)
+	events := 1500 // more than one CHATHISTORY page (1,000 lines on ergo)
+	if reader.ChatHistoryLimit() == 0 {
+		events = 10 // no CHATHISTORY: the count does not matter
+	}
 	var acks []mesh.PubAck
 	var times []time.Time
 	for i := range events {
@@ -37,6 +47,7 @@ func TestReplayFromChatHistory(t *testing.T) {
 	}
 	replay := func(o history.ReplayOptions) ([]string, history.ReplayStats, error) {
 		var got []string
+		o.OnReject = func(err error) { t.Errorf("a line refused by the reader's keys: %v", err) }
 		st, err := history.Replay(ctx, reader, "orders", o, func(r history.Replayed) error {
 			got = append(got, string(r.Envelope.Payload))
 			return nil

@@ -2,16 +2,11 @@ package history
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"sync"
 	"time"
-
-	"github.com/fxamacker/cbor/v2"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/mesh"
@@ -31,201 +26,8 @@ import (
 // at a time, and hands the lines on strictly in order. A page with End set
 // is the end marker: nothing was recorded after it when it was read.
 
-// Service is the history recorder's service name; MethodRead the method
-// that serves pages.
-const (
-	Service    = "history"
-	MethodRead = "history.read"
-)
-
-// Page bounds.
-const (
-	DefaultPageRecords = 500
-	MaxPageRecords     = 2000
-	MaxPageBytes       = 32 << 10
-)
-
 // DefaultReplayWindow is how many pages a replay keeps asked for at once.
 const DefaultReplayWindow = 3
-
-// ReadRequest asks for one page of a topic's recorded lines. With
-// Recorder set, the page holds the lines with sequence numbers FromSeq to
-// FromSeq+Max-1 in that recorder's store; otherwise it starts after the
-// line at After, else at the first line at or after Since, else at the
-// first line kept, and holds at most Max lines.
-type ReadRequest struct {
-	Topic      string `cbor:"1,keyasint"`
-	AfterTime  int64  `cbor:"2,keyasint,omitempty"` // Unix nanoseconds
-	AfterMsgID string `cbor:"3,keyasint,omitempty"`
-	Since      int64  `cbor:"4,keyasint,omitempty"` // Unix nanoseconds
-	Max        int    `cbor:"5,keyasint,omitempty"` // records, ≤ MaxPageRecords
-	FromSeq    uint64 `cbor:"6,keyasint,omitempty"`
-	Recorder   string `cbor:"7,keyasint,omitempty"` // whose sequence numbers
-	// Binary asks for the lines' envelope data as bytes (Page.Data).
-	Binary bool `cbor:"8,keyasint,omitempty"`
-}
-
-// PageRecord is one recorded line in a page.
-type PageRecord struct {
-	_     struct{} `cbor:",toarray"`
-	Time  int64    // Unix nanoseconds
-	MsgID string
-	Nick  string
-	Tags  map[string]string
-	Body  string
-}
-
-// pageRecordBytes is what a line counts against MaxPageBytes: its text,
-// its tags and 64 bytes, with data the envelope data tag's value given as
-// bytes (Page.Data) counted as they are.
-func pageRecordBytes(body string, tags map[string]string, data []byte) int {
-	n := len(body) + 64
-	for k, v := range tags {
-		n += len(k) + len(v) + 2
-	}
-	if data != nil {
-		n += len(envelope.TagData) + len(data) + 2
-	}
-	return n
-}
-
-// b64 is the envelope data's text encoding (docs/PROTOCOL.md §3); strict:
-// a value it decodes encodes back to the same text.
-var b64 = base64.RawURLEncoding.Strict()
-
-// binaryData takes the envelope data tag out of a whole (unfragmented)
-// mesh line's tags and returns it decoded; nil (tags untouched) for any
-// other line.
-func binaryData(tags map[string]string) []byte {
-	v, ok := tags[envelope.TagData]
-	if !ok || v == "" {
-		return nil
-	}
-	if _, frag := tags[envelope.TagFragment]; frag {
-		return nil
-	}
-	data, err := b64.DecodeString(v)
-	if err != nil {
-		return nil
-	}
-	delete(tags, envelope.TagData)
-	return data
-}
-
-// Page is a recorder's answer to a ReadRequest.
-type Page struct {
-	Records []PageRecord `cbor:"1,keyasint"`
-	// End: no line was recorded after this page's last when it was read.
-	End bool `cbor:"2,keyasint,omitempty"`
-	// Remaining counts the lines recorded after this page.
-	Remaining uint64 `cbor:"3,keyasint,omitempty"`
-	// Recorder is the instance that answered.
-	Recorder string `cbor:"4,keyasint,omitempty"`
-	// Through is the sequence number, in Recorder's store, of the last
-	// line the page covers: it holds every line kept from where it starts
-	// through Through (0: the page covers nothing).
-	Through uint64 `cbor:"5,keyasint,omitempty"`
-	// Last is Recorder's last sequence number of the topic when the page
-	// was read.
-	Last uint64 `cbor:"6,keyasint,omitempty"`
-	// Moved: the request named another recorder's sequence numbers; the
-	// page holds no lines.
-	Moved bool `cbor:"7,keyasint,omitempty"`
-	// Data, for a request with Binary, goes with Records (empty, or one
-	// entry per record): the envelope data of a whole mesh line, decoded
-	// from its tag, which the record then leaves out; nil for other lines.
-	Data [][]byte `cbor:"8,keyasint,omitempty"`
-}
-
-var (
-	pageEnc cbor.EncMode
-	pageDec cbor.DecMode
-)
-
-func init() {
-	pageEnc = envelope.EncMode()
-	pageDec = envelope.StrictDecMode(8, MaxPageRecords, 256)
-}
-
-// ErrMalformedPage is returned for a request or page that does not decode.
-var ErrMalformedPage = errors.New("history: malformed page")
-
-// DecodePage reads a Page.
-func DecodePage(b []byte) (*Page, error) {
-	var p Page
-	if err := pageDec.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedPage, err)
-	}
-	return &p, nil
-}
-
-// readPage reads the records of channel ch with sequence numbers from to
-// to (inclusive), at most maxRecs of them and, past the first, at most
-// maxBytes (pageRecordBytes), in one read transaction, into p.Records
-// (and p.Data when asBytes). It returns the sequence number of the last
-// one covered (every record kept in from..through is in the page) and the
-// channel's last sequence number.
-func readPage(s *Store, ch string, from, to uint64, maxRecs, maxBytes int, asBytes bool, p *Page) (through, last uint64, err error) {
-	if from == 0 {
-		from = 1
-	}
-	through = from - 1
-	err = s.view("read", func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(recPrefix + ch))
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		if k, _ := c.Last(); len(k) == 8 {
-			last = binary.BigEndian.Uint64(k)
-		}
-		size := 0
-		for k, v := c.Seek(seqKey(from)); ; k, v = c.Next() {
-			if k == nil {
-				through = max(through, min(last, to))
-				return nil
-			}
-			if len(k) != 8 {
-				return fmt.Errorf("history: channel %s after record %d: %w: key %x", ch, through, ErrCorrupt, k)
-			}
-			seq := binary.BigEndian.Uint64(k)
-			if seq > to {
-				through = to
-				return nil
-			}
-			if len(p.Records) >= maxRecs {
-				return nil
-			}
-			r, err := DecodeRecord(v)
-			if err == nil && r.Seq != seq {
-				err = fmt.Errorf("%w: key %x holds record %d", ErrCorrupt, k, r.Seq)
-			}
-			if err != nil {
-				return fmt.Errorf("history: channel %s after record %d: %w", ch, through, err)
-			}
-			var data []byte
-			if asBytes {
-				data = binaryData(r.Tags) // r.Tags is this decode's own map
-			}
-			n := pageRecordBytes(r.Body, r.Tags, data)
-			if len(p.Records) > 0 && size+n > maxBytes {
-				return nil
-			}
-			p.Records = append(p.Records, PageRecord{Time: r.Time.UnixNano(), MsgID: r.MsgID, Nick: r.Nick, Tags: r.Tags, Body: r.Body})
-			if data != nil {
-				if p.Data == nil {
-					p.Data = make([][]byte, len(p.Records)-1)
-				}
-				p.Data = append(p.Data, data)
-			} else if p.Data != nil {
-				p.Data = append(p.Data, nil)
-			}
-			size += n
-			through = seq
-		}
-	})
-	return through, last, err
-}
 
 // Replayed is one recorded envelope handed to a Replay callback.
 type Replayed = mesh.Recorded
@@ -294,6 +96,14 @@ var ErrRecordersChanging = errors.New("history: the recorders serving the replay
 // goes back by Overlap in the new recorder's order and skips the
 // envelopes it delivered (by id). Replay returns only after every request
 // it made has ended.
+//
+// Lines are decoded and verified with the node's trust (or o.Decoder):
+// what the node refuses is counted in ReplayStats.Rejected and reported
+// to o.OnReject, never handed to fn. With no recorder answering, Replay
+// reads the server's CHATHISTORY where it has one; without it, it fails
+// with mesh.ErrNoResponders, or with ErrUnverifiedRecorder when recorders
+// are present that this node's keys refuse (a recorder in a signed mesh
+// needs the mesh's keys).
 func Replay(ctx context.Context, n *mesh.Node, topic string, o ReplayOptions, fn func(Replayed) error) (ReplayStats, error) {
 	rp := &replayer{n: n, topic: topic, o: o, fn: fn}
 	rp.dec = o.Decoder
@@ -346,6 +156,12 @@ func (rp *replayer) run(ctx context.Context) error {
 	case !rp.o.Since.IsZero():
 		start.Since = rp.o.Since.UnixNano()
 	}
+	if err := checkRecorders(ctx, rp.n); err != nil {
+		if errors.Is(err, mesh.ErrNoResponders) {
+			return rp.fromServer(ctx, fmt.Errorf("history: reading %s: %w", rp.topic, err))
+		}
+		return err
+	}
 	idle := 0
 	for {
 		before := rp.st.Envelopes
@@ -386,7 +202,7 @@ func (rp *replayer) fromServer(ctx context.Context, noRecorder error) error {
 	case !rp.o.Since.IsZero():
 		after = rp.o.Since.Add(-time.Millisecond) // the server's "after" is exclusive, its times in ms
 	}
-	err := chatHistoryPages(ctx, rp.n, rp.topic, after, msgid, func(lines []mesh.HistoryLine) error {
+	err := ChatHistoryPages(ctx, rp.n, rp.topic, after, msgid, func(lines []mesh.HistoryLine) error {
 		rp.st.Pages++
 		for _, l := range lines {
 			envs, isMesh, err := rp.dec.Decode(l.Nick, l.Tags, l.Body, l.Time)
@@ -407,7 +223,7 @@ func (rp *replayer) fromServer(ctx context.Context, noRecorder error) error {
 
 // request asks for one page.
 func (rp *replayer) request(ctx context.Context, req ReadRequest) (*Page, error) {
-	body, err := pageEnc.Marshal(req)
+	body, err := req.Encode()
 	if err != nil {
 		return nil, err
 	}
@@ -415,13 +231,9 @@ func (rp *replayer) request(ctx context.Context, req ReadRequest) (*Page, error)
 	// membership holds: its pages follow one order.
 	out, err := rp.n.Request(ctx, Service, MethodRead, body, mesh.WithKey(rp.topic))
 	if err != nil {
-		return nil, fmt.Errorf("history: reading %s: %w", rp.topic, err)
+		return nil, fmt.Errorf("history: reading %s: %w", rp.topic, explain(err))
 	}
-	p, err := DecodePage(out)
-	if err == nil && len(p.Data) != 0 && len(p.Data) != len(p.Records) {
-		err = fmt.Errorf("%w: %d data for %d lines", ErrMalformedPage, len(p.Data), len(p.Records))
-	}
-	return p, err
+	return DecodePage(out)
 }
 
 // fetch is one page asked for by sequence numbers.
@@ -588,12 +400,13 @@ func (rp *replayer) emit(off envelope.Offset, nick string, envs []*envelope.Enve
 
 func (rp *replayer) deliver(page *Page) error {
 	bytes := 0
-	for i, r := range page.Records {
+	for i := range page.Records {
+		r := &page.Records[i]
 		var data []byte
 		if len(page.Data) > 0 {
 			data = page.Data[i]
 		}
-		bytes += pageRecordBytes(r.Body, r.Tags, data)
+		bytes += r.Size(data)
 		at := time.Unix(0, r.Time).UTC()
 		var envs []*envelope.Envelope
 		var err error
@@ -645,24 +458,3 @@ func (rp *replayer) open(data []byte, at time.Time) ([]*envelope.Envelope, error
 
 // maxRecentIDs bounds the ids a replay remembers for the overlap.
 const maxRecentIDs = 1 << 16
-
-// Source is the history service's record as a mesh.HistorySource: set it
-// as mesh.Config.History and the node catches its multicast subscriptions
-// up after a reconnect and resumes its anycast subscriptions, reading
-// pages with Replay (from the recorders, or the server's CHATHISTORY when
-// no recorder answers) and verifying every line with the node's own trust.
-type Source struct{}
-
-// NewSource returns the history service's record as a mesh.HistorySource.
-func NewSource() *Source { return &Source{} }
-
-// Replay implements mesh.HistorySource. Each call decodes with its own
-// decoder: subscriptions are caught up concurrently.
-func (*Source) Replay(ctx context.Context, n *mesh.Node, topic string, since time.Time, fn func(mesh.Recorded) error) (mesh.ReplayCount, error) {
-	var count mesh.ReplayCount
-	st, err := Replay(ctx, n, topic, ReplayOptions{Since: since, OnReject: count.Reject}, fn)
-	count.Lines, count.Envelopes = st.Lines, st.Envelopes
-	return count, err
-}
-
-var _ mesh.HistorySource = (*Source)(nil)

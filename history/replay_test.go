@@ -4,59 +4,43 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
-
 	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/history"
-	"github.com/meshbot/meshbot/internal/ircd"
+	"github.com/meshbot/meshbot/history/recorder"
+	"github.com/meshbot/meshbot/internal/historytest"
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
 	"github.com/meshbot/meshbot/internal/meshtest"
 	"github.com/meshbot/meshbot/mesh"
 )
 
-func nodeConfig(srv *ircd.Server, service string) mesh.Config {
-	cfg := mesh.DefaultConfig()
-	cfg.Server = srv.Addr()
-	cfg.Namespace = "h"
-	cfg.Service = service
-	return cfg
-}
-
-// startRecorder runs a recorder with a store in a temporary directory.
-func startRecorder(t testing.TB, srv *ircd.Server) (*history.Recorder, *history.Store) {
-	t.Helper()
-	st, err := history.Open(history.Options{Path: filepath.Join(t.TempDir(), "history.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := meshtest.Connect(t, nodeConfig(srv, history.Service))
-	rec := history.NewRecorder(n, st, history.RecorderConfig{Rescan: 200 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); rec.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		st.Close()
-	})
-	return rec, st
-}
-
-// TestReplayTwentyThousand records 20,000 events and replays them: all of
-// them, once, in publish order; then from an offset in the middle: the
-// rest, and nothing before it.
-func TestReplayTwentyThousand(t *testing.T) {
+// TestReplay records events and replays them, in each trust mode, with a
+// recorder and a reader that have the mode's keys: all of them, once, in
+// publish order, with no line refused; then from an offset in the middle:
+// the rest, and nothing before it. The count matters in one mode only: the
+// HMAC mode replays 20,000 (signed, verified, about 5 s); the others 2,000,
+// enough for several pages and batched lines (20,000 ed25519 signatures,
+// made and checked three times under the race detector, take a minute).
+func TestReplay(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
-	rec, _ := startRecorder(t, srv)
-	nodes := meshtest.ConnectAll(t, nodeConfig(srv, "orders"), nodeConfig(srv, "reader"))
+	historytest.ForEachMode(t, srv, "rp", func(t *testing.T, m *historytest.Mesh) {
+		events := 2000
+		if m.Mode.Name == meshtest.HMAC {
+			events = 20000
+		}
+		testReplay(t, m, events)
+	})
+}
+
+func testReplay(t *testing.T, m *historytest.Mesh, events int) {
+	rec := m.StartRecorderIn(t, t.TempDir(), "", "r", recorder.Config{})
+	nodes := meshtest.ConnectAll(t, m.Config("orders"), m.Config("reader"))
 	pub, reader := nodes[0], nodes[1]
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -66,21 +50,18 @@ func TestReplayTwentyThousand(t *testing.T) {
 	// The recorder finds the topic once its channel exists: publish a
 	// first event (before the recorder joins: not recorded), wait until
 	// the recorder is in the channel, then the events.
-	const topic, events = "orders.created", 20000
+	const topic = "orders.created"
 	if _, err := pub.Publish(ctx, topic, []byte("warm-up")); err != nil {
 		t.Fatal(err)
 	}
-	waitTopic(t, rec, topic)
-	publish := func(i int) *mesh.PubFuture {
+	historytest.WaitTopic(t, rec.Recorder, topic)
+	var last *mesh.PubFuture
+	for i := range events {
 		f, err := pub.PublishAsync(ctx, topic, []byte(fmt.Sprintf("order-%05d", i)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return f
-	}
-	var last *mesh.PubFuture
-	for i := range events {
-		last = publish(i)
+		last = f
 	}
 	if _, err := last.Wait(ctx); err != nil {
 		t.Fatal(err)
@@ -90,10 +71,12 @@ func TestReplayTwentyThousand(t *testing.T) {
 	// every 100 ms).
 	var got []string
 	var offsets []envelope.Offset
+	var refused []error
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got, offsets = got[:0], offsets[:0]
-		stats, err := history.Replay(ctx, reader, topic, history.ReplayOptions{}, func(r history.Replayed) error {
+		got, offsets, refused = got[:0], offsets[:0], refused[:0]
+		o := history.ReplayOptions{OnReject: func(err error) { refused = append(refused, err) }}
+		stats, err := history.Replay(ctx, reader, topic, o, func(r history.Replayed) error {
 			if r.Envelope.Kind == envelope.KindEvent && string(r.Envelope.Payload) != "warm-up" {
 				got = append(got, string(r.Envelope.Payload))
 				offsets = append(offsets, r.Offset)
@@ -109,6 +92,9 @@ func TestReplayTwentyThousand(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	if len(refused) > 0 {
+		t.Fatalf("%d lines refused by the reader's keys, the first: %v", len(refused), refused[0])
+	}
 	if len(got) != events {
 		t.Fatalf("replayed %d events, want %d", len(got), events)
 	}
@@ -119,11 +105,12 @@ func TestReplayTwentyThousand(t *testing.T) {
 	}
 
 	// From an offset: strictly after its line. Events of the same line (a
-	// batch) share its offset; start after the line of event 12,345.
-	mid := offsets[12345]
+	// batch) share its offset; start after the line of event mid.
+	mid := events*5/8 + 3
+	after := offsets[mid]
 	first := -1
 	n := 0
-	_, err := history.Replay(ctx, reader, topic, history.ReplayOptions{After: &mid}, func(r history.Replayed) error {
+	_, err := history.Replay(ctx, reader, topic, history.ReplayOptions{After: &after}, func(r history.Replayed) error {
 		if r.Envelope.Kind != envelope.KindEvent {
 			return nil
 		}
@@ -141,23 +128,11 @@ func TestReplayTwentyThousand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first <= 12345 || first > 12345+256 || first+n != events {
-		t.Fatalf("replay after the line of event 12345 gave events %d..%d", first, first+n-1)
+	if first <= mid || first > mid+256 || first+n != events {
+		t.Fatalf("replay after the line of event %d gave events %d..%d", mid, first, first+n-1)
 	}
-	if offsets[first-1] != mid || offsets[first] == mid {
-		t.Errorf("the replay after %s started at event %d, whose line is %s", mid, first, offsets[first])
-	}
-}
-
-// waitTopic waits until the recorder is in topic's channel.
-func waitTopic(t testing.TB, rec *history.Recorder, topic string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !slices.Contains(rec.Topics(), topic) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the recorder did not find %s in 20 s (it records %v)", topic, rec.Topics())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if offsets[first-1] != after || offsets[first] == after {
+		t.Errorf("the replay after %s started at event %d, whose line is %s", after, first, offsets[first])
 	}
 }
 
@@ -168,9 +143,10 @@ func waitTopic(t testing.TB, rec *history.Recorder, topic string) {
 // is asked for at once, before the ranges already in flight. Every event
 // arrives once, in publish order, with several pages in flight.
 func TestReplayCutPages(t *testing.T) {
-	srv := ircdtest.Start(t)
-	rec, _ := startRecorder(t, srv)
-	nodes := meshtest.ConnectAll(t, nodeConfig(srv, "orders"), nodeConfig(srv, "reader"))
+	t.Parallel()
+	m := historytest.NewMesh(ircdtest.Start(t), "h", nil)
+	rec := m.StartRecorderIn(t, t.TempDir(), "", "r", recorder.Config{})
+	nodes := meshtest.ConnectAll(t, m.Config("orders"), m.Config("reader"))
 	pub, reader := nodes[0], nodes[1]
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -181,7 +157,7 @@ func TestReplayCutPages(t *testing.T) {
 	if _, err := pub.Publish(ctx, topic, []byte("warm-up")); err != nil {
 		t.Fatal(err)
 	}
-	waitTopic(t, rec, topic)
+	historytest.WaitTopic(t, rec.Recorder, topic)
 	size := func(i int) int {
 		switch r := i % 90; {
 		case r < 40:
@@ -245,49 +221,23 @@ func TestReplayCutPages(t *testing.T) {
 // (from the overlap, in its order) and delivers every event exactly once,
 // in order.
 func TestReplayRecorderSwitch(t *testing.T) {
-	srv := ircdtest.Start(t)
+	t.Parallel()
+	m := historytest.NewMesh(ircdtest.Start(t), "h", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	type running struct {
-		rec  *history.Recorder
-		st   *history.Store
-		stop func()
-	}
 	dir := t.TempDir()
-	start := func(name string) *running {
-		st, err := history.Open(history.Options{Path: filepath.Join(dir, name+".db")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := nodeConfig(srv, history.Service)
-		cfg.Instance = name
-		n := meshtest.Connect(t, cfg)
-		rec := history.NewRecorder(n, st, history.RecorderConfig{Rescan: 200 * time.Millisecond, SkipHeartbeats: true})
-		rctx, rcancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); rec.Run(rctx) }()
-		var once sync.Once
-		r := &running{rec: rec, st: st}
-		r.stop = func() {
-			once.Do(func() {
-				rcancel()
-				<-done
-				n.Close(ctx)
-				st.Close()
-			})
-		}
-		t.Cleanup(r.stop)
-		return r
+	start := func(name string) *historytest.Recorder {
+		return m.StartRecorderIn(t, dir, "", name, recorder.Config{SkipHeartbeats: true})
 	}
-	nodes := meshtest.ConnectAll(t, nodeConfig(srv, "orders"), nodeConfig(srv, "reader"))
+	nodes := meshtest.ConnectAll(t, m.Config("orders"), m.Config("reader"))
 	pub, reader := nodes[0], nodes[1]
 	const topic, events = "orders.switch", 6000
 	if _, err := pub.Publish(ctx, topic, []byte("warm-up")); err != nil {
 		t.Fatal(err)
 	}
-	recs := map[string]*running{"history/a": start("a"), "history/b": start("b")}
+	recs := map[string]*historytest.Recorder{"history/a": start("a"), "history/b": start("b")}
 	for _, r := range recs {
-		waitTopic(t, r.rec, topic)
+		historytest.WaitTopic(t, r.Recorder, topic)
 	}
 	var last *mesh.PubFuture
 	for i := range events {
@@ -305,13 +255,13 @@ func TestReplayRecorderSwitch(t *testing.T) {
 	}
 	// Both stores complete (the same lines); which recorder serves the
 	// topic?
-	ch := strings.ToLower(mesh.Channel("h", topic))
+	ch := m.Channel(topic)
 	deadline := time.Now().Add(30 * time.Second)
 	var lines []int64
 	for {
 		lines = lines[:0]
 		for _, r := range recs {
-			lines = append(lines, r.st.Stats().Channels[ch].Records)
+			lines = append(lines, r.Store.Stats().Channels[ch].Records)
 		}
 		if lines[0] > 0 && lines[0] == lines[1] && complete(ctx, reader, topic, events) {
 			break
@@ -341,7 +291,7 @@ func TestReplayRecorderSwitch(t *testing.T) {
 		}
 		got++
 		if got == events/3 {
-			serving.stop() // mid-way, with pages in flight
+			serving.Stop() // mid-way, with pages in flight
 		}
 		return nil
 	})
@@ -384,8 +334,8 @@ func (f *fakeRecorder) set(serve func(history.ReadRequest) ([]byte, error)) {
 }
 
 func (f *fakeRecorder) handle(_ context.Context, q *mesh.Request) ([]byte, error) {
-	var req history.ReadRequest
-	if err := cbor.Unmarshal(q.Payload, &req); err != nil {
+	req, err := history.DecodeReadRequest(q.Payload)
+	if err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -432,7 +382,7 @@ func fakePages(lines []history.PageRecord, self string, cut int, legacy bool) fu
 		case !legacy && (req.Recorder != "" || req.FromSeq != 0):
 			if req.Recorder != self {
 				p.Moved = true
-				return cbor.Marshal(&p)
+				return p.Encode()
 			}
 			from, to = req.FromSeq, req.FromSeq+uint64(limit)-1
 		case req.AfterMsgID != "":
@@ -458,7 +408,7 @@ func fakePages(lines []history.PageRecord, self string, cut int, legacy bool) fu
 		if !legacy {
 			p.Through, p.Last = through, last
 		}
-		return cbor.Marshal(&p)
+		return p.Encode()
 	}
 }
 
@@ -467,9 +417,10 @@ func fakePages(lines []history.PageRecord, self string, cut int, legacy bool) fu
 // numbers, broken pages, recorders that keep changing, and a replay
 // stopped by its callback or its context.
 func TestReplayPipeline(t *testing.T) {
-	srv := ircdtest.Start(t)
+	t.Parallel()
+	m := historytest.NewMesh(ircdtest.Start(t), "h", nil)
 	fake := &fakeRecorder{}
-	nodes := meshtest.ConnectAll(t, nodeConfig(srv, history.Service), nodeConfig(srv, "reader"))
+	nodes := meshtest.ConnectAll(t, m.Config(history.Service), m.Config("reader"))
 	if err := nodes[0].Handle(history.MethodRead, fake.handle); err != nil {
 		t.Fatal(err)
 	}
@@ -541,16 +492,16 @@ func TestReplayPipeline(t *testing.T) {
 		for name, bad := range map[string]func(history.ReadRequest) ([]byte, error){
 			"garbage": func(history.ReadRequest) ([]byte, error) { return []byte{0xff, 0x00}, nil },
 			"beyond the range": func(history.ReadRequest) ([]byte, error) {
-				return cbor.Marshal(&history.Page{Recorder: self, Records: lines[:1], Through: 1 << 40, Last: 1 << 41})
+				return (&history.Page{Recorder: self, Records: lines[:1], Through: 1 << 40, Last: 1 << 41}).Encode()
 			},
 			"no progress": func(req history.ReadRequest) ([]byte, error) {
-				return cbor.Marshal(&history.Page{Recorder: self, Through: req.FromSeq - 1, Last: n})
+				return (&history.Page{Recorder: self, Through: req.FromSeq - 1, Last: n}).Encode()
 			},
 			"data for fewer lines": func(req history.ReadRequest) ([]byte, error) {
-				return cbor.Marshal(&history.Page{Recorder: self, Records: lines[:2], Data: [][]byte{{0xa0}}, Through: req.FromSeq + 1, Last: n})
+				return (&history.Page{Recorder: self, Records: lines[:2], Data: [][]byte{{0xa0}}, Through: req.FromSeq + 1, Last: n}).Encode()
 			},
 			"more lines than covered": func(req history.ReadRequest) ([]byte, error) {
-				return cbor.Marshal(&history.Page{Recorder: self, Records: lines[:3], Through: req.FromSeq, Last: n})
+				return (&history.Page{Recorder: self, Records: lines[:3], Through: req.FromSeq, Last: n}).Encode()
 			},
 		} {
 			fake.set(func(req history.ReadRequest) ([]byte, error) {
@@ -573,7 +524,7 @@ func TestReplayPipeline(t *testing.T) {
 		good := fakePages(lines, self, 1000, false)
 		fake.set(func(req history.ReadRequest) ([]byte, error) {
 			if req.Recorder != "" {
-				return cbor.Marshal(&history.Page{Recorder: self, Moved: true})
+				return (&history.Page{Recorder: self, Moved: true}).Encode()
 			}
 			return good(req)
 		})

@@ -8,38 +8,51 @@ import (
 	"time"
 
 	"github.com/meshbot/meshbot/history"
+	"github.com/meshbot/meshbot/history/recorder"
+	"github.com/meshbot/meshbot/internal/historytest"
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
 	"github.com/meshbot/meshbot/internal/meshtest"
 	"github.com/meshbot/meshbot/mesh"
 )
 
-// TestAnycastGroupResumes: a whole anycast group is stopped while 2,000
-// events are published; when its members start again they replay the
-// group's history and complete every one of those events exactly once,
-// and none of the events completed before the stop runs again.
+// TestAnycastGroupResumes, in each trust mode: a whole anycast group is
+// stopped while events are published; when its members start again they
+// replay the group's history and complete every one of those events
+// exactly once, and none of the events completed before the stop runs
+// again. The recorder and every member have the mode's keys.
 //
 // "committed offset": the members start from the group's committed offset
-// found in the record. Their window is 1 ms, so a resume from the window
-// would miss the 2,000; and events completed well before the stop (200,
-// more than the margin before it) are not replayed at all.
+// found in the record (looking back 20 lines per request, so the lookup
+// takes several). Their window is 1 ms, so a resume from the window would
+// miss the events published while away; and events completed well before
+// the stop (more than the margin before it) are not replayed at all.
 //
 // "window": the group never committed (the commit interval is longer
 // than the test), so the members find no committed offset and replay the
 // last ResumeWindow of history.
 func TestAnycastGroupResumes(t *testing.T) {
+	t.Parallel()
+	srv := ircdtest.Start(t)
 	t.Run("committed offset", func(t *testing.T) {
-		// Looking back 20 lines per request: finding the group's last
-		// claim takes several requests.
-		defer history.SetCommitScan(20)()
-		testGroupResumes(t, true)
+		historytest.ForEachMode(t, srv, "rc", func(t *testing.T, m *historytest.Mesh) { testGroupResumes(t, m, true) })
 	})
-	t.Run("window", func(t *testing.T) { testGroupResumes(t, false) })
+	t.Run("window", func(t *testing.T) {
+		historytest.ForEachMode(t, srv, "rw", func(t *testing.T, m *historytest.Mesh) { testGroupResumes(t, m, false) })
+	})
 }
 
-func testGroupResumes(t *testing.T, commit bool) {
-	srv := ircdtest.Start(t)
-	rec, _ := startRecorder(t, srv)
-	pub := meshtest.Connect(t, nodeConfig(srv, "jobs"))
+// Events of testGroupResumes: published while the group is away (more
+// than a page of history), and just before the stop; in the committed
+// variant, published and committed well before the stop.
+const awayEvents, beforeEvents, earlyEvents = 600, 100, 100
+
+func testGroupResumes(t *testing.T, m *historytest.Mesh, commit bool) {
+	rcfg := recorder.Config{}
+	if commit {
+		rcfg.CommitScan = 20
+	}
+	rec := m.StartRecorderIn(t, t.TempDir(), "", "r", rcfg)
+	pub := meshtest.Connect(t, m.Config("jobs"))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -68,8 +81,8 @@ func testGroupResumes(t *testing.T, commit bool) {
 	startGroup := func() ([]*mesh.Node, []*mesh.AnycastSubscription) {
 		var cfgs []mesh.Config
 		for i := range 3 {
-			cfg := nodeConfig(srv, "workers")
-			cfg.Instance = fmt.Sprintf("w%d", i)
+			cfg := m.Config("workers")
+			cfg.Instance = m.Instance(fmt.Sprintf("w%d", i))
 			cfg.History = history.NewSource()
 			if commit {
 				cfg.CommitInterval = 200 * time.Millisecond
@@ -126,17 +139,17 @@ func testGroupResumes(t *testing.T, commit bool) {
 	}
 
 	group, subs := startGroup()
-	waitTopic(t, rec, "jobs.todo")
+	historytest.WaitTopic(t, rec.Recorder, "jobs.todo")
 	time.Sleep(1500 * time.Millisecond) // the group is ready
 	early := 0
 	if commit {
-		early = 200
+		early = earlyEvents
 		waitCommitted(subs, publish("early", early))
 		waitDistinct(early, "early")
 		time.Sleep(6 * time.Second) // more than the resume margin (5 s)
 	}
-	last := publish("before", 200)
-	waitDistinct(early+200, "before the stop")
+	last := publish("before", beforeEvents)
+	waitDistinct(early+beforeEvents, "before the stop")
 	if commit {
 		waitCommitted(subs, last)
 	}
@@ -146,11 +159,11 @@ func testGroupResumes(t *testing.T, commit bool) {
 			t.Fatal(err)
 		}
 	}
-	publish("away", 2000)
+	publish("away", awayEvents)
 	time.Sleep(300 * time.Millisecond) // the recorder commits
 
-	_, subs = startGroup()
-	total := early + 2200
+	group, subs = startGroup()
+	total := early + beforeEvents + awayEvents
 	waitDistinct(total, "after the restart")
 	time.Sleep(time.Second) // a second run would show by now
 	mu.Lock()
@@ -164,13 +177,16 @@ func testGroupResumes(t *testing.T, commit bool) {
 		t.Errorf("%d distinct events handled, want %d", len(runs), total)
 	}
 	for i, s := range subs {
+		if r := group[i].Stats().HistoryRejected; r != 0 {
+			t.Errorf("member %d: %d recorded lines refused by its keys", i, r)
+		}
 		ri := s.Resumed()
 		t.Logf("member %d resumed: %+v", i, ri)
 		if !ri.Done || ri.FromCommitted != commit {
 			t.Errorf("member %d: resumed %+v, want done and from the committed offset: %v", i, ri, commit)
 		}
-		if commit && (ri.Events < 2000 || ri.Events >= 2200+early) {
-			t.Errorf("member %d replayed %d events: want the 2,000 published while away and at most the 200 just before, not the early ones", i, ri.Events)
+		if commit && (ri.Events < awayEvents || ri.Events >= awayEvents+beforeEvents+early) {
+			t.Errorf("member %d replayed %d events: want the %d published while away and at most the %d just before, not the early ones", i, ri.Events, awayEvents, beforeEvents)
 		}
 	}
 }

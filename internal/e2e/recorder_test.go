@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/meshbot/meshbot/envelope"
-	"github.com/meshbot/meshbot/history"
+	"github.com/meshbot/meshbot/history/store"
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
 	"github.com/meshbot/meshbot/internal/meshtest"
 	"github.com/meshbot/meshbot/internal/proctest"
@@ -23,8 +23,8 @@ import (
 // in publish order, and the restarted recorder records again.
 func TestRecorderKilledUnderLoad(t *testing.T) {
 	srv := ircdtest.Start(t)
-	store := filepath.Join(t.TempDir(), "history.db")
-	recArgs := []string{"--store", store, "--rescan", "200ms", "--skip-heartbeats"}
+	storePath := filepath.Join(t.TempDir(), "history.db")
+	recArgs := []string{"--store", storePath, "--rescan", "200ms", "--skip-heartbeats"}
 	startRec := func() *proctest.Proc {
 		return proctest.Start(t, append([]string{"history", "--server", srv.Addr(), "--namespace", "e2e", "--instance", "r1"}, recArgs...)...)
 	}
@@ -62,7 +62,7 @@ func TestRecorderKilledUnderLoad(t *testing.T) {
 	}
 
 	// The store as the killed process left it.
-	st, err := history.Open(history.Options{Path: store})
+	st, err := store.Open(store.Options{Path: storePath})
 	if err != nil {
 		t.Fatalf("the store after SIGKILL: %v", err)
 	}
@@ -70,7 +70,7 @@ func TestRecorderKilledUnderLoad(t *testing.T) {
 	var lines, seq uint64
 	last := -1
 	dec := newEventDecoder()
-	err = st.Scan(ch, 1, func(rec history.Record) bool {
+	err = st.Scan(ch, 1, func(rec store.Record) bool {
 		lines++
 		if seq != 0 && rec.Seq != seq+1 {
 			t.Errorf("line %d follows line %d", rec.Seq, seq)
@@ -108,19 +108,19 @@ func TestRecorderKilledUnderLoad(t *testing.T) {
 	if code := r.Terminate(10 * time.Second); code != 0 {
 		t.Errorf("the recorder exited with %d", code)
 	}
-	st, err = history.Open(history.Options{Path: store})
+	st, err = store.Open(store.Options{Path: storePath})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 	found := false
-	err = st.Scan(ch, seq+1, func(rec history.Record) bool {
+	err = st.Scan(ch, seq+1, func(rec store.Record) bool {
 		for _, p := range dec(rec) {
 			found = found || p == "after-restart"
 		}
 		return true
 	})
-	if err != nil && !errors.Is(err, history.ErrClosed) {
+	if err != nil && !errors.Is(err, store.ErrClosed) {
 		t.Fatal(err)
 	}
 	if !found {
@@ -130,9 +130,9 @@ func TestRecorderKilledUnderLoad(t *testing.T) {
 
 // newEventDecoder returns a function giving the payloads of the events a
 // recorded line carries.
-func newEventDecoder() func(history.Record) []string {
+func newEventDecoder() func(store.Record) []string {
 	dec := envelope.NewDecoder(envelope.DecoderConfig{})
-	return func(rec history.Record) []string {
+	return func(rec store.Record) []string {
 		envs, _, _ := dec.Decode(rec.Nick, rec.Tags, rec.Body, rec.Time)
 		var out []string
 		for _, env := range envs {

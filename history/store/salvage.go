@@ -1,4 +1,4 @@
-package history
+package store
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ const salvageBatch = 4096
 // the file at path is only read. Use it on a file Open refused:
 //
 //	mv history.db history.db.damaged
-//	history.Salvage("history.db.damaged", "history.db")
+//	store.Salvage("history.db.damaged", "history.db")
 //
 // It works in up to two passes:
 //

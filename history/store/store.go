@@ -1,6 +1,8 @@
-// Package history holds the durable store of the history recorder: every
-// line of every mesh channel the recorder hears, in order, with the
-// server's time and msgid, kept on disk across restarts and crashes.
+// Package store is the durable store of the history recorder
+// (history/recorder): every line of every mesh channel the recorder
+// hears, in order, with the server's time and msgid, kept on disk across
+// restarts and crashes. Readers of history never use it directly: they ask
+// a recorder (history.Replay).
 //
 // A Store is one bbolt file (go.etcd.io/bbolt: a copy-on-write B+tree whose
 // committed transactions a crash never tears). Records are appended to a
@@ -13,7 +15,7 @@
 //
 // docs/HISTORY-STORE.md describes the layout, the fsync policy and what a
 // crash can lose.
-package history
+package store
 
 import (
 	"encoding/binary"
@@ -315,7 +317,7 @@ func unusable(path string, cause error) error {
 	if !errors.Is(cause, ErrCorrupt) {
 		cause = fmt.Errorf("%w: %w", ErrCorrupt, cause)
 	}
-	return fmt.Errorf("%w; the file %s cannot be used: move it aside (keep it for inspection) and recover its readable records into a new store with history.Salvage, or start an empty store", cause, path)
+	return fmt.Errorf("%w; the file %s cannot be used: move it aside (keep it for inspection) and recover its readable records into a new store with store.Salvage, or start an empty store", cause, path)
 }
 
 // guard runs fn, turning a panic — bbolt panics on some damaged pages,
@@ -940,6 +942,62 @@ func (s *Store) ScanBack(channel string, beforeSeq uint64, fn func(Record) bool)
 	return s.scan(channel, beforeSeq, true, fn)
 }
 
+// ReadRange reads the channel's committed records with Seqs from through
+// to (inclusive; from 0 means 1), in Seq order, in one read transaction,
+// handing each to take until take returns false (that record is left out
+// and the read ends there). It is how a recorder reads one page: take
+// builds the page and says when the next record no longer fits.
+//
+// It returns through, the Seq up to which the read is complete — every
+// record kept with a Seq in from..through was taken (from-1: none) — and
+// the channel's last Seq when it was read (0 for an unknown or empty
+// channel). take runs inside the transaction: it must not call the Store,
+// and it owns the Record it gets (its Tags map included). A damaged record
+// ends the read with an error wrapping ErrCorrupt.
+func (s *Store) ReadRange(channel string, from, to uint64, take func(Record) bool) (through, last uint64, err error) {
+	ch := lowerChannel(channel)
+	if from == 0 {
+		from = 1
+	}
+	through = from - 1
+	err = s.view("read", func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(recPrefix + ch))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		if k, _ := c.Last(); len(k) == 8 {
+			last = binary.BigEndian.Uint64(k)
+		}
+		for k, v := c.Seek(seqKey(from)); ; k, v = c.Next() {
+			if k == nil {
+				through = max(through, min(last, to))
+				return nil
+			}
+			if len(k) != 8 {
+				return fmt.Errorf("history: channel %s after record %d: %w: key %x", ch, through, ErrCorrupt, k)
+			}
+			seq := binary.BigEndian.Uint64(k)
+			if seq > to {
+				through = to
+				return nil
+			}
+			r, err := DecodeRecord(v)
+			if err == nil && r.Seq != seq {
+				err = fmt.Errorf("%w: key %x holds record %d", ErrCorrupt, k, r.Seq)
+			}
+			if err != nil {
+				return fmt.Errorf("history: channel %s after record %d: %w", ch, through, err)
+			}
+			if !take(r) {
+				return nil
+			}
+			through = seq
+		}
+	})
+	return through, last, err
+}
+
 // scan is Scan (forward, from seq) and ScanBack (back, before seq; 0: from
 // the end).
 func (s *Store) scan(channel string, seq uint64, back bool, fn func(Record) bool) error {
@@ -1074,8 +1132,8 @@ func (s *Store) SeekOffset(channel string, o envelope.Offset) (uint64, bool) {
 	return seq, exact
 }
 
-// StoreStats is a snapshot of a Store's counters.
-type StoreStats struct {
+// Stats is a snapshot of a Store's counters.
+type Stats struct {
 	// Records and Bytes are the committed records kept and the sum of
 	// their encoded sizes (what MaxBytes bounds).
 	Records int64
@@ -1105,9 +1163,9 @@ type ChannelStats struct {
 }
 
 // Stats returns the Store's counters.
-func (s *Store) Stats() StoreStats {
+func (s *Store) Stats() Stats {
 	s.mu.Lock()
-	st := StoreStats{
+	st := Stats{
 		Channels:     make(map[string]ChannelStats, len(s.chans)),
 		Pending:      len(s.pending),
 		Commits:      s.commits,

@@ -1,4 +1,4 @@
-package history
+package store
 
 import (
 	"bytes"
@@ -1041,5 +1041,76 @@ func TestScanBack(t *testing.T) {
 	}
 	if err := s.ScanBack("#none", 0, func(Record) bool { t.Fatal("record in an unknown channel"); return false }); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReadRange: one page's read. It hands on the records of a range in
+// order, stops where take says, and reports how far it is complete and
+// the channel's last Seq, also across records removed by retention and
+// past the end.
+func TestReadRange(t *testing.T) {
+	// Retention by age far longer than the records' age: only Trim with a
+	// "now" of the test's choosing removes them.
+	const maxAge = 100 * 365 * 24 * time.Hour
+	s := openT(t, Options{Path: testPath(t), MaxAge: maxAge})
+	appendN(t, s, "#a", 1, 100)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	read := func(from, to uint64, max int) (seqs []uint64, through, last uint64) {
+		t.Helper()
+		through, last, err := s.ReadRange("#A", from, to, func(r Record) bool {
+			if len(seqs) == max {
+				return false
+			}
+			if !recordsEqual(r, testRecord("#a", r.Seq)) {
+				t.Fatalf("record %d: %+v", r.Seq, r)
+			}
+			seqs = append(seqs, r.Seq)
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seqs, through, last
+	}
+	cases := []struct {
+		name          string
+		from, to      uint64
+		max           int
+		first, n      uint64 // records read: first..first+n-1
+		through, last uint64
+	}{
+		{"a range", 10, 19, 100, 10, 10, 19, 100},
+		{"cut by take", 10, 19, 4, 10, 4, 13, 100},
+		{"from 0 is from 1", 0, 5, 100, 1, 5, 5, 100},
+		{"to the end and past it", 95, 200, 100, 95, 6, 100, 100},
+		{"past the end", 150, 200, 100, 0, 0, 149, 100},
+		{"nothing taken", 10, 19, 0, 0, 0, 9, 100},
+	}
+	for _, c := range cases {
+		seqs, through, last := read(c.from, c.to, c.max)
+		ok := uint64(len(seqs)) == c.n && through == c.through && last == c.last
+		for i, seq := range seqs {
+			ok = ok && seq == c.first+uint64(i)
+		}
+		if !ok {
+			t.Errorf("%s: read %v through %d of %d; want %d from %d through %d of %d", c.name, seqs, through, last, c.n, c.first, c.through, c.last)
+		}
+	}
+	// Records removed by retention: a range over the hole is complete
+	// through its end.
+	if removed, err := s.Trim(baseTime.Add(50*time.Millisecond + maxAge)); err != nil || removed != 49 {
+		t.Fatalf("Trim removed %d, %v; want records 1..49", removed, err)
+	}
+	if seqs, through, last := read(1, 30, 100); len(seqs) != 0 || through != 30 || last != 100 {
+		t.Errorf("a removed range: read %v through %d of %d; want nothing, through 30 of 100", seqs, through, last)
+	}
+	if seqs, through, _ := read(0, ^uint64(0), 100); len(seqs) != 51 || seqs[0] != 50 || through != 100 {
+		t.Errorf("after retention: read %d records from %v through %d; want 50..100", len(seqs), seqs[:1], through)
+	}
+	// An unknown channel: nothing, last 0.
+	if _, last, err := s.ReadRange("#none", 1, 10, func(Record) bool { t.Fatal("a record in an unknown channel"); return false }); err != nil || last != 0 {
+		t.Errorf("an unknown channel: last %d, %v", last, err)
 	}
 }

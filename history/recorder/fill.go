@@ -1,0 +1,182 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/meshbot/meshbot/history"
+	"github.com/meshbot/meshbot/history/store"
+	"github.com/meshbot/meshbot/mesh"
+)
+
+// fill copies what another recorder has of topic after this store's last
+// line (everything, for a topic new to this store): the hole this recorder
+// left while it was down or disconnected, or history from before it
+// existed. Live lines wait meanwhile and follow, without the ones the fill
+// brought. A disconnect during the fill makes it go again.
+func (r *Recorder) fill(ctx context.Context, topic string, tl *topicLog) {
+	for {
+		r.fillOnce(ctx, topic, tl)
+		if tl.handOver() {
+			return
+		}
+	}
+}
+
+func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
+	ch := strings.ToLower(mesh.Channel(r.ns, topic))
+	req := history.ReadRequest{Topic: topic, Max: history.DefaultPageRecords}
+	// The lines appended before the gap first: the fill starts after them.
+	if err := r.st.Flush(); err != nil {
+		r.cfg.Log.Warn("flushing the record before a fill", "topic", topic, "err", err)
+	}
+	if last, ok := r.st.Last(ch); ok {
+		req.AfterTime, req.AfterMsgID = last.Time.UnixNano(), last.MsgID
+	}
+	var filled uint64
+	overlap := false // the fill reached a line this recorder received live
+	take := func(recs []store.Record) {
+		tl.mu.Lock()
+		for _, rec := range recs {
+			if id := lineID(rec.MsgID, rec.Nick, rec.Body); tl.ids[id] {
+				tl.dup[id] = true // buffered too: appended here, in the fill's order
+				overlap = true
+			}
+		}
+		tl.mu.Unlock()
+		for _, rec := range recs {
+			r.append(rec)
+		}
+		filled += uint64(len(recs))
+		r.filled.Add(uint64(len(recs)))
+		if n := len(recs); n > 0 {
+			req.AfterTime, req.AfterMsgID = recs[n-1].Time.UnixNano(), recs[n-1].MsgID
+		}
+	}
+	source := "another recorder"
+	var err error
+	tries := 0
+	for ctx.Err() == nil {
+		var body, out []byte
+		if body, err = req.Encode(); err != nil {
+			break
+		}
+		out, err = r.n.Request(ctx, history.Service, history.MethodRead, body, mesh.WithKey(topic), mesh.NotSelf())
+		if err != nil {
+			break
+		}
+		var page *history.Page
+		if page, err = history.DecodePage(out); err != nil {
+			break
+		}
+		recs := make([]store.Record, len(page.Records))
+		for i, pr := range page.Records {
+			recs[i] = store.Record{Channel: ch, Time: time.Unix(0, pr.Time).UTC(), MsgID: pr.MsgID, Nick: pr.Nick, Tags: pr.Tags, Body: pr.Body}
+		}
+		take(recs)
+		if page.End || len(page.Records) == 0 {
+			// The other recorder may not have committed the last lines it
+			// received: until the fill meets a line received here live,
+			// ask again after its commit interval (a few times).
+			if overlap || tries >= fillRetries {
+				break
+			}
+			tries++
+			pause(ctx, fillRetryDelay)
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		// No other recorder answered: the server's own history, where it
+		// has one.
+		if !errors.Is(err, mesh.ErrNoResponders) {
+			r.cfg.Log.Warn("filling the record from another recorder", "topic", topic, "filled", filled, "err", err)
+		}
+		source = "the server's CHATHISTORY"
+		for ctx.Err() == nil {
+			after := time.Time{}
+			if req.AfterTime != 0 {
+				after = time.Unix(0, req.AfterTime).UTC()
+			}
+			err = history.ChatHistoryPages(ctx, r.n, topic, after, req.AfterMsgID, func(lines []mesh.HistoryLine) error {
+				recs := make([]store.Record, len(lines))
+				for i, l := range lines {
+					recs[i] = store.Record{Channel: ch, Time: l.Time, MsgID: l.MsgID, Nick: l.Nick, Tags: l.Tags, Body: l.Body}
+				}
+				take(recs)
+				return nil
+			})
+			if errors.Is(err, mesh.ErrNoChatHistory) {
+				err = nil
+				break
+			}
+			tl.mu.Lock()
+			waiting := len(tl.buf) > 0
+			tl.mu.Unlock()
+			// As with a recorder: until the fill meets a line received
+			// live (when there is one), ask again a few times.
+			if err != nil || overlap || !waiting || tries >= fillRetries {
+				break
+			}
+			tries++
+			pause(ctx, fillRetryDelay)
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		r.cfg.Log.Warn("filling the record", "topic", topic, "from", source, "filled", filled, "err", err)
+	}
+	if filled > 0 {
+		r.cfg.Log.Info("filled the record", "topic", topic, "from", source, "lines", filled)
+	}
+}
+
+// A fill that reached the other recorder's end without meeting a line
+// received live asks again fillRetries times, fillRetryDelay apart (more
+// than a store's group commit, 100 ms).
+const (
+	fillRetries    = 10
+	fillRetryDelay = 250 * time.Millisecond
+)
+
+// pause waits d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// handOver appends the buffered lines the fill did not bring and switches
+// to live recording. It reports false, leaving the rest buffered, when the
+// connection dropped again meanwhile: the caller fills again first.
+func (tl *topicLog) handOver() bool {
+	for {
+		tl.mu.Lock()
+		if tl.again {
+			tl.again = false
+			tl.mu.Unlock()
+			return false
+		}
+		buf, dup := tl.buf, tl.dup
+		tl.buf = nil
+		if len(buf) == 0 {
+			tl.filling = false
+			over := tl.over
+			tl.ids, tl.dup, tl.over = nil, nil, 0
+			tl.mu.Unlock()
+			if over > 0 {
+				tl.r.cfg.Log.Error("lines lost while filling the record", "topic", tl.topic, "lost", over)
+			}
+			return true
+		}
+		tl.mu.Unlock()
+		for _, rec := range buf {
+			if !dup[lineID(rec.MsgID, rec.Nick, rec.Body)] {
+				tl.r.append(rec)
+			}
+		}
+	}
+}
