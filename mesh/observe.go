@@ -29,6 +29,19 @@ type Observation struct {
 	Envelope *envelope.Envelope
 	// Err says why a mesh line was rejected.
 	Err error
+	// Carrier is the carrier of a mesh line; 0 for other lines and for a
+	// line too malformed to tell.
+	Carrier envelope.Carrier
+	// Fragment is set for a fragment held for reassembly (a mesh line
+	// with no Envelope and no Err): which fragment of which envelope.
+	Fragment *envelope.Fragment
+	// Fragments is how many fragment lines Envelope took, when this line
+	// completed it; 0 when it came whole.
+	Fragments int
+	// Signature is what the node's decoder established about Envelope's
+	// signature: SigVerified or SigUnsigned (a node checks every
+	// signature); SigUnknown when there is no Envelope.
+	Signature envelope.SigState
 	// Part numbers the observations of one line: a batch (docs/PROTOCOL.md
 	// §3.9) is observed once per envelope, Part 0 first. Tools that keep
 	// lines (recorders) keep Part 0.

@@ -41,7 +41,7 @@ type lineView struct {
 	// EnvelopeBytes is the size of the envelope (decode only).
 	EnvelopeBytes int      `json:"envelope_bytes,omitempty"`
 	Envelope      *envView `json:"envelope,omitempty"`
-	Signature     string   `json:"signature,omitempty"` // decode: verified, unchecked, unsigned
+	Signature     string   `json:"signature,omitempty"` // verified, unsigned, unchecked (decode without keys)
 	// Batch is "i/n" for the i-th envelope of a batch line (§3.9).
 	Batch string `json:"batch,omitempty"`
 }
@@ -136,16 +136,16 @@ func newEnvView(e *envelope.Envelope) *envView {
 	return v
 }
 
-// observationView decodes what Node.Observe reports.
+// observationView shows what Node.Observe reports; the node's decoder did
+// the decoding.
 func observationView(ob mesh.Observation) *lineView {
 	v := &lineView{Time: ob.Time, Channel: ob.Channel, Topic: ob.Topic, From: ob.From, MsgID: ob.MsgID}
 	if ob.Gap {
 		v.Type = typeGap
 		return v
 	}
-	f, _, _ := envelope.ParseLine(ob.Tags, ob.Body)
-	if f.Carrier != 0 {
-		v.Carrier = f.Carrier.String()
+	if ob.Carrier != 0 {
+		v.Carrier = ob.Carrier.String()
 	}
 	switch {
 	case !ob.Mesh:
@@ -155,12 +155,14 @@ func observationView(ob mesh.Observation) *lineView {
 		v.Text = legible(ob.Body)
 	case ob.Envelope == nil:
 		v.Type = typeFragment
-		v.Fragment = &fragView{Short: f.Short, Index: f.Index, Count: f.Count, Bytes: len(f.Data)}
+		if f := ob.Fragment; f != nil {
+			v.Fragment = &fragView{Short: f.Short, Index: f.Index, Count: f.Count, Bytes: f.Bytes}
+		}
 		v.Text = legible(ob.Body)
 	default:
-		v.Type, v.Envelope = typeMesh, newEnvView(ob.Envelope)
-		if f.Count > 1 {
-			v.Fragments = f.Count
+		v.Type, v.Envelope, v.Fragments = typeMesh, newEnvView(ob.Envelope), ob.Fragments
+		if ob.Signature != envelope.SigUnknown {
+			v.Signature = ob.Signature.String()
 		}
 	}
 	return v
@@ -191,7 +193,10 @@ func (v *lineView) text() string {
 			fmt.Fprintf(&b, "  [%s]", v.Text)
 		}
 	case typeFragment:
-		fmt.Fprintf(&b, "%-6s %s  fragment %d/%d (%d B)", "frag", v.Fragment.Short, v.Fragment.Index, v.Fragment.Count, v.Fragment.Bytes)
+		b.WriteString("frag  ")
+		if f := v.Fragment; f != nil {
+			fmt.Fprintf(&b, " %s  fragment %d/%d (%d B)", f.Short, f.Index, f.Count, f.Bytes)
+		}
 		if v.Text != "" {
 			fmt.Fprintf(&b, "  [%s]", v.Text)
 		}

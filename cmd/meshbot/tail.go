@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -75,6 +76,25 @@ envelopes are only accepted with the keys to check them (--keyring).`,
 			if err != nil {
 				return err
 			}
+			chans := make([]string, len(topics))
+			for i, t := range topics {
+				chans[i] = mesh.Channel(cfg.Namespace, t)
+			}
+			p := &printer{w: st.env.stdout, mode: modeText}
+			switch {
+			case raw:
+				p.mode = modeRaw
+			case asJSON:
+				p.mode = modeJSON
+			}
+			var rawOut *rawLines
+			if raw {
+				// The lines themselves, from the node's raw log: a line is
+				// written once, as received, however many envelopes it holds.
+				rawOut = newRawLines(p, chans)
+				defer rawOut.stop()
+				cfg.RawLog = rawOut
+			}
 			ctx := cmd.Context()
 			var metrics *metricsServer
 			if metricsAddr != "" {
@@ -94,13 +114,6 @@ envelopes are only accepted with the keys to check them (--keyring).`,
 				}
 				metrics.serve(st)
 			}
-			p := &printer{w: st.env.stdout, mode: modeText}
-			switch {
-			case raw:
-				p.mode = modeRaw
-			case asJSON:
-				p.mode = modeJSON
-			}
 			var observers []*observation
 			defer func() {
 				for _, o := range observers {
@@ -114,15 +127,14 @@ envelopes are only accepted with the keys to check them (--keyring).`,
 				}
 				observers = append(observers, o)
 			}
-			chans := make([]string, len(topics))
-			for i, t := range topics {
-				chans[i] = mesh.Channel(cfg.Namespace, t)
-			}
 			fmt.Fprintf(st.env.stderr, "meshbot: watching %s on %s as %s; Ctrl-C to stop\n", strings.Join(chans, " "), cfg.Server, n.Nick())
 			<-ctx.Done()
 			var dropped uint64
 			for _, o := range observers {
 				dropped += o.stop()
+			}
+			if rawOut != nil {
+				dropped = rawOut.stop() // what the raw output missed
 			}
 			fmt.Fprintf(st.env.stderr, "meshbot: %s\n", p.summary(dropped))
 			return nil
@@ -182,12 +194,15 @@ const (
 )
 
 // printer writes observed lines; its methods are safe for concurrent use
-// (each Observer calls from its own goroutine).
+// (each Observer calls from its own goroutine). In raw mode the lines
+// come from rawLines, and observations are only counted.
 type printer struct {
 	mu   sync.Mutex
 	w    io.Writer
 	mode printMode
-	// counts by line type
+	// lines counts received lines (a batch line once); counts counts
+	// observations by line type (a batch line once per envelope).
+	lines  int
 	counts map[string]int
 }
 
@@ -200,17 +215,6 @@ func (p *printer) observation(ob mesh.Observation) {
 	case modeJSON:
 		b, _ := json.Marshal(v)
 		out = string(b)
-	case modeRaw:
-		if ob.Gap {
-			break // a raw log holds only lines: the drop shows in the summary
-		}
-		m := ircmsg.MakeMessage(ob.Tags, ob.From, "PRIVMSG", ob.Channel, ob.Body)
-		line, err := m.Line()
-		if err != nil {
-			out = "# unprintable line from " + ob.From + ": " + err.Error()
-		} else {
-			out = strings.TrimRight(line, "\r\n")
-		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -218,10 +222,19 @@ func (p *printer) observation(ob mesh.Observation) {
 		p.counts = map[string]int{}
 	}
 	p.counts[v.Type]++
-	if ob.Gap && p.mode == modeRaw {
-		return
+	if !ob.Gap && ob.Part == 0 {
+		p.lines++
 	}
-	fmt.Fprintln(p.w, out)
+	if p.mode != modeRaw {
+		fmt.Fprintln(p.w, out)
+	}
+}
+
+// raw writes one received line as it is (it ends in a line feed).
+func (p *printer) raw(line []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, _ = p.w.Write(line)
 }
 
 // print writes a free-form line (the demo's service logs).
@@ -234,14 +247,8 @@ func (p *printer) print(s string) {
 func (p *printer) summary(dropped uint64) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	total := 0
-	for t, n := range p.counts {
-		if t != typeGap {
-			total += n
-		}
-	}
 	s := fmt.Sprintf("%d lines: %d envelopes, %d fragments, %d rejected, %d human",
-		total, p.counts[typeMesh], p.counts[typeFragment], p.counts[typeRejected], p.counts[typeHuman])
+		p.lines, p.counts[typeMesh], p.counts[typeFragment], p.counts[typeRejected], p.counts[typeHuman])
 	if g := p.counts[typeGap]; g > 0 {
 		s += fmt.Sprintf("; the connection dropped %d time(s): lines may be missing", g)
 	}
@@ -249,4 +256,82 @@ func (p *printer) summary(dropped uint64) string {
 		s += fmt.Sprintf("; %d lines not shown (the output was too slow)", dropped)
 	}
 	return s
+}
+
+// rawQueue bounds the raw lines waiting for the output; more are dropped
+// and counted, as observers do (the connection's reader never waits on
+// the output).
+const rawQueue = 4096
+
+// rawLines is the node's raw log (mesh.Config.RawLog) for `tail --raw`: it
+// keeps the PRIVMSG lines of the watched channels and writes each exactly
+// as the server sent it (its tags in their order and form), once, from
+// its own goroutine. Write is called by the connection's reader.
+type rawLines struct {
+	p     *printer
+	chans map[string]bool // lower case
+	q     chan []byte
+	done  chan struct{}
+
+	mu      sync.Mutex
+	stopped bool
+	dropped uint64
+}
+
+func newRawLines(p *printer, channels []string) *rawLines {
+	r := &rawLines{p: p, chans: map[string]bool{}, q: make(chan []byte, rawQueue), done: make(chan struct{})}
+	for _, c := range channels {
+		r.chans[strings.ToLower(c)] = true
+	}
+	go r.run()
+	return r
+}
+
+func (r *rawLines) run() {
+	defer close(r.done)
+	for line := range r.q {
+		r.p.raw(line)
+	}
+}
+
+// Write takes one line as received, with its line feed. It never blocks
+// and never fails: a line the output cannot take is counted.
+func (r *rawLines) Write(line []byte) (int, error) {
+	if !r.watched(line) {
+		return len(line), nil
+	}
+	keep := bytes.Clone(line)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return len(line), nil
+	}
+	select {
+	case r.q <- keep:
+	default:
+		r.dropped++
+	}
+	return len(line), nil
+}
+
+// watched reports whether line is a PRIVMSG to a watched channel.
+func (r *rawLines) watched(line []byte) bool {
+	msg, err := ircmsg.ParseLine(string(bytes.TrimRight(line, "\r\n")))
+	return err == nil && strings.EqualFold(msg.Command, "PRIVMSG") && len(msg.Params) > 1 &&
+		r.chans[strings.ToLower(msg.Params[0])]
+}
+
+// stop writes the lines queued, ignores later ones, and returns how many
+// lines were dropped. It is safe to call twice.
+func (r *rawLines) stop() uint64 {
+	r.mu.Lock()
+	if !r.stopped {
+		r.stopped = true
+		close(r.q)
+	}
+	r.mu.Unlock()
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dropped
 }
