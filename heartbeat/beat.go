@@ -44,13 +44,15 @@ type Beat struct {
 }
 
 // Domain is a domain of state as a heartbeat announces it: its name, and
-// the sender's copy of it (its version, live keys and their bytes).
+// the sender's copy of it (its version, live keys and their bytes, and a
+// digest of its keys' versions that copies holding the same writes share).
 type Domain struct {
 	_       struct{} `cbor:",toarray"`
 	Name    string
 	Version uint64
 	Keys    uint64
 	Bytes   uint64
+	Digest  uint64
 }
 
 // Interval returns the announced interval.
