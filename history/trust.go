@@ -51,9 +51,14 @@ func (e *errUnverified) Error() string {
 	if len(e.nicks) > 1 {
 		who, its = "recorders "+strings.Join(e.nicks, ", ")+" are", "their heartbeats are"
 	}
-	return fmt.Sprintf("%s present but not verified by this node's keys: %s refused (lines this node refused so far: %s); "+
-		"in a signed mesh a recorder needs the mesh's keys: a signing key of its own (--ed25519-key-file, or the mesh's --hmac-key-file) and the keyring (--keyring)",
-		who, its, refused)
+	hint := "the recorder and this node must share the mesh's keys: each a signing key (--ed25519-key-file, or the mesh's --hmac-key-file) and the mesh's keyring (--keyring)"
+	switch {
+	case e.rejected["unsigned"] > 0 && e.rejected["unknown-key"] == 0:
+		hint = "a recorder in a signed mesh needs the mesh's keys: a signing key of its own (--ed25519-key-file, or the mesh's --hmac-key-file) and the keyring (--keyring)"
+	case e.rejected["unknown-key"] > 0 && e.rejected["unsigned"] == 0:
+		hint = "this node does not have the keys the mesh signs with: give it the mesh's keyring (--keyring)"
+	}
+	return fmt.Sprintf("%s present but not verified by this node's keys: %s refused (lines this node refused so far: %s); %s", who, its, refused, hint)
 }
 
 func (e *errUnverified) Unwrap() []error { return []error{ErrUnverifiedRecorder, mesh.ErrNoResponders} }

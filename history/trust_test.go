@@ -103,7 +103,7 @@ func checkUnverified(t *testing.T, err error, nick string) {
 	if !errors.Is(err, history.ErrUnverifiedRecorder) || !errors.Is(err, mesh.ErrNoResponders) {
 		t.Fatalf("%v; want ErrUnverifiedRecorder (and ErrNoResponders)", err)
 	}
-	for _, want := range []string{nick, "needs the mesh's keys", "unsigned="} {
+	for _, want := range []string{nick, "a recorder in a signed mesh needs the mesh's keys", "unsigned="} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not say %q: %v", want, err)
 		}

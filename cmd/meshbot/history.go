@@ -228,7 +228,7 @@ force it, never to hide it).`,
 			fmt.Fprintf(st.env.stderr, "meshbot: replayed %d envelopes in %d lines (%d pages); last offset %s\n",
 				stats.Envelopes, stats.Lines, stats.Pages, stats.Last)
 			if n := refusedTotal(refused); n > 0 {
-				return fmt.Errorf("replay: %d recorded lines or envelopes were refused by the keys given and not printed", n)
+				return fmt.Errorf("replay: incomplete: %d refused lines or envelopes were not printed", n)
 			}
 			return nil
 		},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
+	"github.com/meshbot/meshbot/internal/meshtest"
 )
 
 // TestHistoryReplay runs `history` as the recorder, publishes with `pub`,
@@ -115,5 +116,59 @@ func TestServeCatchUp(t *testing.T) {
 			t.Fatalf("%d of 20 missed events handled after the restart:\n%s", len(got), readFile(t, events))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestReplaySignedMesh: in an HMAC-signed mesh, `history` and `replay`
+// with the mesh's key read the record; lines signed with another key are
+// not printed, and replay says so on stderr, counted by reason, and exits
+// 1. A replay without the mesh's keys cannot read the recorder's signed
+// answers and says so too. The help of both commands tells how to run
+// them in a signed mesh.
+func TestReplaySignedMesh(t *testing.T) {
+	t.Parallel()
+	srv := ircdtest.Start(t)
+	environ := map[string]string{"MESHBOT_SERVER": srv.Addr(), "MESHBOT_NAMESPACE": "rs"}
+	dir, strangerDir := t.TempDir(), t.TempDir()
+	mode, stranger := meshtest.NewMode(meshtest.HMAC), meshtest.NewMode(meshtest.HMAC)
+	keys := mode.Flags(t, dir, "history")
+	sub := startCLI(t, environ, "tail", "jobs") // the topic exists before the first publish
+	waitFor(t, "tail", sub.errbuf, "watching", 20*time.Second)
+	rec := startCLI(t, environ, append([]string{"history", "--store", filepath.Join(dir, "h.db"), "--rescan", "200ms"}, keys...)...)
+	waitFor(t, "history", rec.out, "ready ", 20*time.Second)
+	time.Sleep(time.Second) // it found the topic
+	pub := func(flags []string, payloads ...string) {
+		for _, p := range payloads {
+			if r := runCLI(t, environ, "", append([]string{"pub", "jobs", p}, flags...)...); r.code != 0 {
+				t.Fatalf("pub: exit %d\n%s", r.code, r.stderr)
+			}
+		}
+	}
+	pub(keys, "good-1", "good-2")
+	pub(stranger.Flags(t, strangerDir, "intruder"), "bad-1", "bad-2", "bad-3")
+	var r result
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r = runCLI(t, environ, "", append([]string{"replay", "jobs", "--progress", "never"}, keys...)...)
+		if strings.Contains(r.stderr, "forged=3") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if r.code != 1 || !strings.Contains(r.stdout, "good-1") || !strings.Contains(r.stdout, "good-2") || strings.Contains(r.stdout, "bad-") ||
+		!strings.Contains(r.stderr, "3 recorded lines or envelopes refused by the keys given, not printed (forged=3)") {
+		t.Fatalf("replay with the mesh's key, lines of another: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("replay with the mesh's key, lines of another:\n%s", r.stderr)
+	r = runCLI(t, environ, "", "replay", "jobs", "--progress", "never")
+	if r.code != 1 || strings.Contains(r.stdout, "good-") || !strings.Contains(r.stderr, "not verified by this node's keys") || !strings.Contains(r.stderr, "give it the mesh's keyring") {
+		t.Fatalf("replay without keys: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("replay without keys:\n%s", r.stderr)
+	for _, c := range []string{"history", "replay"} {
+		h := runCLI(t, environ, "", c, "--help")
+		if !strings.Contains(h.stdout, "in a signed mesh") || !strings.Contains(h.stdout, "--keyring mesh.keyring --require-signed") {
+			t.Errorf("%s --help does not tell how to run it in a signed mesh:\n%s", c, h.stdout)
+		}
 	}
 }
