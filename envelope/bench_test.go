@@ -151,3 +151,16 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeLine is BenchmarkDecode through DecodeLine, the tools'
+// entry point: what reporting every step costs on top of Decode.
+func BenchmarkDecodeLine(b *testing.B) {
+	l, ring := benchLine(b)
+	d := NewDecoder(DecoderConfig{Verifier: &Verifier{Keys: ring, RequireSigned: true}})
+	b.ReportAllocs()
+	for b.Loop() {
+		if got := d.DecodeLine("orders-a1", l.Tags, l.Body, t0); len(got.Envelopes) != 1 || got.Envelopes[0].Err != nil {
+			b.Fatal(got)
+		}
+	}
+}
