@@ -12,7 +12,8 @@ type DecoderConfig struct {
 	// every envelope.
 	Limits ReassemblyLimits
 	// Verifier checks signatures; nil accepts only unsigned envelopes and
-	// rejects signed ones with ErrUnknownKey (there is no key to check them).
+	// rejects signed ones with ErrUnknownKey (there is no key to check
+	// them), unless AcceptUnchecked is set.
 	Verifier *Verifier
 	// Guard, when set, rejects replayed ids and envelopes outside its
 	// time window.

@@ -23,7 +23,9 @@
 // What the user must do: pick the carrier from the server's capabilities
 // (CarrierTag needs message-tags), size lines from what receivers see
 // (BodyBudget, with a margin), and feed each connection's lines to one
-// Decoder from one goroutine. Reassembler, Decoder and Guard are pure cores:
+// Decoder from one goroutine (Decode to act on lines; DecodeLine, the same
+// steps, reports each of them for tools that show lines; AcceptUnchecked
+// is for such tools only). Reassembler, Decoder and Guard are pure cores:
 // they read no clock and start no goroutines; "now" is an argument.
 //
 // The protocol is written down in docs/PROTOCOL.md.
