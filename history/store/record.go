@@ -4,11 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/meshbot/meshbot/envelope"
 	"hash/crc32"
 	"math"
 	"slices"
 	"time"
+
+	"github.com/meshbot/meshbot/envelope"
 )
 
 // Bounds of a record. Encode refuses records beyond them and DecodeRecord
