@@ -44,7 +44,9 @@ func (n *Node) Subscribe(ctx context.Context, topic string, h Handler, opts ...S
 		return nil, fmt.Errorf("%w: %s apply to anycast subscriptions only: use SubscribeAnycast", ErrOption, strings.Join(o.anycastOpts, ", "))
 	}
 	sub := &Subscription{}
-	s, err := n.subscribe(ctx, topic, h, &o, func(s *subscription) (mode, error) {
+	// sub.subscription is set here, before the subscription is published
+	// to the event loop and the heartbeat loop (which read it), never after.
+	_, err := n.subscribe(ctx, topic, h, &o, func(s *subscription) (mode, error) {
 		sub.subscription = s
 		if n.cfg.History != nil {
 			sub.catch = newCatchUp()
@@ -54,7 +56,6 @@ func (n *Node) Subscribe(ctx context.Context, topic string, h Handler, opts ...S
 	if err != nil {
 		return nil, err
 	}
-	sub.subscription = s
 	return sub, nil
 }
 
