@@ -69,10 +69,14 @@ func testGroupResumes(t *testing.T, m *historytest.Mesh, commit bool) {
 		defer mu.Unlock()
 		return len(runs)
 	}
+	var subs []*mesh.AnycastSubscription // the group's, for the failure report
 	waitDistinct := func(n int, what string) {
 		deadline := time.Now().Add(60 * time.Second)
 		for distinct() < n {
 			if time.Now().After(deadline) {
+				for i, s := range subs {
+					t.Logf("member %d: resumed %+v, claims %+v", i, s.Resumed(), s.ClaimStats())
+				}
 				t.Fatalf("%s: %d distinct events handled, want %d", what, distinct(), n)
 			}
 			time.Sleep(20 * time.Millisecond)
@@ -138,7 +142,8 @@ func testGroupResumes(t *testing.T, m *historytest.Mesh, commit bool) {
 		}
 	}
 
-	group, subs := startGroup()
+	var group []*mesh.Node
+	group, subs = startGroup()
 	historytest.WaitTopic(t, rec.Recorder, "jobs.todo")
 	time.Sleep(1500 * time.Millisecond) // the group is ready
 	early := 0
