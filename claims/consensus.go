@@ -1,7 +1,9 @@
 package claims
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 
 	"github.com/meshbot/meshbot/envelope"
 )
@@ -204,6 +206,16 @@ func (p *Prefix) Advance(done func(envelope.ID) bool) (envelope.Offset, []envelo
 		p.head = 0
 	}
 	return p.prefix, passed
+}
+
+// sortPending puts the events not passed yet in the order of their
+// lines' times (a replay of the record and live lines may have come
+// interleaved); offs, the same events' offsets kept by the caller, is
+// sorted alike.
+func (p *Prefix) sortPending(offs []envelope.Offset) {
+	byTime := func(a, b prefixEntry) int { return cmp.Compare(a.offset.Time, b.offset.Time) }
+	slices.SortStableFunc(p.q[p.head:], byTime)
+	slices.SortStableFunc(offs, func(a, b envelope.Offset) int { return cmp.Compare(a.Time, b.Time) })
 }
 
 // Offset returns the prefix as last advanced.

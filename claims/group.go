@@ -48,8 +48,20 @@ type Group struct {
 	cons        Consensus
 	claimedOff  envelope.Offset   // our last HistoryClaim
 	claimedComm envelope.Offset   // the committed offset it carried
+	claimedLive []Claimant        // the alive members then
+	alive       []Claimant        // the alive members now
 	behind      []envelope.Offset // offsets of events the prefix tracks, oldest first
 	behindIDs   []envelope.ID     // the ids of those it passed, in the same order
+	// A member whose view has a hole — it reset, or it is replaying the
+	// record — vouches for no offset: its prefix stands still, it rejects
+	// every claim and claims only the committed offset, until Replayed or
+	// until the committed offset passes holeEnd, the first live line it
+	// saw after the hole (§6.13).
+	holed   bool
+	holeEnd envelope.Offset
+	// ready is what SetReady said; the core claims only when the member
+	// is ready and not replaying the record.
+	ready, replaying bool
 
 	out       Ready  // gathered outputs, Send and DeadLetters excepted
 	claimsOut []Item // claims and acks gather into as few envelopes as fit
@@ -207,6 +219,13 @@ func (g *Group) Config() GroupConfig { return g.cfg }
 // envelope was one of those; anything else (another group's lines, other
 // kinds: see OfProtocol) is ignored.
 func (g *Group) Receive(r Received, now time.Time) bool {
+	if g.holed && g.holeEnd.IsZero() {
+		g.holeEnd = r.offset(now)
+	}
+	return g.receive(r, now)
+}
+
+func (g *Group) receive(r Received, now time.Time) bool {
 	g.last = now
 	env := r.Envelope
 	if env.Kind == envelope.KindEvent {
@@ -227,22 +246,46 @@ func (g *Group) Receive(r Received, now time.Time) bool {
 	return true
 }
 
-// Replay takes one envelope of the topic's record (§6.12): its events and
-// the claims, acks, nacks and dead markers of the group, as Receive does.
-// Consensus lines of the record are not replayed (their votes are long
-// cast); Resume gives the committed offset found. It reports whether the
-// envelope was taken.
+// Resume begins a replay of the topic's record (§6.12), after a start or
+// a Reset: committed is the group's committed offset found in the record
+// (zero: none), which the member's own only grows to. Until Replayed the
+// member claims no event (the record may say it is completed further on)
+// and vouches for no offset; lines of the record (Replay) and live lines
+// (Receive) may come in any order meanwhile.
+func (g *Group) Resume(committed envelope.Offset, now time.Time) {
+	g.last = now
+	g.cons.Resume(committed)
+	g.holed, g.holeEnd, g.replaying = true, envelope.Offset{}, true
+	g.syncReady(now)
+}
+
+// Replay takes one envelope of the record: its events and the claims,
+// acks, nacks and dead markers of the group, as Receive does. Consensus
+// lines of the record are not replayed (their votes are long cast). It
+// reports whether the envelope was taken.
 func (g *Group) Replay(r Received, now time.Time) bool {
 	switch r.Envelope.Kind {
 	case envelope.KindEvent, envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter:
-		return g.Receive(r, now)
+		return g.receive(r, now)
 	}
 	return false
 }
 
-// Resume starts the group's committed offset at one committed earlier,
-// found in the record (§6.12); it only grows.
-func (g *Group) Resume(committed envelope.Offset) { g.cons.Resume(committed) }
+// Replayed ends a replay that covered the record from the committed
+// offset given to Resume, less a margin (or from the window, without
+// one): the member's view is whole again. Its prefix takes the events in
+// the order of their lines, and it vouches and claims again. After a
+// Reset that came during the replay it does nothing: that hole needs a
+// replay of its own.
+func (g *Group) Replayed(now time.Time) {
+	g.last = now
+	if !g.replaying {
+		return // a Reset came during the replay: its hole is not filled
+	}
+	g.prefix.sortPending(g.behind[len(g.behindIDs):])
+	g.holed, g.holeEnd, g.replaying = false, envelope.Offset{}, false
+	g.syncReady(now)
+}
 
 func (g *Group) event(r Received, now time.Time) {
 	id := r.Envelope.ID
@@ -326,15 +369,18 @@ func (g *Group) consensusLine(r Received) {
 	env := r.Envelope
 	who := ClaimantOf(env.Sender)
 	if env.Kind == envelope.KindHistoryClaim {
-		off, _, err := DecodeHistoryClaim(env.Payload)
+		off, committed, err := DecodeHistoryClaim(env.Payload)
 		if err != nil {
 			g.bad(r, err)
 			return
 		}
+		// The claimant's committed offset was counted by the group: a
+		// member that missed the votes takes it.
+		g.cons.Resume(committed)
 		g.cons.Claim(env.ID, who.ID, off)
 		g.advance()
 		if who.ID != g.self.ID && !g.cfg.Passive {
-			g.vote(env.ID, off, g.prefix.Reaches(off))
+			g.vote(env.ID, off, !g.holed && g.prefix.Reaches(off))
 		}
 		return
 	}
@@ -367,30 +413,65 @@ func (g *Group) dropIfDone(id envelope.ID) {
 // announce the group for the topic are the group (GroupMembers).
 func (g *Group) Members(all []heartbeat.Member, now time.Time) {
 	g.last = now
-	ms := GroupMembers(all, g.cfg.Topic, g.cfg.Group)
-	if slices.Equal(ms, g.members) {
+	if g.sameMembers(all) {
 		return
 	}
+	ms := GroupMembers(all, g.cfg.Topic, g.cfg.Group)
 	g.members = ms
-	g.live = g.live[:0]
+	g.live, g.alive = g.live[:0], g.alive[:0]
 	for _, m := range ms {
 		if m.State == heartbeat.Alive {
 			g.live = append(g.live, m.ID)
+			g.alive = append(g.alive, m.Claimant)
 		}
 	}
 	g.apply(g.core.Members(ms, now))
 }
 
+// sameMembers reports whether all holds the group's members as last fed
+// (without building them: the view is fed at every heartbeat).
+func (g *Group) sameMembers(all []heartbeat.Member) bool {
+	n := 0
+	for i := range all {
+		m := &all[i]
+		if !announces(m, g.cfg.Topic, g.cfg.Group) {
+			continue
+		}
+		if n == len(g.members) {
+			return false
+		}
+		// GroupMembers orders by id: the view's own order may differ.
+		k := slices.IndexFunc(g.members, func(x Member) bool { return isID(x.ID, m.Service, m.Instance) })
+		if k < 0 || g.members[k].Incarnation != m.Incarnation || g.members[k].State != m.State {
+			return false
+		}
+		n++
+	}
+	return n == len(g.members) && g.members != nil
+}
+
+// isID reports whether id is service/instance.
+func isID(id, service, instance string) bool {
+	return len(id) == len(service)+1+len(instance) && id[len(service)] == '/' &&
+		id[:len(service)] == service && id[len(service)+1:] == instance
+}
+
+func announces(m *heartbeat.Member, topic, group string) bool {
+	for _, s := range m.Beat.Subs {
+		if s.Group == group && strings.EqualFold(s.Topic, topic) {
+			return true
+		}
+	}
+	return false
+}
+
 // GroupMembers returns the members of all that announce group for topic
 // in their heartbeats (§6.1), ordered by id.
 func GroupMembers(all []heartbeat.Member, topic, group string) []Member {
-	var ms []Member
-	for _, m := range all {
-		for _, s := range m.Beat.Subs {
-			if s.Group == group && strings.EqualFold(s.Topic, topic) {
-				ms = append(ms, Member{Claimant: Claimant{ID: m.Service + "/" + m.Instance, Incarnation: m.Incarnation}, State: m.State})
-				break
-			}
+	ms := []Member{}
+	for i := range all {
+		if m := &all[i]; announces(m, topic, group) {
+			ms = append(ms, Member{Claimant: Claimant{ID: m.Service + "/" + m.Instance, Incarnation: m.Incarnation}, State: m.State})
 		}
 	}
 	slices.SortFunc(ms, func(a, b Member) int {
@@ -413,10 +494,13 @@ func (g *Group) Session(until, now time.Time) {
 // passive Group is never ready.
 func (g *Group) SetReady(ready bool, now time.Time) {
 	g.last = now
-	if g.cfg.Passive {
-		return
-	}
-	g.apply(g.core.SetReady(ready, now))
+	g.ready = ready
+	g.syncReady(now)
+}
+
+// syncReady tells the core whether it may claim.
+func (g *Group) syncReady(now time.Time) {
+	g.apply(g.core.SetReady(g.ready && !g.replaying && !g.cfg.Passive, now))
 }
 
 // Done: the handler started for the event at epoch returned. err nil acks
@@ -436,7 +520,9 @@ func (g *Group) Tick(now time.Time) {
 // Reset: the connection dropped; the member may have missed lines (§6.11).
 // Every handler is cancelled, pending events are forgotten, what was not
 // sent yet is dropped, and the completed prefix starts again (the
-// committed offset, known to all, stays).
+// committed offset, known to all, stays). The member's view has a hole:
+// it vouches for no offset until a replay of the record fills it (Resume,
+// Replay, Replayed) or the group's committed offset passes it (§6.13).
 func (g *Group) Reset(now time.Time) {
 	g.last = now
 	g.claimsOut, g.acksOut, g.sendOut = g.claimsOut[:0], g.acksOut[:0], nil
@@ -448,6 +534,8 @@ func (g *Group) Reset(now time.Time) {
 	// Events the prefix passed are completed: they stay, to be dropped
 	// once the committed offset passes them; the rest is forgotten.
 	g.behind = g.behind[:len(g.behindIDs)]
+	g.holed, g.holeEnd, g.replaying = true, envelope.Offset{}, false
+	g.syncReady(now)
 }
 
 // ReleaseAll gives back every claim of ours not yet acked (the member is
@@ -455,27 +543,39 @@ func (g *Group) Reset(now time.Time) {
 // CodeReleased, so that others take the events over at once.
 func (g *Group) ReleaseAll(now time.Time) {
 	g.last = now
+	g.ready = false
 	g.apply(g.core.ReleaseAll(now))
 }
 
 // Commit is the member's commit tick (every CommitInterval, §6.13): it
 // posts a HistoryClaim for its completed prefix when the prefix moved
-// since its last claim, or when only the group's committed offset did (so
-// that the group's last claim in the record carries its latest commit).
+// since its last claim, when only the group's committed offset did (so
+// that the group's last claim in the record carries its latest commit),
+// or when the group's alive members changed (one that joined or came back
+// learns the committed offset from the claim). A member that cannot vouch
+// for its prefix — it has a hole since a Reset, or its prefix is behind
+// the committed offset — claims the committed offset itself.
 func (g *Group) Commit(now time.Time) {
 	g.last = now
 	prefix := g.advance()
 	committed := g.cons.Committed()
-	if g.cfg.Passive || prefix.IsZero() || (!g.claimedOff.Before(prefix) && !g.claimedComm.Before(committed)) {
+	claimed := prefix
+	if g.holed || prefix.Before(committed) {
+		claimed = committed
+	}
+	if g.cfg.Passive || claimed.IsZero() {
 		return
 	}
-	payload, err := EncodeHistoryClaim(prefix, committed)
+	if !g.claimedOff.Before(claimed) && !g.claimedComm.Before(committed) && slices.Equal(g.claimedLive, g.alive) {
+		return
+	}
+	payload, err := EncodeHistoryClaim(claimed, committed)
 	if err != nil {
 		return // an offset out of the wire's bounds: nothing to claim
 	}
-	g.claimedOff, g.claimedComm = prefix, committed
+	g.claimedOff, g.claimedComm, g.claimedLive = claimed, committed, append(g.claimedLive[:0], g.alive...)
 	env := g.envelope(envelope.KindHistoryClaim, payload)
-	g.cons.Claim(env.ID, g.self.ID, prefix)
+	g.cons.Claim(env.ID, g.self.ID, claimed)
 	g.sendOut = append(g.sendOut, env)
 }
 
@@ -487,12 +587,19 @@ func (g *Group) Committed() envelope.Offset { return g.cons.Committed() }
 // advance moves the completed prefix and, with a committed offset, drops
 // from the core the completed events behind it. It returns the prefix.
 func (g *Group) advance() envelope.Offset {
-	prefix, passed := g.prefix.Advance(func(id envelope.ID) bool {
-		e := g.core.events[id]
-		return e == nil || e.outcome != Pending
-	})
-	g.behindIDs = append(g.behindIDs, passed...)
+	prefix := g.prefix.Offset()
+	if !g.holed {
+		var passed []envelope.ID
+		prefix, passed = g.prefix.Advance(func(id envelope.ID) bool {
+			e := g.core.events[id]
+			return e == nil || e.outcome != Pending
+		})
+		g.behindIDs = append(g.behindIDs, passed...)
+	}
 	committed := g.cons.Commit(g.live)
+	if g.holed && !g.holeEnd.IsZero() && (g.holeEnd.Time < committed.Time || g.holeEnd == committed) {
+		g.holed = false // the group vouched for what we missed
+	}
 	n := Covered(g.behind[:len(g.behindIDs)], committed)
 	for _, id := range g.behindIDs[:n] {
 		g.core.Forget(id)
