@@ -35,7 +35,10 @@ type anycast struct {
 	cancels  map[envelope.ID]running
 	connCtx  context.Context // ends with the connection: its sends are dropped
 	connStop context.CancelFunc
+	holed    bool // reset since the last connection: refill from history
 	resumed  ResumeInfo
+
+	resuming sync.Mutex // one replay of the record at a time
 
 	wake chan struct{}
 	quit chan struct{} // closed when the subscription's workers are done
@@ -141,16 +144,30 @@ func (a *anycast) session(until time.Time) {
 }
 
 // connection: a drop resets the Group (claims.Group.Reset) and drops what
-// was being sent on the old connection.
+// was being sent on the old connection; with history, the next connection
+// replays the record to fill what the drop missed.
 func (a *anycast) connection(up bool, _ time.Time) {
-	if up {
+	if !up {
+		a.step(func(now time.Time) {
+			a.g.Reset(now)
+			a.connStop()
+			a.connCtx, a.connStop = context.WithCancel(context.Background())
+			a.holed = true
+		})
 		return
 	}
-	a.step(func(now time.Time) {
-		a.g.Reset(now)
-		a.connStop()
-		a.connCtx, a.connStop = context.WithCancel(context.Background())
-	})
+	n, b := a.n, a.n.cfg.History
+	a.mu.Lock()
+	refill := a.holed && b != nil && a.s.ctx.Err() == nil
+	a.holed = false
+	a.mu.Unlock()
+	if refill {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			a.resume(b, time.Now().Add(-n.cfg.ResumeWindow), false)
+		}()
+	}
 }
 
 func (a *anycast) announce() heartbeat.Sub { return heartbeat.Sub{Topic: a.s.topic, Group: a.group} }
@@ -166,7 +183,7 @@ func (a *anycast) joined() {
 	go func() {
 		defer n.wg.Done()
 		if b := n.cfg.History; b != nil {
-			a.resume(b, time.Now().Add(-n.cfg.ResumeWindow))
+			a.resume(b, time.Now().Add(-n.cfg.ResumeWindow), true)
 		}
 		select {
 		case <-warm:
@@ -296,23 +313,29 @@ func (a *anycast) deadLetter(ctx context.Context, d *claims.DeadLetter) bool {
 // come with their acks, so the group does not run them again.
 const resumeMargin = 5 * time.Second
 
-// resume replays the topic's history into the Group before the member
-// claims anything (claims.Group.Replay): from the group's committed offset
-// in the record (less resumeMargin) when the history source finds one,
-// else from the window's start.
-func (a *anycast) resume(b HistorySource, window time.Time) {
+// resume replays the topic's record into the Group (claims.Group.Resume,
+// Replay, Replayed): when the subscription starts (first), before it
+// claims anything, and after a reconnect, to fill what the member missed.
+// It starts at the group's committed offset — the record's, or the
+// member's own when later — less resumeMargin, else at the window's start.
+func (a *anycast) resume(b HistorySource, window time.Time, first bool) {
+	a.resuming.Lock()
+	defer a.resuming.Unlock()
 	ctx, cancel := context.WithTimeout(a.s.ctx, a.n.cfg.BackfillTimeout)
 	defer cancel()
-	since, start := window, "window"
 	committed, err := b.Committed(ctx, a.n, a.s.topic, a.group)
-	switch {
-	case err != nil:
+	if err != nil {
 		a.n.log.Warn("anycast: no committed offset from history; resuming from the window", "topic", a.s.topic, "group", a.group, "err", err)
-	case !committed.IsZero():
-		a.step(func(time.Time) {
-			a.g.Resume(committed)
-			a.resumed.FromCommitted, a.resumed.Committed = true, committed
-		})
+	}
+	a.step(func(now time.Time) {
+		a.g.Resume(committed, now)
+		committed = a.g.Committed()
+		if first {
+			a.resumed.FromCommitted, a.resumed.Committed = !committed.IsZero(), committed
+		}
+	})
+	since, start := window, "window"
+	if !committed.IsZero() {
 		since, start = committed.At().Add(-resumeMargin), "committed offset"
 	}
 	var events, lines int
@@ -334,14 +357,20 @@ func (a *anycast) resume(b HistorySource, window time.Time) {
 		return nil
 	})
 	a.n.warnRejected("anycast: resuming from history", a.s.topic, count)
-	a.step(func(time.Time) {
-		a.resumed.Since, a.resumed.Events, a.resumed.Lines = since, events, lines
-		a.resumed.Done, a.resumed.Err = err == nil, err
+	a.step(func(now time.Time) {
+		if err == nil {
+			a.g.Replayed(now)
+		}
+		if first {
+			a.resumed.Since, a.resumed.Events, a.resumed.Lines = since, events, lines
+			a.resumed.Done, a.resumed.Err = err == nil, err
+		}
 	})
 	if err != nil {
-		a.n.log.Warn("anycast: the group's history could not be replayed; events published while the group was away may be missing",
+		a.n.log.Warn("anycast: the group's history could not be replayed; events published while the member was away may be missing",
 			"topic", a.s.topic, "group", a.group, "err", err)
 		return
 	}
-	a.n.log.Info("anycast: resumed from history", "topic", a.s.topic, "group", a.group, "from", start, "since", since, "events", events, "claims-lines", lines)
+	a.n.log.Info("anycast: replayed the group's history", "topic", a.s.topic, "group", a.group, "from", start, "since", since,
+		"events", events, "claims-lines", lines, "reconnect", !first)
 }
