@@ -9,55 +9,8 @@ import (
 
 func off(ms int64, id string) envelope.Offset { return envelope.Offset{Time: ms * 1e6, MsgID: id} }
 
-func TestConsensusMajority(t *testing.T) {
-	live := []string{"a", "b", "c"}
-	var c Consensus
-	c1, c2, c3 := testID(1), testID(2), testID(3)
-
-	c.Claim(c1, "a", off(10, "m10"))
-	if got := c.Commit(live); !got.IsZero() {
-		t.Fatalf("committed %v with the claimant's vote alone (1 of 3)", got)
-	}
-	c.Vote(c1, "b", true)
-	if got := c.Commit(live); got != off(10, "m10") {
-		t.Fatalf("committed %v, want m10 (2 of 3)", got)
-	}
-
-	// A lagging minority rejects; the majority still commits.
-	c.Claim(c2, "b", off(20, "m20"))
-	c.Vote(c2, "c", false)
-	c.Vote(c2, "a", true)
-	if got := c.Commit(live); got != off(20, "m20") {
-		t.Fatalf("committed %v, want m20 despite c's reject", got)
-	}
-
-	// Two rejects: no commit; and a lower claim never lowers it.
-	c.Claim(c3, "a", off(30, "m30"))
-	c.Vote(c3, "b", false)
-	c.Vote(c3, "c", false)
-	c.Claim(testID(4), "c", off(15, "m15"))
-	c.Vote(testID(4), "a", true)
-	c.Vote(testID(4), "b", true)
-	if got := c.Commit(live); got != off(20, "m20") {
-		t.Fatalf("committed %v, want m20 to stay", got)
-	}
-
-	// Votes of members no longer alive do not count.
-	c.Claim(testID(5), "a", off(40, "m40"))
-	c.Vote(testID(5), "b", true)
-	if got := c.Commit([]string{"a", "c", "d"}); got != off(20, "m20") {
-		t.Fatalf("committed %v with a dead member's vote", got)
-	}
-	// A claimant's own vote is not counted twice.
-	c.Vote(testID(5), "a", true)
-	if got := c.Commit([]string{"a", "c", "d"}); got != off(20, "m20") {
-		t.Fatalf("committed %v with the claimant voting for itself", got)
-	}
-	c.Vote(testID(5), "c", true)
-	if got := c.Commit([]string{"a", "c", "d"}); got != off(40, "m40") {
-		t.Fatalf("committed %v, want m40 (a, c of 3)", got)
-	}
-}
+// Scenarios of the consensus — majorities, rejects, dead members' votes,
+// resumes, holes, replays — are scripts (testdata/scripts/consensus.txt).
 
 func TestConsensusBounded(t *testing.T) {
 	var c Consensus
@@ -177,28 +130,5 @@ func TestHistoryClaimPayload(t *testing.T) {
 		if _, _, err := DecodeHistoryClaim(bad); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%x: %v", bad, err)
 		}
-	}
-}
-
-func TestConsensusResume(t *testing.T) {
-	var c Consensus
-	c.Resume(off(5, "a"))
-	if c.Committed() != off(5, "a") {
-		t.Fatalf("committed %v after Resume", c.Committed())
-	}
-	c.Resume(off(3, "b")) // never backwards
-	if c.Committed() != off(5, "a") {
-		t.Fatalf("committed went back to %v", c.Committed())
-	}
-	// A claim at or behind it cannot commit; one past it can.
-	c.Claim(testID(1), "m1", off(4, "c"))
-	c.Vote(testID(1), "m2", true)
-	if got := c.Commit([]string{"m1", "m2"}); got != off(5, "a") {
-		t.Fatalf("committed %v", got)
-	}
-	c.Claim(testID(2), "m1", off(6, "d"))
-	c.Vote(testID(2), "m2", true)
-	if got := c.Commit([]string{"m1", "m2"}); got != off(6, "d") {
-		t.Fatalf("committed %v", got)
 	}
 }
