@@ -79,6 +79,7 @@ func (d tapDialer) Dial(network, addr string) (net.Conn, error) {
 		conn = tc
 	}
 	t := &tapConn{Conn: conn, rc: rc, n: d.n, buf: make([]byte, 0, 64<<10)}
+	t.diag.start = time.Now()
 	d.n.setTap(t)
 	return t, nil
 }
@@ -95,6 +96,8 @@ type tapConn struct {
 	err error  // read error to return once out is drained
 
 	wmu sync.Mutex // one writer at a time: girc's send loop and the node's
+
+	diag connDiag // what the server showed, to explain how it ended (connerr.go)
 }
 
 // Read hands girc the lines it needs, after the node has seen every line.
@@ -127,6 +130,10 @@ func (c *tapConn) fill() {
 		}
 		raw := rest[:i+1]
 		rest = rest[i+1:]
+		if !c.diag.saw(bytes.TrimRight(raw, "\r\n"), c.n.cfg.SASLUser != "") {
+			err = ErrAuthFailed // registered without the SASL asked for: end it here
+			break
+		}
 		if c.n.onRaw(bytes.TrimRight(raw, "\r\n")) {
 			c.out = append(c.out, raw...)
 		}
