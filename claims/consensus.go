@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/meshbot/meshbot/envelope"
 )
@@ -18,8 +19,24 @@ import (
 // offset. The committed offset only grows.
 
 // EncodeOffset and DecodeOffset are the payload of HistoryClaim, -Ack and
-// -Reject envelopes.
-func EncodeOffset(o envelope.Offset) ([]byte, error) { return encMode.Marshal(o) }
+// -Reject envelopes. EncodeOffset refuses an offset DecodeOffset would.
+func EncodeOffset(o envelope.Offset) ([]byte, error) {
+	if err := checkOffset(o); err != nil {
+		return nil, err
+	}
+	return encMode.Marshal(o)
+}
+
+// checkOffset is what the decoders require of an offset: a time, and a
+// msgid of valid UTF-8 (CBOR text) of at most MaxMsgIDLen bytes.
+func checkOffset(o envelope.Offset) error {
+	if o.Time <= 0 || !validMsgID(o.MsgID) {
+		return fmt.Errorf("%w: offset %v", ErrMalformed, o)
+	}
+	return nil
+}
+
+func validMsgID(s string) bool { return len(s) <= envelope.MaxMsgIDLen && utf8.ValidString(s) }
 
 // DecodeOffset reads an offset payload.
 func DecodeOffset(b []byte) (envelope.Offset, error) {
@@ -27,8 +44,8 @@ func DecodeOffset(b []byte) (envelope.Offset, error) {
 	if err := decMode.Unmarshal(b, &o); err != nil {
 		return envelope.Offset{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if o.Time <= 0 || len(o.MsgID) > 512 {
-		return envelope.Offset{}, fmt.Errorf("%w: offset %v", ErrMalformed, o)
+	if err := checkOffset(o); err != nil {
+		return envelope.Offset{}, err
 	}
 	return o, nil
 }
@@ -59,6 +76,14 @@ type historyClaim struct {
 // EncodeHistoryClaim is the payload of a HistoryClaim for claimed, sent
 // by a member whose committed offset is committed.
 func EncodeHistoryClaim(claimed, committed envelope.Offset) ([]byte, error) {
+	if err := checkOffset(claimed); err != nil {
+		return nil, err
+	}
+	if !committed.IsZero() {
+		if err := checkOffset(committed); err != nil {
+			return nil, err
+		}
+	}
 	return encMode.Marshal(historyClaim{Time: claimed.Time, MsgID: claimed.MsgID, CommTime: committed.Time, CommMsgID: committed.MsgID})
 }
 
@@ -74,7 +99,7 @@ func DecodeHistoryClaim(b []byte) (claimed, committed envelope.Offset, err error
 		return envelope.Offset{}, envelope.Offset{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	claimed, committed = envelope.Offset{Time: h.Time, MsgID: h.MsgID}, envelope.Offset{Time: h.CommTime, MsgID: h.CommMsgID}
-	if claimed.Time <= 0 || len(claimed.MsgID) > 512 || committed.Time < 0 || len(committed.MsgID) > 512 ||
+	if claimed.Time <= 0 || !validMsgID(claimed.MsgID) || committed.Time < 0 || !validMsgID(committed.MsgID) ||
 		(committed.Time == 0 && committed.MsgID != "") {
 		return envelope.Offset{}, envelope.Offset{}, fmt.Errorf("%w: history claim %v (committed %v)", ErrMalformed, claimed, committed)
 	}

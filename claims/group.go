@@ -104,13 +104,18 @@ type Received struct {
 	Key string
 }
 
-// offset is the line's offset when received at now.
+// offset is the line's offset when received at now. A msgid that could
+// not travel in a HistoryClaim is left out: the offset is then its time.
 func (r *Received) offset(now time.Time) envelope.Offset {
 	at := r.ServerTime
 	if at.IsZero() {
 		at = now
 	}
-	return envelope.OffsetAt(at, r.MsgID)
+	msgid := r.MsgID
+	if !validMsgID(msgid) {
+		msgid = ""
+	}
+	return envelope.OffsetAt(at, msgid)
 }
 
 // OfProtocol reports whether envelopes of kind k are anycast's: events,
