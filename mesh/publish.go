@@ -18,6 +18,11 @@ type PubAck struct {
 	MsgID string
 	// Lines is how many lines the envelope took.
 	Lines int
+	// Batch is how many events shared the envelope's line: 1 when it had
+	// its line (or fragments) to itself; more when small events published
+	// together went out in one batch line (docs/PROTOCOL.md §3.9), which
+	// then carries them all (Lines is 1, and MsgID is the line's).
+	Batch int
 }
 
 // PublishOption sets optional fields of a published envelope.

@@ -31,6 +31,7 @@ type job struct {
 	refused error // set when the server answered a line with an error
 	direct  bool  // done once written (DMs: requests, responses); no window
 	prio    bool  // jumps the queue (heartbeats); always direct
+	batch   int   // events of the batch line it went out in (0: a line of its own)
 }
 
 func (j *job) finish(err error) {
@@ -243,6 +244,7 @@ func (w *writer) add(j *job) {
 }
 
 func (w *writer) appendLines(j *job) {
+	j.batch = 0 // a line of its own (also when a batch is resent alone)
 	for _, l := range j.lines {
 		w.buf = appendPrivmsg(w.buf, l.Tags, j.target, l.Body)
 	}
@@ -265,6 +267,7 @@ func (w *writer) emitPending() {
 		sealed := make([][]byte, len(w.pend))
 		for i, j := range w.pend {
 			envs[i], sealed[i] = j.env, j.sealed
+			j.batch = len(w.pend)
 		}
 		l, err := envelope.EncodeBatchLine(envs, sealed, w.n.limits(w.conn, w.pend[0].target))
 		if err != nil { // cannot happen: BatchFits was checked
@@ -380,7 +383,10 @@ func (w *writer) confirm(token string) {
 			msgid, echoed := w.echoes[j.env.ID]
 			delete(w.echoes, j.env.ID)
 			w.mu.Unlock()
-			j.ack = PubAck{ID: j.env.ID, MsgID: msgid, Lines: len(j.lines)}
+			j.ack = PubAck{ID: j.env.ID, MsgID: msgid, Lines: len(j.lines), Batch: max(j.batch, 1)}
+			if j.batch > 0 {
+				j.ack.Lines = 1
+			}
 			switch {
 			case j.refused != nil:
 				w.n.stats.refused.Add(1)
