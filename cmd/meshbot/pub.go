@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -31,11 +32,17 @@ piped in, the payload is read from stdin.
 
 For each event, one line is printed:
 
-  published TOPIC id=ID msgid=MSGID lines=N
+  published TOPIC id=ID msgid=MSGID lines=N [batch=K]
 
 id is the envelope id (receivers drop copies by it), msgid the server's id
 of the line ("-" when the server gives none), lines how many IRC lines the
-envelope took (more than 1 when it was split into fragments).`,
+envelope took (more than 1 when it was split into fragments). Small events
+published together share lines: batch=K says the event went out in one
+line with K-1 others (they all show that line's msgid).
+
+With --count N, a summary on stderr says how many lines carried the N
+events, and how long the server took to confirm them. Interrupted (Ctrl-C),
+pub says how many events the server had confirmed; the exit code is 1.`,
 		Example: `  meshbot pub orders.created '{"order":1,"sku":"tea"}' --content-type application/json
   date | meshbot pub clock.ticks
   meshbot pub load.test hello --count 1000
@@ -60,7 +67,9 @@ envelope took (more than 1 when it was split into fragments).`,
 			if err != nil {
 				return err
 			}
-			if err := mesh.ValidateTopic(cfg.Namespace, topic, 0); err != nil {
+			// The naming rules now; the channel's length once connected,
+			// against the server's own CHANNELLEN (Publish checks it).
+			if err := mesh.ValidateTopic(cfg.Namespace, topic, maxChanLen); err != nil {
 				return err
 			}
 			payload, err := readInput(arg, st.env.stdin, int64(cfg.MaxEnvelope))
@@ -80,37 +89,22 @@ envelope took (more than 1 when it was split into fragments).`,
 			if traceparent != "" {
 				opts = append(opts, mesh.WithTraceparent(traceparent))
 			}
-			// Pipelined: queue them all, then report the confirms in order.
-			futures := make(chan *mesh.PubFuture, 256)
-			queueErr := make(chan error, 1)
-			pubCtx, cancel := context.WithCancel(ctx)
-			defer func() {
-				cancel() // on an early return: stop queueing, and wait for it
-				for range futures {
-				}
-			}()
-			go func() {
-				defer close(futures)
-				for range count {
-					f, err := n.PublishAsync(pubCtx, topic, payload, opts...)
-					if err != nil {
-						queueErr <- err
-						return
-					}
-					futures <- f
-				}
-			}()
-			for f := range futures {
-				ack, err := f.Wait(ctx)
-				if err != nil {
-					return interrupted(ctx, fmt.Errorf("publishing on %s: %w", topic, err))
-				}
+			tally := &pubTally{topic: topic, count: count, start: time.Now()}
+			err = publishAll(ctx, n, topic, payload, count, opts, func(ack mesh.PubAck) {
+				tally.add(ack)
 				printAck(st.env.stdout, topic, ack, asJSON)
+			})
+			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("interrupted: %s", tally.progress())
+				}
+				if tally.events > 0 {
+					return fmt.Errorf("publishing on %s: %w (%s)", topic, err, tally.progress())
+				}
+				return fmt.Errorf("publishing on %s: %w", topic, err)
 			}
-			select {
-			case err := <-queueErr:
-				return interrupted(ctx, fmt.Errorf("publishing on %s: %w", topic, err))
-			default:
+			if count > 1 || tally.batched > 0 {
+				fmt.Fprintf(st.env.stderr, "meshbot: %s\n", tally.summary())
 			}
 			return nil
 		},
@@ -133,7 +127,8 @@ func printAck(w io.Writer, topic string, ack mesh.PubAck, asJSON bool) {
 			ID    string `json:"id"`
 			MsgID string `json:"msgid,omitempty"`
 			Lines int    `json:"lines"`
-		}{topic, ack.ID.String(), ack.MsgID, ack.Lines})
+			Batch int    `json:"batch"`
+		}{topic, ack.ID.String(), ack.MsgID, ack.Lines, ack.Batch})
 		fmt.Fprintln(w, string(b))
 		return
 	}
@@ -141,7 +136,103 @@ func printAck(w io.Writer, topic string, ack mesh.PubAck, asJSON bool) {
 	if msgid == "" {
 		msgid = "-"
 	}
-	fmt.Fprintf(w, "published %s id=%s msgid=%s lines=%d\n", topic, ack.ID, msgid, ack.Lines)
+	batch := ""
+	if ack.Batch > 1 {
+		batch = fmt.Sprintf(" batch=%d", ack.Batch)
+	}
+	fmt.Fprintf(w, "published %s id=%s msgid=%s lines=%d%s\n", topic, ack.ID, msgid, ack.Lines, batch)
+}
+
+// maxChanLen stands for "no length limit" when a topic is checked before
+// connecting: the server's CHANNELLEN is known only once connected.
+const maxChanLen = 1 << 16
+
+// publishAll publishes payload count times, pipelined (every publish is
+// queued at once, the confirms are waited for in order), and calls
+// confirmed for each confirm, in order, until one fails or ctx ends.
+func publishAll(ctx context.Context, n *mesh.Node, topic string, payload []byte, count int, opts []mesh.PublishOption, confirmed func(mesh.PubAck)) error {
+	futures := make(chan *mesh.PubFuture, 256)
+	queueErr := make(chan error, 1)
+	pubCtx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel() // on an early return: stop queueing, and wait for it
+		for range futures {
+		}
+	}()
+	go func() {
+		defer close(futures)
+		for range count {
+			f, err := n.PublishAsync(pubCtx, topic, payload, opts...)
+			if err != nil {
+				queueErr <- err
+				return
+			}
+			futures <- f
+		}
+	}()
+	for f := range futures {
+		ack, err := f.Wait(ctx)
+		if err != nil {
+			return err
+		}
+		confirmed(ack)
+	}
+	select {
+	case err := <-queueErr:
+		return err
+	default:
+	}
+	return nil
+}
+
+// pubTally counts what the server confirmed.
+type pubTally struct {
+	topic   string
+	count   int // events asked for
+	start   time.Time
+	events  int     // confirmed
+	lines   float64 // lines that carried them (a batch line counts 1/K per event)
+	batched int     // events that shared a line
+	maxK    int     // the most events one line carried
+}
+
+func (t *pubTally) add(ack mesh.PubAck) {
+	t.events++
+	if ack.Batch > 1 {
+		t.batched++
+		t.lines += 1 / float64(ack.Batch)
+		t.maxK = max(t.maxK, ack.Batch)
+		return
+	}
+	t.lines += float64(max(ack.Lines, 1))
+	t.maxK = max(t.maxK, 1)
+}
+
+// quantity says n things: "1 line", "3 lines".
+func quantity(n int, one, many string) string { return fmt.Sprintf("%d %s", n, plural(n, one, many)) }
+
+// linesText says how many lines carried the confirmed events.
+func (t *pubTally) linesText() string {
+	s := "in " + quantity(int(t.lines+0.5), "line", "lines")
+	if t.batched > 0 {
+		s += fmt.Sprintf(" (%d of them batched, up to %d per line)", t.batched, t.maxK)
+	}
+	return s
+}
+
+// summary is the line printed after a --count run.
+func (t *pubTally) summary() string {
+	return fmt.Sprintf("published %s on %s %s, confirmed by the server in %s",
+		quantity(t.events, "event", "events"), t.topic, t.linesText(), time.Since(t.start).Round(time.Millisecond))
+}
+
+// progress says how far an interrupted or failed run got.
+func (t *pubTally) progress() string {
+	if t.events == 0 {
+		return fmt.Sprintf("none of the %d events was confirmed by the server (some may have reached it)", t.count)
+	}
+	return fmt.Sprintf("%d of %d events confirmed by the server, %s; any later ones may or may not have reached it",
+		t.events, t.count, t.linesText())
 }
 
 // isTerminal reports whether r is an interactive terminal (where waiting
