@@ -88,6 +88,10 @@ func (p *process) exited() bool {
 	}
 }
 
+// ErrPortInUse is wrapped by the error Start returns when the port asked
+// for is held by another process.
+var ErrPortInUse = errors.New("port in use")
+
 // errExited reports that the server process ended while the harness was
 // waiting for it to become ready.
 var errExited = errors.New("server process exited")
@@ -117,11 +121,16 @@ func startServer(ctx context.Context, spec Spec, opts Options, data templateData
 			port = ports[0]
 		}
 		s.data.Port = port
+		if opts.Port != 0 && portTaken(port) {
+			_ = s.Stop()
+			return nil, fmt.Errorf("%w: port %d of 127.0.0.1 is taken by another process", ErrPortInUse, port)
+		}
 		err := s.launch(ctx)
 		if err == nil {
 			return s, nil
 		}
-		if opts.Port != 0 || attempt == 3 || !errors.Is(err, errExited) || ctx.Err() != nil {
+		retry := errors.Is(err, errExited) || errors.Is(err, ErrPortInUse)
+		if opts.Port != 0 || attempt == 3 || !retry || ctx.Err() != nil {
 			_ = s.Stop()
 			return nil, err
 		}
@@ -231,6 +240,13 @@ func (s *Server) launch(ctx context.Context) error {
 	if err != nil {
 		_ = s.stopProcess(p)
 		return fmt.Errorf("%s (%s) did not become ready on %s: %w\n%s", s.spec.Kind, s.binary, s.Addr(), err, s.logTail())
+	}
+	// The client that registered may have reached another server that
+	// holds the port (the new one failed to bind it).
+	if ours, err := listensOn(p.cmd.Process.Pid, s.data.Port); err == nil && !ours {
+		_ = s.stopProcess(p)
+		return fmt.Errorf("%w: port %d of 127.0.0.1 is held by another process (an IRC server answers there, not the %s just started)",
+			ErrPortInUse, s.data.Port, s.spec.Kind)
 	}
 	s.name.Store(&name)
 	return nil
@@ -479,6 +495,16 @@ func readTail(path string, max int64) string {
 	}
 	b, _ := io.ReadAll(f)
 	return string(b)
+}
+
+// portTaken reports whether port of 127.0.0.1 cannot be listened on now.
+func portTaken(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return true
+	}
+	_ = l.Close()
+	return false
 }
 
 // freePorts returns n distinct free TCP ports on 127.0.0.1 (free when
