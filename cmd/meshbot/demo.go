@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,29 +41,42 @@ func newDemoCmd(st *state) *cobra.Command {
 		Long: `Start a throwaway IRC server on 127.0.0.1 (InspIRCd by default) and run a
 small mesh on it, in this process:
 
-  orders   publishes an order on the topic orders.created every 300 ms,
-           after asking pricing for a quote (a request by private message);
-           every 7th order names an item pricing does not sell, to show a
-           typed error coming back
+  orders   every 300 ms asks pricing for a quote (a request by private
+           message) and publishes the quoted order on the topic
+           orders.created; every 7th order names an item pricing does not
+           sell, to show a typed error coming back. It declares that it
+           depends on pricing (see 'meshbot members').
   pricing  answers the quote requests
-  audit    two instances subscribe to orders.created; each gets every
-           order (multicast) and records it
+  audit    two instances subscribe to orders.created (multicast): each
+           records every order
+  billing  two instances subscribe to orders.created as one anycast group:
+           each order is charged exactly once, by one of them
 
-and print what happens: lines with a topic are what the channel carries,
-decoded as 'meshbot tail' prints them; lines with [nick] are what the
-services log. The first line says how to watch the same traffic from any IRC
-client. The demo runs until Ctrl-C (or --duration), then stops the bots and
-the server.
+and print what happens, in time order: lines with a topic are what the
+channel carries, decoded as 'meshbot tail' prints them; "DM pricing.quote"
+lines are the requests and their answers; lines with [nick] are what the
+services log. The first lines say how to watch the same traffic from any
+IRC client and what to try from another terminal. The demo runs until
+Ctrl-C (or --duration), then stops the bots and the server and sums up
+what the mesh did.
 
-With --server the demo uses that server instead of starting one. (The demo
-ignores MESHBOT_SERVER, so that it never runs against your own mesh by
-accident.)`,
+The demo's server listens on port 6667, or on another free port when 6667
+is taken; an explicit --port that is taken is an error. With --server the
+demo uses that server instead of starting one. (The demo ignores
+MESHBOT_SERVER, so that it never runs against your own mesh by accident.)`,
 		Example: `  meshbot demo
   meshbot demo --duration 10s
   meshbot demo --ircd ngircd                  # the body carrier: no message tags
   meshbot demo --ircd ergo:$HOME/bin/ergo
   meshbot demo --server 127.0.0.1:6667        # an IRC server you run
-  meshbot demo --metrics-addr 127.0.0.1:9464  # then: curl 127.0.0.1:9464/metrics`,
+  meshbot demo --metrics-addr 127.0.0.1:9464  # then: curl 127.0.0.1:9464/metrics
+
+  # While it runs, from another terminal:
+  meshbot tail orders.created
+  meshbot req pricing quote '{"item":"tea","qty":2}'
+  meshbot members
+  meshbot claims orders.created --group billing
+  meshbot check`,
 		Args: nargs(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			external := cmd.Flags().Changed("server")
@@ -72,7 +86,7 @@ accident.)`,
 			if interval <= 0 {
 				return usagef("demo: --interval must be positive")
 			}
-			d := &demo{st: st, conn: &conn, interval: interval, out: &printer{w: st.env.stdout}}
+			d := &demo{st: st, conn: &conn, interval: interval, out: &timeline{w: st.env.stdout}}
 			if metricsAddr != "" {
 				m, err := listenMetrics(metricsAddr)
 				if err != nil {
@@ -109,7 +123,7 @@ accident.)`,
 	conn.add(f, false)
 	f.StringVar(&spec, "ircd", "", `IRC server to start, as in MESH_IRCD: "inspircd" (the default), "ngircd", "ergo", or KIND:/path/to/binary`)
 	bindEnv(f, "ircd", ircd.EnvVar)
-	f.IntVar(&port, "port", demoDefPort, "port of the server the demo starts (another free one if 6667 is taken; 0: any free port)")
+	f.IntVar(&port, "port", demoDefPort, "port of the server the demo starts (6667: another free one if it is taken; 0: any free port)")
 	f.DurationVar(&duration, "duration", 0, "stop after this long (0: run until Ctrl-C)")
 	f.DurationVar(&interval, "interval", 300*time.Millisecond, "time between two orders")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics of the demo's bots at http://ADDR/metrics (host:port)")
@@ -121,19 +135,23 @@ type demo struct {
 	st         *state
 	conn       *connFlags
 	interval   time.Duration
-	out        *printer
+	out        *timeline
 	metrics    *metricsServer
 	serverName string
+	started    time.Time
 
 	orders, pricing, watch *mesh.Node
-	audits                 []*mesh.Node
+	audits, billing        []*mesh.Node
 
-	published, quoted, refused atomic.Uint64
-	recorded                   []atomic.Uint64 // per audit instance
+	requests, published, quoted, refused atomic.Uint64
+	recorded, charged                    []atomic.Uint64 // per audit, billing instance
 }
 
 func (d *demo) startServer(ctx context.Context, spec ircd.Spec, port int, portSet bool) (*ircd.Server, error) {
-	if !portSet && port == demoDefPort && !portFree(port) {
+	if port != 0 && !portFree(port) {
+		if portSet && port != demoDefPort {
+			return nil, fmt.Errorf("port %d of 127.0.0.1 is taken by another process (another IRC server?): choose another --port, or --port 0 for any free one", port)
+		}
 		fmt.Fprintf(d.st.env.stderr, "meshbot demo: port %d is taken; using another one\n", port)
 		port = 0
 	}
@@ -141,7 +159,15 @@ func (d *demo) startServer(ctx context.Context, spec ircd.Spec, port int, portSe
 	sctx, cancel := context.WithTimeout(ctx, demoStartMax)
 	defer cancel()
 	srv, err := ircd.Start(sctx, spec, ircd.Options{Port: port})
+	if errors.Is(err, ircd.ErrPortInUse) && port == demoDefPort && !portSet {
+		// Taken between the check and the server's start.
+		fmt.Fprintf(d.st.env.stderr, "meshbot demo: port %d is taken; using another one\n", port)
+		srv, err = ircd.Start(sctx, spec, ircd.Options{})
+	}
 	if err != nil {
+		if errors.Is(err, ircd.ErrPortInUse) {
+			return nil, fmt.Errorf("starting the demo's IRC server: %w: choose another --port, or --port 0 for any free one", err)
+		}
 		return nil, fmt.Errorf("starting the demo's IRC server: %w", err)
 	}
 	return srv, nil
@@ -178,9 +204,10 @@ func (d *demo) run(ctx context.Context, addr string, duration time.Duration) err
 	}
 	d.out.print(fmt.Sprintf("meshbot demo: a mesh on %s. Watch it from any IRC client: connect to %s port %s, then /join %s,%s",
 		where, host, portStr, mesh.Channel(ns, demoTopic), mesh.HeartbeatChannel(ns)))
-	d.out.print(fmt.Sprintf("  orders publishes on %s every %s after a quote from pricing; audit-1 and audit-2 record every order. Ctrl-C stops.",
-		demoTopic, d.interval))
-
+	d.out.print(fmt.Sprintf("  orders asks pricing for a quote every %s, then publishes the order on %s; audit-1 and audit-2 record every order (multicast);\n"+
+		"  billing-1 and billing-2 charge each order once (anycast). orders depends on pricing. Ctrl-C stops.", d.interval, demoTopic))
+	d.out.print(d.tryNext(addr))
+	d.started = time.Now()
 	runCtx := ctx
 	if duration > 0 {
 		var cancel context.CancelFunc
@@ -189,8 +216,37 @@ func (d *demo) run(ctx context.Context, addr string, duration time.Duration) err
 	}
 	d.orderLoop(runCtx)
 	d.close()
-	d.out.print(d.summary())
+	d.out.print(d.summary(addr))
 	return nil
+}
+
+// tryNext lists commands to run against the demo from another terminal
+// (addr "" for the default server).
+func (d *demo) tryNext(addr string) string {
+	flags := ""
+	if addr != "" && addr != net.JoinHostPort("127.0.0.1", strconv.Itoa(demoDefPort)) {
+		flags = " --server " + addr
+	}
+	if ns := d.orders.Namespace(); ns != "mesh" {
+		flags += " --namespace " + ns
+	}
+	cmds := [][2]string{
+		{"meshbot tail orders.created", "the channel, decoded"},
+		{`meshbot req pricing quote '{"item":"tea","qty":2}'`, "ask pricing yourself"},
+		{`meshbot pub orders.created '{"order":99,"item":"scone","qty":1}'`, "audit and billing take it"},
+		{"meshbot members", "who is alive, and who depends on whom"},
+		{"meshbot claims orders.created --group billing", "anycast claims in flight"},
+		{"meshbot check", "the server as meshbot sees it"},
+	}
+	width := 0
+	for _, c := range cmds {
+		width = max(width, len(c[0]+flags))
+	}
+	lines := []string{"  Try, from another terminal:"}
+	for _, c := range cmds {
+		lines = append(lines, fmt.Sprintf("    %-*s  # %s", width, c[0]+flags, c[1]))
+	}
+	return strings.Join(lines, "\n")
 }
 
 // connect connects the demo's bots in parallel (InspIRCd registers a
@@ -199,16 +255,21 @@ func (d *demo) connect(ctx context.Context, addr string) error {
 	type bot struct {
 		service, instance string
 		node              **mesh.Node
+		depends           []string
 	}
 	d.conn.server = addr
 	d.audits = make([]*mesh.Node, 2)
+	d.billing = make([]*mesh.Node, 2)
 	d.recorded = make([]atomic.Uint64, len(d.audits))
+	d.charged = make([]atomic.Uint64, len(d.billing))
 	bots := []bot{
-		{"orders", "1", &d.orders},
-		{"pricing", "1", &d.pricing},
-		{"audit", "1", &d.audits[0]},
-		{"audit", "2", &d.audits[1]},
-		{"tail", "1", &d.watch},
+		{"orders", "1", &d.orders, []string{"pricing"}},
+		{"pricing", "1", &d.pricing, nil},
+		{"audit", "1", &d.audits[0], nil},
+		{"audit", "2", &d.audits[1], nil},
+		{"billing", "1", &d.billing[0], nil},
+		{"billing", "2", &d.billing[1], nil},
+		{"tail", "1", &d.watch, nil},
 	}
 	ctx, cancel := context.WithTimeout(ctx, demoStartMax)
 	defer cancel()
@@ -221,6 +282,7 @@ func (d *demo) connect(ctx context.Context, addr string) error {
 				errs[i] = err
 				return
 			}
+			cfg.Depends = b.depends
 			*b.node, errs[i] = d.conn.connect(ctx, cfg)
 		})
 	}
@@ -244,7 +306,8 @@ func (d *demo) connect(ctx context.Context, addr string) error {
 
 func (d *demo) nodes() []*mesh.Node {
 	var out []*mesh.Node
-	for _, n := range append([]*mesh.Node{d.orders, d.pricing, d.watch}, d.audits...) {
+	all := append([]*mesh.Node{d.orders, d.pricing, d.watch}, d.audits...)
+	for _, n := range append(all, d.billing...) {
 		if n != nil {
 			out = append(out, n)
 		}
@@ -267,9 +330,10 @@ func (d *demo) close() {
 	wg.Wait()
 }
 
-// order is what orders asks a quote for and publishes.
+// order is what orders asks a quote for and publishes. pricing reads
+// item and qty (and echoes order back); total is its answer.
 type order struct {
-	Order int    `json:"order"`
+	Order int    `json:"order,omitempty"`
 	Item  string `json:"item"`
 	Qty   int    `json:"qty"`
 	Total string `json:"total,omitempty"`
@@ -283,27 +347,78 @@ var menuOrder = []string{"tea", "coffee", "scone", "bagel"}
 func cents(c int) string { return fmt.Sprintf("%d.%02d", c/100, c%100) }
 
 func (d *demo) log(n *mesh.Node, format string, args ...any) {
-	d.out.print(fmt.Sprintf("%s    [%s] %s", time.Now().Format("15:04:05.000"), n.Nick(), fmt.Sprintf(format, args...)))
+	msg := fmt.Sprintf(format, args...)
+	nick := n.Nick()
+	d.out.line(func(now time.Time) string {
+		return fmt.Sprintf("%s    [%s] %s", now.Format(stampFormat), nick, msg)
+	})
+}
+
+// dm prints a request or its answer as traffic, in the columns of the
+// channel lines: "DM SERVICE.METHOD", the sender, the kind, the request's
+// short id, the payload.
+func (d *demo) dm(route, from, kind string, id envelope.ID, payload []byte, extra string) {
+	d.out.line(func(now time.Time) string {
+		var b strings.Builder
+		b.WriteString(now.Format(stampFormat))
+		b.WriteString("  ")
+		pad(&b, "DM "+route, 16)
+		pad(&b, from, 16)
+		fmt.Fprintf(&b, "%-8s %s  %s", kind, id.Short(), payloadSummary(payload))
+		if extra != "" {
+			b.WriteString("  ")
+			b.WriteString(extra)
+		}
+		return b.String()
+	})
+}
+
+// payloadSummary shows a payload as tail does: text, or its size.
+func payloadSummary(p []byte) string {
+	if len(p) == 0 {
+		return "(empty)"
+	}
+	s := clean(string(p))
+	return clip(s, 160)
+}
+
+// quote is pricing's handler: it prices {"item":...,"qty":...}.
+func (d *demo) quote(_ context.Context, r *mesh.Request) ([]byte, error) {
+	d.requests.Add(1)
+	route := "pricing." + r.Method
+	d.dm(route, r.From, "request", r.ID, r.Payload, "")
+	answer, err := priceOrder(r.Payload)
+	me := d.pricing.Nick()
+	if err != nil {
+		d.refused.Add(1)
+		d.dm(route, me, "answer", r.ID, nil, fmt.Sprintf("error=%d %q", mesh.CodeBadRequest, err.Error()))
+		return nil, mesh.Errorf(mesh.CodeBadRequest, "%s", err.Error())
+	}
+	d.quoted.Add(1)
+	d.dm(route, me, "answer", r.ID, answer, "")
+	return answer, nil
+}
+
+// priceOrder prices an order given as JSON {"item":"tea","qty":2}.
+func priceOrder(payload []byte) ([]byte, error) {
+	var o order
+	if err := json.Unmarshal(payload, &o); err != nil {
+		return nil, fmt.Errorf(`not an order (want {"item":"tea","qty":2}): %v`, err)
+	}
+	price, ok := menu[o.Item]
+	if !ok {
+		return nil, fmt.Errorf("we do not sell %q (we sell %s)", o.Item, strings.Join(menuOrder, ", "))
+	}
+	if o.Qty <= 0 {
+		return nil, fmt.Errorf("qty must be at least 1, not %d", o.Qty)
+	}
+	o.Total = cents(price * o.Qty)
+	return json.Marshal(o)
 }
 
 // setup installs the handlers and waits until orders sees its peers.
 func (d *demo) setup(ctx context.Context) error {
-	err := d.pricing.Handle("quote", func(_ context.Context, r *mesh.Request) ([]byte, error) {
-		var o order
-		if err := json.Unmarshal(r.Payload, &o); err != nil {
-			return nil, mesh.Errorf(mesh.CodeBadRequest, "not an order: %v", err)
-		}
-		price, ok := menu[o.Item]
-		if !ok {
-			d.log(d.pricing, "quote for order #%d: no such item %q", o.Order, o.Item)
-			return nil, mesh.Errorf(mesh.CodeBadRequest, "we do not sell %q", o.Item)
-		}
-		o.Total = cents(price * o.Qty)
-		d.quoted.Add(1)
-		d.log(d.pricing, "quote for order #%d: %d × %s @ %s = %s", o.Order, o.Qty, o.Item, cents(price), o.Total)
-		return json.Marshal(o)
-	})
-	if err != nil {
+	if err := d.pricing.Handle("quote", d.quote); err != nil {
 		return err
 	}
 	for i, a := range d.audits {
@@ -320,12 +435,26 @@ func (d *demo) setup(ctx context.Context) error {
 			return fmt.Errorf("%s: subscribing to %s: %w", a.Nick(), demoTopic, err)
 		}
 	}
+	for i, b := range d.billing {
+		_, err := b.SubscribeAnycast(ctx, demoTopic, func(_ context.Context, m *mesh.Message) error {
+			var o order
+			if err := json.Unmarshal(m.Payload, &o); err != nil {
+				return err
+			}
+			d.charged[i].Add(1)
+			d.log(b, "charged order #%d (%s): %s, fencing token %d", o.Order, m.ID.Short(), o.Total, m.Claim.Token)
+			return nil
+		}, mesh.Group("billing"))
+		if err != nil {
+			return fmt.Errorf("%s: subscribing to %s: %w", b.Nick(), demoTopic, err)
+		}
+	}
 	if _, err := d.watch.Observe(ctx, demoTopic, d.out.observation); err != nil {
 		return fmt.Errorf("watching %s: %w", demoTopic, err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return d.orders.WaitFor(wctx, "pricing", "audit")
+	return d.orders.WaitFor(wctx, "pricing", "audit", "billing")
 }
 
 // orderLoop places an order every interval until ctx ends.
@@ -356,7 +485,6 @@ func (d *demo) placeOrder(ctx context.Context, n int) {
 	case ctx.Err() != nil:
 		return
 	case errors.As(err, &re):
-		d.refused.Add(1)
 		d.log(d.orders, "order #%d: %s-%s refused the quote with error %d (%s); not published", n, re.Service, re.Instance, re.Code, re.Message)
 		return
 	case err != nil:
@@ -379,11 +507,33 @@ func (d *demo) placeOrder(ctx context.Context, n int) {
 	d.log(d.orders, "order #%d: %d × %s, quoted %s → published %s", n, o.Qty, o.Item, o.Total, ack.ID.Short())
 }
 
-// summary is printed once the bots are closed.
-func (d *demo) summary() string {
-	s := fmt.Sprintf("meshbot demo: %d orders published, %d quoted by pricing, %d refused", d.published.Load(), d.quoted.Load(), d.refused.Load())
+// summary is printed once the bots are closed: what the mesh did, and
+// what to try next.
+func (d *demo) summary(addr string) string {
+	ran := time.Since(d.started).Round(100 * time.Millisecond)
+	var b strings.Builder
+	fmt.Fprintf(&b, "meshbot demo: what the mesh did in %s:\n", ran)
+	fmt.Fprintf(&b, "  requests   orders-1 asked pricing for %d quotes by private message: %d answered, %d refused with error %d (an item pricing does not sell)\n",
+		d.requests.Load(), d.quoted.Load(), d.refused.Load(), mesh.CodeBadRequest)
+	fmt.Fprintf(&b, "  events     %d orders published on %s\n", d.published.Load(), demoTopic)
+	var rec, chg []string
+	var charged uint64
 	for i := range d.recorded {
-		s += fmt.Sprintf("; %s recorded %d", d.audits[i].Nick(), d.recorded[i].Load())
+		rec = append(rec, fmt.Sprintf("%s recorded %d", d.audits[i].Nick(), d.recorded[i].Load()))
 	}
-	return s + " (multicast: every audit instance gets every order)"
+	for i := range d.charged {
+		chg = append(chg, fmt.Sprintf("%s charged %d", d.billing[i].Nick(), d.charged[i].Load()))
+		charged += d.charged[i].Load()
+	}
+	fmt.Fprintf(&b, "  multicast  %s (every instance of audit gets every order)\n", strings.Join(rec, "; "))
+	fmt.Fprintf(&b, "  anycast    %s: %d charges for %d orders (each order is handled by one instance of the group)\n",
+		strings.Join(chg, "; "), charged, d.published.Load())
+	fmt.Fprintf(&b, "  members    orders, pricing, audit ×2, billing ×2 beat on %s every second; orders depends on pricing\n", mesh.HeartbeatChannel(d.orders.Namespace()))
+	b.WriteString("Try next: run the demo again (make demo, or meshbot demo) and, while it runs, in another terminal:\n")
+	if d.serverName != "" {
+		addr = "" // the next demo's server may have another port
+	}
+	b.WriteString(strings.TrimPrefix(d.tryNext(addr), "  Try, from another terminal:\n"))
+	b.WriteString("\nThen run your own service: meshbot serve --help (handlers in any language with --exec).")
+	return b.String()
 }

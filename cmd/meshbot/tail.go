@@ -237,13 +237,6 @@ func (p *printer) raw(line []byte) {
 	_, _ = p.w.Write(line)
 }
 
-// print writes a free-form line (the demo's service logs).
-func (p *printer) print(s string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintln(p.w, s)
-}
-
 func (p *printer) summary(dropped uint64) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
