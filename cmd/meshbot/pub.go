@@ -43,7 +43,7 @@ line with K-1 others (they all show that line's msgid).
 With --count N, a summary on stderr says how many lines carried the N
 events, and how long the server took to confirm them. Interrupted (Ctrl-C),
 pub says how many events the server had confirmed; the exit code is 1.`,
-		Example: `  meshbot pub orders.created '{"order":1,"sku":"tea"}' --content-type application/json
+		Example: `  meshbot pub orders.created '{"order":1,"item":"tea","qty":2,"total":"7.00"}' --content-type application/json
   date | meshbot pub clock.ticks
   meshbot pub load.test hello --count 1000
   meshbot pub orders.created hi --hmac-key-file mesh.hmac`,

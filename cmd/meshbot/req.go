@@ -31,8 +31,12 @@ stdin; without PAYLOAD it is empty.
 If the service answers with an error, its code and message are printed on
 stderr and the exit code is 1. If the asked instance leaves before
 answering, the request goes to another one.`,
-		Example: `  meshbot req pricing quote '{"sku":"tea","qty":2}'
-  meshbot req pricing quote - < order.json --timeout 2s
+		Example: `  # Against the demo ('meshbot demo'), whose pricing service prices
+  # {"item":ITEM,"qty":N} for tea, coffee, scone and bagel:
+  meshbot req pricing quote '{"item":"tea","qty":2}'
+  echo '{"item":"scone","qty":1}' | meshbot req pricing quote - --timeout 2s
+  meshbot req pricing quote '{"item":"unicorn","qty":1}'   # error 400, exit 1
+
   meshbot req inventory count --namespace shop`,
 		Args: nargs(2, 3, "SERVICE METHOD [PAYLOAD|-]"),
 		RunE: func(cmd *cobra.Command, a []string) error {
