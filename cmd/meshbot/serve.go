@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/meshbot/meshbot/history"
+	"github.com/meshbot/meshbot/internal/exechandler"
 	"github.com/meshbot/meshbot/mesh"
 	"github.com/meshbot/meshbot/mesh/meshprom"
 )
@@ -46,6 +47,7 @@ func newServeCmd(st *state) *cobra.Command {
 		retryDelay  time.Duration
 		postURL     string
 		catchUp     bool
+		execF       execFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --service SERVICE [--subscribe TOPIC [--anycast]]... [--handle METHOD]...",
@@ -86,6 +88,21 @@ the retry delay). This is how a worker writes to an external store: the
 store should keep the highest token it has seen per id and refuse a lower
 one (with 409, say), which fences off an instance that lost its claim
 without knowing it.
+
+With --exec COMMAND, a program in any language is the handler of every
+event and request (instead of --post, and of the "NICK: PAYLOAD" answer).
+By default (--exec-mode each) COMMAND runs with sh -c once per event or
+request: the payload on its stdin, its stdout the answer to a request, a
+non-zero exit a failed attempt (retried and dead-lettered like any handler
+error; the error quotes the end of its stderr), --exec-timeout (30s) the
+most it may take. Its environment has MESHBOT_KIND (event or request),
+MESHBOT_ID, MESHBOT_TOPIC, MESHBOT_METHOD, MESHBOT_FROM and, for anycast,
+MESHBOT_GROUP, MESHBOT_EPOCH, MESHBOT_ATTEMPT and MESHBOT_TOKEN (the claim's
+fencing token). With --exec-mode lines COMMAND runs once and reads one JSON
+object per line, {"id":"7","kind":"event","envelope_id":"…","topic":"jobs",
+"token":N,…,"payload":"…"} ("payload_base64" when not UTF-8), and answers
+each with one line, {"id":"7","result":"…"} or {"id":"7","error":"…"}, in
+any order: a program that keeps its state and its connections.
 
 Once connected, subscribed and answering, one line is printed on stdout:
 
@@ -132,6 +149,12 @@ events are taken, running handlers and unconfirmed publishes get
   meshbot serve --service worker --instance 2 --subscribe jobs --anycast --post http://127.0.0.1:8080/jobs &
   meshbot pub jobs '{"job":1}'; meshbot claims jobs
 
+  # A handler in any language: a shell one-liner per request...
+  meshbot serve --service upper --handle upper --exec 'tr a-z A-Z'
+  meshbot req upper upper hello                  # prints HELLO
+  # ...or a worker per event, with its fencing token:
+  meshbot serve --service worker --subscribe jobs --anycast --exec 'echo "job $MESHBOT_ID token $MESHBOT_TOKEN" >> jobs.log'
+
   # In a script: start it and wait until it is ready.
   meshbot serve --service w --subscribe jobs > w.out & until grep -q ^ready w.out; do sleep 0.1; done`,
 		Args: nargs(0, 0, "no arguments (topics and methods are flags)"),
@@ -169,6 +192,12 @@ events are taken, running handlers and unconfirmed publishes get
 				}
 				s.post = u
 				s.client = &http.Client{Timeout: servePostTimeout}
+			}
+			if s.exec, err = execF.runner(cmd.Flags(), st, s); err != nil {
+				return err
+			}
+			if s.exec != nil {
+				defer s.exec.Close() // after the node drained its handlers
 			}
 			cfg, err := nodeConfig(st, &conn, &id, &trust)
 			if err != nil {
@@ -265,6 +294,7 @@ events are taken, running handlers and unconfirmed publishes get
 	f.StringVar(&eventsFile, "events", "", "append one JSON line per received event, received request and confirmed publish to `FILE`")
 	f.BoolVar(&eventsSync, "events-fsync", false, "fsync the events file after each line (survives a machine crash, not just a killed process)")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics of this node at http://ADDR/metrics (host:port)")
+	execF.add(f)
 	return cmd
 }
 
@@ -288,6 +318,8 @@ type server struct {
 	// post is the URL of --post, nil without; client sends to it.
 	post   *url.URL
 	client *http.Client
+	// exec is the handler program of --exec, nil without (serve_exec.go).
+	exec *exechandler.Runner
 	// service and instance name this instance (in POSTs).
 	service, instance string
 
@@ -336,12 +368,15 @@ func (s *server) validate(cfg mesh.Config) error {
 func (s *server) setup(ctx context.Context) error {
 	nick := s.node.Nick()
 	for _, m := range s.methods {
-		err := s.node.Handle(m, func(_ context.Context, r *mesh.Request) ([]byte, error) {
+		err := s.node.Handle(m, func(ctx context.Context, r *mesh.Request) ([]byte, error) {
 			rec := serveRecord{Kind: "request", Method: r.Method, ID: r.ID.String(), From: r.From}
 			if err := s.record(rec, r.Payload); err != nil {
 				return nil, mesh.Errorf(mesh.CodeInternal, "recording the request: %v", err)
 			}
 			s.st.log.Debug("request", "method", r.Method, "id", r.ID.Short(), "from", r.From)
+			if s.exec != nil {
+				return s.execRequest(ctx, r)
+			}
 			return append([]byte(s.node.Nick()+": "), r.Payload...), nil
 		})
 		if err != nil {
@@ -372,6 +407,12 @@ func (s *server) handleEvent(ctx context.Context, m *mesh.Message) error {
 	rec := serveRecord{Kind: "event", Topic: m.Topic, ID: m.ID.String(), From: m.From}
 	if c := m.Claim; c != nil {
 		rec.Group, rec.Epoch, rec.Attempt, rec.Token = c.Group, c.Epoch, c.Attempt, c.Token
+	}
+	if s.exec != nil {
+		if err := s.execEvent(ctx, m); err != nil {
+			s.st.log.Warn("event handler failed", "topic", m.Topic, "id", m.ID.Short(), "epoch", rec.Epoch, "attempt", rec.Attempt, "err", err)
+			return err
+		}
 	}
 	if s.post != nil {
 		if err := s.postEvent(ctx, m); err != nil {
