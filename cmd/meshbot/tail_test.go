@@ -26,11 +26,16 @@ func TestPrinterGap(t *testing.T) {
 		p := &printer{w: &buf, mode: mode}
 		var raw *rawLines
 		if mode == modeRaw {
-			raw = newRawLines(p, []string{"#mesh.orders"})
+			raw = newRawLines(p)
+			raw.add("#mesh.orders")
 			raw.Write([]byte(":bob!b@h PRIVMSG #mesh.orders :hello\n"))
 		}
 		p.observation(line)
 		p.observation(gap)
+		// One drop seen by the observers of two topics is one drop.
+		gap2 := gap
+		gap2.Channel, gap2.Topic = "#mesh.payments", "payments"
+		p.observation(gap2)
 		if raw != nil {
 			raw.stop()
 		}
@@ -84,7 +89,8 @@ func TestTailRawLines(t *testing.T) {
 	human := ":bob!b@h PRIVMSG #mesh.orders :hello\n"
 	var buf bytes.Buffer
 	p := &printer{w: &buf, mode: modeRaw}
-	raw := newRawLines(p, []string{"#mesh.orders"})
+	raw := newRawLines(p)
+	raw.add("#mesh.orders")
 	for _, l := range []string{
 		"PING :irc.test\n",
 		":audit-a1!~a@127.0.0.1 JOIN #mesh.orders\n",
@@ -137,7 +143,8 @@ func (g *gate) Write(p []byte) (int, error) {
 // queue are dropped and counted.
 func TestRawLinesSlowOutput(t *testing.T) {
 	g := &gate{started: make(chan struct{}, 1), release: make(chan struct{})}
-	raw := newRawLines(&printer{w: g, mode: modeRaw}, []string{"#mesh.orders"})
+	raw := newRawLines(&printer{w: g, mode: modeRaw})
+	raw.add("#mesh.orders")
 	line := []byte(":bob!b@h PRIVMSG #mesh.orders :hello\n")
 	raw.Write(line)
 	<-g.started // the writer holds the first line
