@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -100,9 +101,28 @@ func (c *connFlags) connect(ctx context.Context, cfg mesh.Config) (*mesh.Node, e
 		if errors.Is(err, mesh.ErrInvalidConfig) {
 			return nil, err
 		}
+		if why := connFailure(err); why != "" {
+			return nil, fmt.Errorf("%s: %s", cfg.Server, why)
+		}
 		return nil, fmt.Errorf("connecting to %s as %s: %w", cfg.Server, cfg.Service, err)
 	}
 	return n, nil
+}
+
+// connFailure says what a failed connection was, when the node could
+// tell ("not an IRC server: it answered ..."), or "".
+func connFailure(err error) string {
+	for _, sentinel := range []error{mesh.ErrAuthFailed, mesh.ErrNotIRC, mesh.ErrNoAnswer, mesh.ErrServerClosed} {
+		if !errors.Is(err, sentinel) {
+			continue
+		}
+		msg := err.Error()
+		if i := strings.Index(msg, sentinel.Error()); i >= 0 {
+			return strings.TrimPrefix(msg[i:], "mesh: ")
+		}
+		return strings.TrimPrefix(sentinel.Error(), "mesh: ")
+	}
+	return ""
 }
 
 // closeNode closes n, letting handlers and unconfirmed lines finish within
