@@ -115,6 +115,7 @@ command line always wins.`,
 		newDemoCmd(st),
 		newKeygenCmd(st),
 		newServeCmd(st),
+		newCheckCmd(st),
 	)
 	return root, st
 }
