@@ -3,6 +3,7 @@ module github.com/meshbot/meshbot
 go 1.26.0
 
 require (
+	github.com/BurntSushi/toml v1.5.0
 	github.com/ergochat/irc-go v0.5.0
 	github.com/fxamacker/cbor/v2 v2.10.0
 	github.com/lrstanley/girc v1.1.1
