@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, e env) int {
 type state struct {
 	env      env
 	logLevel string
+	context  string // --context: the saved connection settings to use
 	log      *slog.Logger
 	started  bool // the command's own code started (usage was fine)
 }
@@ -70,8 +71,17 @@ as private messages, and envelopes ride in the client-only tag +meshbot/e
 
 This tool publishes events, watches topics, makes requests, decodes
 recorded lines and runs a demo mesh. Connection flags fall back to
-environment variables (shown in each command's help); a flag on the
-command line always wins.`,
+environment variables (shown in each command's help), then to the saved
+settings of a context in ~/.config/meshbot/config.toml (--context NAME, or
+the file's default context); a flag on the command line always wins:
+
+  context = "local"
+  [contexts.local]
+  server = "127.0.0.1:6667"
+  [contexts.prod]
+  server = "irc.example.net:6697"
+  tls = true
+  namespace = "shop"`,
 		Example: `  # See a mesh at work on a throwaway local IRC server:
   meshbot demo
 
@@ -84,6 +94,9 @@ command line always wins.`,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			st.started = true
 			if err := applyEnv(cmd.Flags(), e.getenv); err != nil {
+				return err
+			}
+			if err := applyContext(cmd.Flags(), e.getenv, st.context); err != nil { // config.go
 				return err
 			}
 			level, err := parseLevel(st.logLevel)
@@ -101,6 +114,7 @@ command line always wins.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&st.logLevel, "log-level", "warn", "runtime log level on stderr: debug, info, warn or error")
 	bindEnv(pf, "log-level", "MESHBOT_LOG_LEVEL")
+	pf.StringVar(&st.context, "context", "", "use the saved connection settings NAME of ~/.config/meshbot/config.toml (flags and environment variables win over them) [$MESHBOT_CONTEXT, $MESHBOT_CONFIG for another file]")
 
 	root.AddCommand(
 		newPubCmd(st),
