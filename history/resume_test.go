@@ -135,6 +135,9 @@ func testGroupResumes(t *testing.T, m *historytest.Mesh, commit bool) {
 					break
 				}
 				if time.Now().After(deadline) {
+					for i, s := range subs {
+						t.Logf("member %d: committed %s, claims %+v", i, s.Committed(), s.ClaimStats())
+					}
 					t.Fatalf("committed %v/%s, want the line of the last event (%s)", at, id, r.MsgID)
 				}
 				time.Sleep(20 * time.Millisecond)
