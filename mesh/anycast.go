@@ -117,12 +117,18 @@ func (a *anycast) line(in *inbound) bool {
 	if !claims.OfProtocol(in.env.Kind) {
 		return false
 	}
+	r := a.received(in)
+	a.step(func(now time.Time) { a.g.Receive(r, now) })
+	return true
+}
+
+// received is a line as the Group takes it; an event gets its key (ByKey).
+func (a *anycast) received(in *inbound) claims.Received {
 	r := claims.Received{Envelope: in.env, From: in.from, ServerTime: in.serverTime, MsgID: in.msgid}
 	if in.env.Kind == envelope.KindEvent && a.key != nil {
 		r.Key = a.safeKey(newMessage(a.s.topic, in))
 	}
-	a.step(func(now time.Time) { a.g.Receive(r, now) })
-	return true
+	return r
 }
 
 func (a *anycast) safeKey(m *Message) (key string) {
@@ -340,15 +346,11 @@ func (a *anycast) resume(b HistorySource, window time.Time, first bool) {
 	}
 	var events, lines int
 	count, err := b.Replay(ctx, a.n, a.s.topic, since, func(r Recorded) error {
-		in := &inbound{env: r.Envelope, from: r.Nick, target: a.s.channel, serverTime: r.Offset.At(), msgid: r.Offset.MsgID}
-		rc := claims.Received{Envelope: in.env, From: in.from, ServerTime: in.serverTime, MsgID: in.msgid}
-		if in.env.Kind == envelope.KindEvent && a.key != nil {
-			rc.Key = a.safeKey(newMessage(a.s.topic, in))
-		}
+		rc := a.received(&inbound{env: r.Envelope, from: r.Nick, target: a.s.channel, serverTime: r.Offset.At(), msgid: r.Offset.MsgID})
 		a.step(func(now time.Time) {
 			switch {
 			case !a.g.Replay(rc, now):
-			case in.env.Kind == envelope.KindEvent:
+			case rc.Envelope.Kind == envelope.KindEvent:
 				events++
 			default:
 				lines++

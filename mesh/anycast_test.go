@@ -10,8 +10,12 @@ import (
 	"time"
 
 	"github.com/meshbot/meshbot/claims"
+	"github.com/meshbot/meshbot/history"
+	"github.com/meshbot/meshbot/history/recorder"
+	"github.com/meshbot/meshbot/internal/historytest"
 	"github.com/meshbot/meshbot/internal/ircd"
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
+	"github.com/meshbot/meshbot/internal/meshtest"
 	"github.com/meshbot/meshbot/mesh"
 )
 
@@ -511,4 +515,62 @@ func TestAnycastCommittedOffset(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+}
+
+// TestAnycastRefillAfterReconnect: the only member of a group, with
+// history, loses its connection while events are published. Once it is
+// back it replays the group's record (docs/PROTOCOL.md §6.11) and
+// completes every one of them, once; and its hole filled, its committed
+// offset reaches the last event.
+func TestAnycastRefillAfterReconnect(t *testing.T) {
+	srv := ircdtest.Start(t)
+	m := historytest.NewMesh(srv, "rf", nil)
+	rec := m.StartRecorderIn(t, t.TempDir(), "", "r", recorder.Config{})
+	proxy := historytest.NewCutProxy(t, srv.Addr())
+	wcfg := m.Config("workers")
+	wcfg.Server = proxy.Addr()
+	wcfg.ReconnectMin, wcfg.ReconnectMax = 50*time.Millisecond, 300*time.Millisecond
+	wcfg.History = history.NewSource()
+	wcfg.CommitInterval = 200 * time.Millisecond
+	worker := meshtest.Connect(t, wcfg)
+	pub := meshtest.Connect(t, m.Config("jobs"))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	h := newHandled()
+	sub, err := worker.SubscribeAnycast(ctx, "jobs.refill", h.handler("w"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	historytest.WaitTopic(t, rec.Recorder, "jobs.refill")
+	waitGroupFormed(t, []*mesh.Node{worker}, "jobs.refill", "workers")
+	time.Sleep(1500 * time.Millisecond) // ready to claim
+	var last mesh.PubAck
+	publish := func(from, to int) {
+		for i := from; i < to; i++ {
+			if last, err = pub.Publish(ctx, "jobs.refill", []byte(fmt.Sprintf("job-%03d", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(0, 30)
+	h.waitFor(t, 30, 30*time.Second)
+	waitCompleted(t, []*mesh.AnycastSubscription{sub}, 30, 30*time.Second) // the acks are in the channel
+
+	proxy.Cut()
+	historytest.WaitConnected(t, worker, false)
+	publish(30, 60) // nobody of the group sees these live
+	proxy.Restore()
+	historytest.WaitConnected(t, worker, true)
+	h.waitFor(t, 60, 30*time.Second)
+	deadline := time.Now().Add(15 * time.Second)
+	for c := sub.Committed(); c.MsgID != last.MsgID; c = sub.Committed() {
+		if time.Now().After(deadline) {
+			t.Fatalf("committed offset %v after the refill; the last event's msgid is %q", c, last.MsgID)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.checkOnceLocked(t, 60)
 }
