@@ -56,12 +56,39 @@ func errMalformedf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
 }
 
-// EncodeItems returns the payload of a CLAIM or ACK envelope.
+// EncodeItems returns the payload of a CLAIM or ACK envelope: the bytes
+// the deterministic encoding gives (core deterministic CBOR), written
+// without reflection (a member encodes every claim and ack it sends).
 func EncodeItems(items []Item) ([]byte, error) {
 	if len(items) == 0 || len(items) > MaxItems {
 		return nil, fmt.Errorf("claims: %d items in one envelope (1 to %d)", len(items), MaxItems)
 	}
-	return encMode.Marshal(items)
+	b := make([]byte, 0, 2+len(items)*(2+len(items[0].Event)+2*9))
+	b = appendHead(b, 4, uint64(len(items)))
+	for _, it := range items {
+		b = append(b, 0x83, bstr16)
+		b = append(b, it.Event[:]...)
+		b = appendHead(b, 0, it.Epoch)
+		b = appendHead(b, 0, uint64(it.Attempt))
+	}
+	return b, nil
+}
+
+// appendHead appends the shortest CBOR head of major type major and
+// argument v.
+func appendHead(b []byte, major byte, v uint64) []byte {
+	m := major << 5
+	switch {
+	case v < 24:
+		return append(b, m|byte(v))
+	case v <= 0xff:
+		return append(b, m|24, byte(v))
+	case v <= 0xffff:
+		return append(b, m|25, byte(v>>8), byte(v))
+	case v <= 0xffffffff:
+		return append(b, m|26, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+	}
+	return append(b, m|27, byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
 }
 
 // wireItem is Item as decoded: the event id's length is checked, not

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
@@ -45,6 +46,33 @@ func TestItemsRoundTrip(t *testing.T) {
 		b2, _ := EncodeItems(got)
 		if !bytes.Equal(b, b2) {
 			t.Fatalf("%d items: re-encoding differs", len(items))
+		}
+	}
+}
+
+// EncodeItems writes by hand what the deterministic CBOR encoder writes.
+func TestEncodeItemsAsCBOR(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		items := make([]Item, 1+rng.IntN(MaxItems))
+		for i := range items {
+			for j := range items[i].Event {
+				items[i].Event[j] = byte(rng.IntN(256))
+			}
+			// Every head length: 0-23, 1, 2, 4 and 8 bytes.
+			items[i].Epoch = rng.Uint64() >> (rng.IntN(64))
+			items[i].Attempt = uint32(rng.Uint64() >> (32 + rng.IntN(32)))
+		}
+		got, err := EncodeItems(items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := encMode.Marshal(items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%d items:\n got %x\nwant %x", len(items), got, want)
 		}
 	}
 }
