@@ -68,7 +68,12 @@ func BenchmarkGroupPerEvent(b *testing.B) {
 		b.Run(role, func(b *testing.B) {
 			var ids uint64
 			g := NewGroup(GroupConfig{Config: Config{Retain: time.Second}, Topic: "jobs", Group: "svc", Sender: self,
-				NewID: func() envelope.ID { ids++; var id envelope.ID; id[0], id[1], id[2] = 0xff, byte(ids), byte(ids>>8); return id }})
+				NewID: func() envelope.ID {
+					ids++
+					var id envelope.ID
+					id[0], id[1], id[2] = 0xff, byte(ids), byte(ids>>8)
+					return id
+				}})
 			now := time.Unix(1e9, 0)
 			g.Members(ms, now)
 			g.Session(now.Add(1000*time.Hour), now)
