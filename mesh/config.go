@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/meshbot/meshbot/envelope"
+	"github.com/meshbot/meshbot/state"
 )
 
 // Config configures a Node. Start from DefaultConfig and set at least
@@ -103,6 +105,20 @@ type Config struct {
 	// Depends names the services this one depends on; they are announced
 	// in heartbeats, and WaitForDependencies waits for them.
 	Depends []string
+
+	// Domain state (docs/PROTOCOL.md §8). Owns names the domains of state
+	// this service owns (each "<service>" or "<service>.<name>", the
+	// first segment this Service): the node loads them when it connects
+	// and may write them. DomainDepends names domains this service
+	// depends on: the node mirrors them, announces them in heartbeats,
+	// and WaitForDomains waits for them. MirrorAllDomains mirrors every
+	// domain any member announces. DomainWait, when set, makes Connect
+	// wait that long for DomainDepends to be available and loaded, and
+	// fail with ErrDomainUnavailable (closing the node) when they are not:
+	// "exit if a dependency is not there".
+	Owns, DomainDepends []string
+	MirrorAllDomains    bool
+	DomainWait          time.Duration
 
 	// Logger receives the runtime's logs; nil discards them.
 	Logger *slog.Logger
@@ -212,6 +228,16 @@ func (c *Config) validate() error {
 	for _, d := range c.Depends {
 		if err := validName("dependency", d, false); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		}
+	}
+	for _, d := range append(slices.Clone(c.Owns), c.DomainDepends...) {
+		if err := state.ValidDomain(d); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		}
+	}
+	for _, d := range c.Owns {
+		if state.Owner(d) != c.Service {
+			return fmt.Errorf("%w: Owns %q: a domain is owned by the service its first segment names (%s), not %s", ErrInvalidConfig, d, state.Owner(d), c.Service)
 		}
 	}
 	if c.RequireSigned && c.Keys == nil {
