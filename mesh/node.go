@@ -30,6 +30,7 @@ type Node struct {
 	incarnation uint64
 	writer      *writer
 	hb          *membership
+	domains     *domains // domain state (state_mirror.go)
 	stats       counters
 
 	// Reader-owned (the tap runs onLine for one line at a time).
@@ -169,6 +170,7 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 	n.client = girc.New(gcfg)
 	n.writer = newWriter(n)
 	n.initMembership()
+	n.domains = newDomains(n)
 
 	n.wg.Add(4)
 	go n.heartbeatLoop()
@@ -199,6 +201,10 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("mesh: connecting to %s: %w: %w", cfg.Server, ErrDisconnected, *last)
 		}
 		return nil, fmt.Errorf("mesh: connecting to %s: %w", cfg.Server, err)
+	}
+	if err := n.domains.start(ctx); err != nil {
+		_ = n.Close(context.Background())
+		return nil, err
 	}
 	return n, nil
 }
@@ -629,7 +635,7 @@ func (n *Node) onPrivmsg(l *line) {
 	now := time.Now()
 	target, text := l.params[0], l.last()
 	echo := strings.EqualFold(l.nick, n.ownNick())
-	envs, mesh, err := n.dec.Decode(l.nick, l.tags, text, now)
+	envs, sealed, mesh, err := n.decodeLine(target, l.nick, l.tags, text, now)
 	var serverTime time.Time
 	if ts, ok := l.tags["time"]; ok {
 		serverTime, _ = time.Parse(time.RFC3339Nano, ts)
@@ -665,8 +671,11 @@ func (n *Node) onPrivmsg(l *line) {
 			n.answerRefused(l.nick, e)
 		}
 	}
-	for _, env := range envs {
+	for i, env := range envs {
 		in := &inbound{env: env, from: l.nick, target: target, msgid: l.tags["msgid"], echo: echo, serverTime: serverTime}
+		if sealed != nil {
+			in.sealed = sealed[i]
+		}
 		if echo {
 			n.writer.echoed(env.ID, in.msgid)
 		}
@@ -682,6 +691,7 @@ type inbound struct {
 	msgid      string
 	serverTime time.Time
 	echo       bool
+	sealed     []byte // the envelope as received, where kept (state channels: state_wire.go)
 }
 
 // keepAlive pings an idle server and drops a connection that went silent.
