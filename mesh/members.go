@@ -134,6 +134,7 @@ func (n *Node) beat(seq uint64) *heartbeat.Beat {
 		IntervalMillis: uint32(n.cfg.HeartbeatInterval / time.Millisecond),
 		Depends:        n.cfg.Depends,
 	}
+	b.Domains, b.DomainDepends = n.domains.beat()
 	n.mu.Lock()
 	queued, capacity := len(n.reqQueue), cap(n.reqQueue)
 	for _, s := range n.subs {
