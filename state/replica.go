@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"slices"
 	"time"
 
@@ -169,9 +170,20 @@ func (r *Replica) Receive(u *Update, now time.Time) error {
 	if ts := (Stamp{Domain: u.Version, Writer: u.Writer.Instance, ID: u.ID}); r.top == nil || ts.Compare(r.topStamp) > 0 {
 		r.top, r.topStamp = src, ts
 	}
+	off := 0
 	for _, kp := range u.Puts {
 		st := Stamp{Version: kp.Version, Domain: u.Version, Writer: u.Writer.Instance, ID: u.ID}
-		r.apply(kp.Key, st, kp.Value, false, u.SentAt, src, old, u.Whole)
+		value := kp.Value
+		// A copy keeps the sealed update for snapshots, and the value is
+		// in it byte for byte: hold it once. Values come in payload
+		// order, so each search starts where the last one matched.
+		if len(value) > 0 && src.sealed != nil {
+			if i := bytes.Index(src.sealed[off:], value); i >= 0 {
+				value = src.sealed[off+i : off+i+len(value) : off+i+len(value)]
+				off += i + len(value)
+			}
+		}
+		r.apply(kp.Key, st, value, false, u.SentAt, src, old, u.Whole)
 	}
 	for _, kd := range u.Deletes {
 		st := Stamp{Version: kd.Version, Domain: u.Version, Writer: u.Writer.Instance, ID: u.ID}
