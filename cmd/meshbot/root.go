@@ -130,6 +130,7 @@ the file's default context); a flag on the command line always wins:
 		newKeygenCmd(st),
 		newServeCmd(st),
 		newCheckCmd(st),
+		newStateCmd(st),
 	)
 	return root, st
 }
