@@ -174,6 +174,8 @@ type topology struct {
 	members []heartbeat.Member  // every member known, dead ones included
 	graph   map[string][]string // of the live members
 	cycles  [][]string
+	// domainCycles are the cycles between domains (mesh.DomainGraph).
+	domainCycles [][]string
 }
 
 func (r *membersRun) topology() *topology {
@@ -185,6 +187,7 @@ func (r *membersRun) topology() *topology {
 	}
 	t.graph = heartbeat.Dependencies(t.members) // skips dead members
 	t.cycles = heartbeat.Cycles(t.graph)
+	t.domainCycles = heartbeat.Cycles(mesh.DomainGraph(t.members))
 	return t
 }
 
@@ -214,6 +217,8 @@ type membersDoc struct {
 	// instance.
 	Missing map[string][]string `json:"missing"`
 	Cycles  [][]string          `json:"cycles"`
+	// DomainCycles are dependency cycles between domains of state.
+	DomainCycles [][]string `json:"domain_cycles"`
 }
 
 type memberView struct {
@@ -302,7 +307,7 @@ func (r *membersRun) printDoc(t *topology, shown []heartbeat.Member) error {
 		Time: t.at.UTC(), Namespace: r.namespace,
 		Channel: r.hbChannel, Observer: r.n.Nick(), SettleMS: r.settle.Milliseconds(),
 		Members: []*memberView{}, Dependencies: map[string][]string{}, Missing: map[string][]string{},
-		Cycles: r.shownCycles(t.cycles),
+		Cycles: r.shownCycles(t.cycles), DomainCycles: append([][]string{}, t.domainCycles...),
 	}
 	for _, m := range shown {
 		doc.Members = append(doc.Members, newMemberView(m, t.at))
@@ -399,6 +404,9 @@ func (r *membersRun) printTable(t *topology, shown []heartbeat.Member) {
 	}
 	for _, c := range cycles {
 		fmt.Fprintf(r.w, "cycle: %s\n", cycleText(c))
+	}
+	for _, c := range t.domainCycles {
+		fmt.Fprintf(r.w, "domain cycle: %s\n", cycleText(c))
 	}
 }
 
