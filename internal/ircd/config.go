@@ -14,9 +14,11 @@ import (
 
 // Embedded config files (see meshbot.IRCdConfigs).
 const (
-	inspircdConfig = "testdata/inspircd.conf"
-	ngircdConfig   = "testdata/ngircd.conf"
-	ergoConfig     = "testdata/ergo.yaml"
+	inspircdConfig         = "testdata/inspircd.conf"
+	inspircdAccountsConfig = "testdata/atheme-inspircd.conf" // appended for Services and TLS
+	athemeConfig           = "testdata/atheme.conf"
+	ngircdConfig           = "testdata/ngircd.conf"
+	ergoConfig             = "testdata/ergo.yaml"
 )
 
 // Lines of testdata/ergo.yaml that the harness rewrites. ergo.yaml is a
@@ -33,7 +35,9 @@ type templateData struct {
 	ServerID   string // InspIRCd SID: a digit and two uppercase alphanumerics
 	Port       int
 	Dir        string
-	Link       *linkData // InspIRCd only: spanningtree section when non-nil
+	Link       *linkData     // InspIRCd only: spanningtree section when non-nil
+	Services   *servicesData // InspIRCd only: the link to atheme (accounts, SASL)
+	TLS        *tlsData      // InspIRCd and ergo: a TLS client port
 }
 
 // linkData fills the spanningtree section of the InspIRCd template.
@@ -57,8 +61,19 @@ func renderConfig(kind Kind, d templateData) ([]byte, error) {
 	}
 	switch kind {
 	case InspIRCd:
-		return execTemplate(inspircdConfig, d)
+		if d.Link != nil && d.Services != nil {
+			return nil, fmt.Errorf("the harness links InspIRCd either to a peer or to services, not both")
+		}
+		conf, err := execTemplate(inspircdConfig, d)
+		if err != nil || (d.Services == nil && d.TLS == nil) {
+			return conf, err
+		}
+		more, err := execTemplate(inspircdAccountsConfig, d)
+		return append(conf, more...), err
 	case NgIRCd:
+		if d.TLS != nil {
+			return nil, fmt.Errorf("the harness gives ngIRCd no TLS port")
+		}
 		return execTemplate(ngircdConfig, d)
 	case Ergo:
 		raw, err := meshbot.IRCdConfigs.ReadFile(ergoConfig)
@@ -76,12 +91,15 @@ func renderConfig(kind Kind, d templateData) ([]byte, error) {
 			}
 			s = strings.Replace(s, r.old, r.new, 1)
 		}
+		if d.TLS != nil {
+			s = ergoTLSListener(s, d)
+		}
 		return []byte(s), nil
 	}
 	return nil, fmt.Errorf("unknown IRC server kind %q", kind)
 }
 
-func execTemplate(name string, d templateData) ([]byte, error) {
+func execTemplate(name string, d any) ([]byte, error) {
 	raw, err := meshbot.IRCdConfigs.ReadFile(name)
 	if err != nil {
 		return nil, err
@@ -121,4 +139,18 @@ func writeConfig(kind Kind, d templateData) (string, error) {
 	}
 	path := filepath.Join(d.Dir, name)
 	return path, os.WriteFile(path, data, 0o600)
+}
+
+// ergoTLSListener adds a TLS listener after the plain one (whose line
+// the caller has rewritten) in ergo.yaml.
+func ergoTLSListener(conf string, d templateData) string {
+	plain := strconv.Quote("127.0.0.1:"+strconv.Itoa(d.Port)) + ":"
+	i := strings.Index(conf, plain)
+	indent := conf[strings.LastIndexByte(conf[:i], '\n')+1 : i]
+	end := i + len(plain)
+	block := "\n" + indent + strconv.Quote("127.0.0.1:"+strconv.Itoa(d.TLS.Port)) + ":" +
+		"\n" + indent + "    tls:" +
+		"\n" + indent + "        cert: " + strconv.Quote(d.TLS.CertFile) +
+		"\n" + indent + "        key: " + strconv.Quote(d.TLS.KeyFile)
+	return conf[:end] + block + conf[end:]
 }

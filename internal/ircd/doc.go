@@ -24,6 +24,11 @@
 //     server is also killed if the process that started it dies.
 //   - Log returns the server's output (and InspIRCd's log file), also after
 //     Stop.
+//   - StartWithAccounts starts a server with accounts for SASL PLAIN and,
+//     on its TLS port, EXTERNAL: InspIRCd linked to atheme-services, whose
+//     process the Server owns and stops, or ergo; ngIRCd has none
+//     (ErrNoAccounts). It returns once the server offers sasl and every
+//     account can log in.
 //
 // Decide features from Probe's answer (CAP LS 302 and ISUPPORT), never from
 // Kind: the same kind can be configured or built differently.

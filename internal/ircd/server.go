@@ -63,9 +63,10 @@ type Server struct {
 	log    *logBuffer
 	name   atomic.Pointer[string] // server name seen in RPL_WELCOME
 
-	mu      sync.Mutex // serializes Stop, Kill, Restart, Signal
-	proc    *process   // the current (or last) process; nil before the first
-	stopped bool
+	mu       sync.Mutex // serializes Stop, Kill, Restart, Signal
+	proc     *process   // the current (or last) process; nil before the first
+	services *services  // InspIRCd's services daemon (StartWithAccounts); nil without
+	stopped  bool
 
 	fileLogMu sync.Mutex
 	fileLog   string // InspIRCd's log file, saved when the directory is removed
@@ -110,31 +111,43 @@ func startServer(ctx context.Context, spec Spec, opts Options, data templateData
 	if err != nil {
 		return nil, err
 	}
+	return s, s.start(ctx)
+}
+
+// start launches a new server, picking its ports, retrying on other ports
+// when they were taken. On error s is stopped.
+func (s *Server) start(ctx context.Context) error {
+	opts := s.opts
 	for attempt := 1; ; attempt++ {
+		ports, err := freePorts(1 + s.extraPorts())
+		if err != nil {
+			_ = s.Stop()
+			return err
+		}
 		port := opts.Port
 		if port == 0 {
-			ports, err := freePorts(1)
-			if err != nil {
-				_ = s.Stop()
-				return nil, err
-			}
 			port = ports[0]
 		}
 		s.data.Port = port
+		s.setExtraPorts(ports[1:])
 		if opts.Port != 0 && portTaken(port) {
 			_ = s.Stop()
-			return nil, fmt.Errorf("%w: port %d of 127.0.0.1 is taken by another process", ErrPortInUse, port)
+			return fmt.Errorf("%w: port %d of 127.0.0.1 is taken by another process", ErrPortInUse, port)
 		}
-		err := s.launch(ctx)
+		err = s.launch(ctx)
 		if err == nil {
-			return s, nil
+			return nil
 		}
 		retry := errors.Is(err, errExited) || errors.Is(err, ErrPortInUse)
 		if opts.Port != 0 || attempt == 3 || !retry || ctx.Err() != nil {
 			_ = s.Stop()
-			return nil, err
+			return err
 		}
 		fmt.Fprintf(s.log, "\n--- meshbot/ircd: start attempt %d failed (%v); retrying on another port ---\n", attempt, err)
+		if s.services != nil {
+			_ = s.services.stop() // linked to the old ports
+			s.services.proc = nil
+		}
 	}
 }
 
@@ -235,6 +248,10 @@ func (s *Server) launch(ctx context.Context) error {
 		close(p.done)
 	}()
 	s.proc = p
+	if err := s.startServices(ctx, p); err != nil {
+		_ = s.stopProcess(p)
+		return fmt.Errorf("%s (%s) on %s: %w\n%s", s.spec.Kind, s.binary, s.Addr(), err, s.logTail())
+	}
 
 	name, err := s.waitReady(ctx, p)
 	if err != nil {
@@ -247,6 +264,10 @@ func (s *Server) launch(ctx context.Context) error {
 		_ = s.stopProcess(p)
 		return fmt.Errorf("%w: port %d of 127.0.0.1 is held by another process (an IRC server answers there, not the %s just started)",
 			ErrPortInUse, s.data.Port, s.spec.Kind)
+	}
+	if err := s.servicesReady(ctx, p); err != nil {
+		_ = s.stopProcess(p)
+		return fmt.Errorf("%s (%s) on %s: %w\n%s", s.spec.Kind, s.binary, s.Addr(), err, s.logTail())
 	}
 	s.name.Store(&name)
 	return nil
@@ -366,6 +387,9 @@ func (s *Server) Stop() error {
 	}
 	s.stopped = true
 	var errs []error
+	if s.services != nil {
+		errs = append(errs, s.services.stop())
+	}
 	if s.proc != nil {
 		errs = append(errs, s.unexpectedExit(s.proc), s.stopProcess(s.proc))
 	}
@@ -440,8 +464,17 @@ func (s *Server) Restart(ctx context.Context) error {
 }
 
 // Log returns what the server wrote to stdout and stderr (the last MiB)
-// and, for InspIRCd, its log file. It stays available after Stop.
+// and, for InspIRCd, its log file, then what its services daemon wrote
+// (StartWithAccounts). It stays available after Stop.
 func (s *Server) Log() string {
+	out := s.serverLog()
+	if s.services != nil {
+		out += "\n--- " + AthemeName + " ---\n" + s.services.log.String()
+	}
+	return out
+}
+
+func (s *Server) serverLog() string {
 	out := s.log.String()
 	if s.spec.Kind == InspIRCd {
 		out += "\n--- inspircd.log ---\n" + s.inspircdLog()
@@ -450,7 +483,11 @@ func (s *Server) Log() string {
 }
 
 func (s *Server) logTail() string {
-	return "--- server log (tail) ---\n" + tail(s.Log(), logTailLines)
+	out := "--- server log (tail) ---\n" + tail(s.serverLog(), logTailLines)
+	if s.services != nil {
+		out += "\n--- " + AthemeName + " log (tail) ---\n" + tail(s.services.log.String(), logTailLines)
+	}
+	return out
 }
 
 const inspircdLogFile = "inspircd.log"
