@@ -7,6 +7,9 @@
 //		caps := ircdtest.Probe(t, srv)
 //		... connect bots to srv.Addr() ...
 //	}
+//
+// StartWithAccounts gives the server accounts for SASL (InspIRCd linked to
+// atheme-services, or ergo).
 package ircdtest
 
 import (
@@ -76,6 +79,35 @@ func StartLinked(t testing.TB) (a, b *ircd.Server) {
 	cleanup(t, b)
 	cleanup(t, a)
 	return a, b
+}
+
+// StartWithAccounts starts the server MESH_IRCD names with password
+// accounts (name → password; see ircd.StartWithAccounts) and stops it when
+// the test ends. On a server without accounts (ngIRCd) the test fails
+// with "this server has no accounts": a test that should run there too
+// checks ircd.HasAccounts(Spec(t).Kind) first.
+func StartWithAccounts(t testing.TB, accounts map[string]string) *ircd.Server {
+	t.Helper()
+	var list []ircd.Account
+	for name, pw := range accounts {
+		list = append(list, ircd.Account{Name: name, Password: pw})
+	}
+	return StartAccountServer(t, Spec(t), ircd.Options{}, list...)
+}
+
+// StartAccountServer starts the given server with accounts (see
+// ircd.StartWithAccounts: SASL, a TLS port, certificate fingerprints for
+// SASL EXTERNAL) and stops every process it started when the test ends.
+func StartAccountServer(t testing.TB, spec ircd.Spec, opts ircd.Options, accounts ...ircd.Account) *ircd.Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	srv, err := ircd.StartWithAccounts(ctx, spec, opts, accounts...)
+	if err != nil {
+		t.Fatalf("start %s with accounts: %v", spec, err)
+	}
+	cleanup(t, srv)
+	return srv
 }
 
 // Probe probes a server's capabilities (see ircd.Probe), failing the test
