@@ -10,10 +10,11 @@
 SHELL := /bin/bash
 
 # What each entry point needs from Debian: the demo's IRC server; the
-# tests' servers (InspIRCd by default, ngIRCd for the fallbacks) and ii,
-# the terminal IRC client of the watch test.
+# tests' servers (InspIRCd by default, ngIRCd for the fallbacks),
+# atheme-services (the accounts and SASL of InspIRCd) and ii, the terminal
+# IRC client of the watch test.
 DEMO_PACKAGES := inspircd
-TEST_PACKAGES := inspircd ngircd ii
+TEST_PACKAGES := inspircd ngircd atheme-services ii
 
 # Extra flags for the demo, e.g. make demo ARGS="--duration 30s".
 ARGS ?=
