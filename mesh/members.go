@@ -106,11 +106,13 @@ func (n *Node) sendBeat() {
 		n.log.Debug("heartbeat not sent", "err", err)
 		return
 	}
+	sent := false
 	select {
 	case <-j.done:
+		sent = j.err == nil // written by the writer before done closed
 	case <-ctx.Done():
 	}
-	if j.err == nil {
+	if sent {
 		nick := n.Nick()
 		n.applyMemberEvents(func(v *heartbeat.View) []heartbeat.Event { return v.Heartbeat(nick, b, time.Now()) })
 		n.feedModes(false)

@@ -635,23 +635,29 @@ func (n *Node) onPrivmsg(l *line) {
 	now := time.Now()
 	target, text := l.params[0], l.last()
 	echo := strings.EqualFold(l.nick, n.ownNick())
-	envs, sealed, mesh, err := n.decodeLine(target, l.nick, l.tags, text, now)
+	observed := strings.HasPrefix(target, "#") && n.hasObservers()
+	dl, envs, sealed, mesh, err := n.decodeLine(target, l.nick, l.tags, text, now, observed)
 	var serverTime time.Time
 	if ts, ok := l.tags["time"]; ok {
 		serverTime, _ = time.Parse(time.RFC3339Nano, ts)
 	}
-	if strings.HasPrefix(target, "#") && n.hasObservers() {
+	if observed {
 		ob := Observation{Time: now, Channel: target, From: l.nick, Tags: l.tags, Body: text,
-			MsgID: l.tags["msgid"], Mesh: mesh, Err: err}
+			MsgID: l.tags["msgid"], Mesh: mesh, Err: err,
+			Carrier: dl.Carrier, Fragment: dl.Fragment, Fragments: dl.Fragments}
 		if !serverTime.IsZero() {
 			ob.Time = serverTime
 		}
 		if len(envs) == 0 {
 			n.observe(ob)
 		}
-		for i, env := range envs { // one observation per envelope of a batch
-			ob.Envelope, ob.Part = env, i
+		for _, de := range dl.Envelopes { // one observation per accepted envelope of a batch
+			if de.Err != nil {
+				continue
+			}
+			ob.Envelope, ob.Signature = de.Envelope, de.Signature
 			n.observe(ob)
+			ob.Part++
 			ob.Err = nil
 		}
 	}
