@@ -73,6 +73,7 @@ type Node struct {
 
 	lastErr  atomic.Pointer[error] // why the last connection attempt ended
 	firstErr chan error            // the first attempt's failure, for Connect
+	outage   outage                // one report per outage (connerr.go)
 
 	closing   atomic.Bool // no new incoming events or requests
 	sealed    atomic.Bool // no new publishes or requests from this node
@@ -184,17 +185,8 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 
 	cctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
-	if !cfg.RetryOnFailedConnect {
-		// Give up at once when the first attempt fails.
-		go func() {
-			select {
-			case err := <-n.firstErr:
-				cancel()
-				n.lastErr.Store(&err)
-			case <-cctx.Done():
-			}
-		}()
-	}
+	// Give up at once when an attempt fails for good (connerr.go).
+	go n.watchFirstAttempts(cctx, cancel)
 	if err := n.waitConnected(cctx); err != nil {
 		_ = n.Close(context.Background())
 		if last := n.lastErr.Load(); last != nil {
@@ -300,6 +292,7 @@ func (n *Node) connLoop() {
 		if err == nil {
 			err = errors.New("connection closed")
 		}
+		err = n.explainAttempt(err, started) // what happened, in words (connerr.go)
 		n.lastErr.Store(&err)
 		select {
 		case n.firstErr <- err: // only the first attempt's error fits
@@ -313,8 +306,10 @@ func (n *Node) connLoop() {
 			backoff = n.cfg.ReconnectMin
 		}
 		wait := backoff/2 + mrand.N(backoff/2+1)
-		n.log.Warn("disconnected; reconnecting", "err", err, "in", wait)
-		n.stats.reconnects.Add(1)
+		if !n.attemptFailed(err, wait) { // reports it once per outage (connerr.go)
+			<-n.done // nothing to retry: Connect fails and closes the node
+			return
+		}
 		select {
 		case <-time.After(wait):
 		case <-n.done:
@@ -343,7 +338,9 @@ func (n *Node) onDisconnect(err error) {
 	}
 	n.writer.disconnected()
 	n.connectionChanged(false, time.Now())
-	n.observeGaps(time.Now())
+	if n.gapDue() { // one gap per outage, not per failed attempt
+		n.observeGaps(time.Now())
+	}
 	n.suspendMembership()
 	n.failPendingTargets("")
 }
