@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/history"
 	"github.com/meshbot/meshbot/history/recorder"
 	"github.com/meshbot/meshbot/internal/historytest"
@@ -45,6 +46,9 @@ func TestAnycastGroupResumes(t *testing.T) {
 // than a page of history), and just before the stop; in the committed
 // variant, published and committed well before the stop.
 const awayEvents, beforeEvents, earlyEvents = 600, 100, 100
+
+// commitInterval is the members' commit interval in the committed variant.
+const commitInterval = 200 * time.Millisecond
 
 func testGroupResumes(t *testing.T, m *historytest.Mesh, commit bool) {
 	rcfg := recorder.Config{}
@@ -89,7 +93,7 @@ func testGroupResumes(t *testing.T, m *historytest.Mesh, commit bool) {
 			cfg.Instance = m.Instance(fmt.Sprintf("w%d", i))
 			cfg.History = history.NewSource()
 			if commit {
-				cfg.CommitInterval = 200 * time.Millisecond
+				cfg.CommitInterval = commitInterval
 				cfg.ResumeWindow = time.Millisecond
 			} else {
 				cfg.CommitInterval = time.Hour
@@ -107,9 +111,13 @@ func testGroupResumes(t *testing.T, m *historytest.Mesh, commit bool) {
 		}
 		return nodes, subs
 	}
+	var lastSent time.Time // just before the last event of a publish was handed over
 	publish := func(prefix string, n int) *mesh.PubFuture {
 		var last *mesh.PubFuture
 		for i := range n {
+			if i == n-1 {
+				lastSent = time.Now()
+			}
 			f, err := pub.PublishAsync(ctx, "jobs.todo", []byte(fmt.Sprintf("%s-%04d", prefix, i)))
 			if err != nil {
 				t.Fatal(err)
@@ -121,17 +129,26 @@ func testGroupResumes(t *testing.T, m *historytest.Mesh, commit bool) {
 		}
 		return last
 	}
-	// waitCommitted waits until every member committed the line of f (on
-	// a server without msgids: a line received after f was confirmed).
+	// waitCommitted waits until every member committed the line of f. On
+	// a server without msgids (or server-time) an offset is the claimant's
+	// own receive time, so the line of f is not named: wait for a commit
+	// received after f was handed over that holds for a few commit
+	// intervals (the group is idle: its last commit covers its last event).
 	waitCommitted := func(subs []*mesh.AnycastSubscription, f *mesh.PubFuture) {
 		r, _ := f.Wait(ctx)
-		confirmed := time.Now()
-		deadline := confirmed.Add(30 * time.Second)
+		sent := lastSent
+		deadline := time.Now().Add(30 * time.Second)
 		for _, s := range subs {
+			var held envelope.Offset
+			var since time.Time
 			for {
 				c := s.Committed()
 				at, id := c.At(), c.MsgID
-				if (r.MsgID != "" && id == r.MsgID) || (r.MsgID == "" && at.After(confirmed)) {
+				if c != held {
+					held, since = c, time.Now()
+				}
+				stable := time.Since(since) > 3*commitInterval
+				if (r.MsgID != "" && id == r.MsgID) || (r.MsgID == "" && !at.Before(sent) && stable) {
 					break
 				}
 				if time.Now().After(deadline) {
