@@ -77,3 +77,13 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckNotIRC: check names what answers on a port that is not IRC.
+func TestCheckNotIRC(t *testing.T) {
+	t.Parallel()
+	addr := httpServer(t)
+	r := runCLI(t, map[string]string{"MESHBOT_SERVER": addr}, "", "check")
+	if r.code != 1 || !strings.Contains(r.stderr, addr+": not an IRC server: it answered \"HTTP/1.1 400 Bad Request\"") {
+		t.Errorf("check of an HTTP server: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
