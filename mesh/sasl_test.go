@@ -54,9 +54,10 @@ func TestSASL(t *testing.T) {
 	t.Run("TLS", func(t *testing.T) { t.Parallel(); testSASLOverTLS(t, srv) })
 }
 
-// testSASLAccountTag: a node that logged in with SASL PLAIN is seen by
-// the others with its account (@account=<name> on its lines); a node
-// without SASL is seen with none.
+// testSASLAccountTag: nodes that logged in with SASL PLAIN are seen by
+// the others with their account (@account=<name> on their lines), also
+// two instances of a service sharing one account; a node without SASL is
+// seen with none.
 func testSASLAccountTag(t *testing.T, srv *ircd.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -65,10 +66,12 @@ func testSASLAccountTag(t *testing.T, srv *ircd.Server) {
 	anon := testConfig(srv, "guest")
 	watch := testConfig(srv, "audit")
 	watch.SASLUser, watch.SASLPassword = "bob", saslAccounts["bob"]
-	for _, c := range []*mesh.Config{&pub, &anon, &watch} {
+	pub2 := pub // a second instance, the same account
+	for _, c := range []*mesh.Config{&pub, &pub2, &anon, &watch} {
 		c.Namespace = "sasl"
 	}
-	nodes := meshtest.ConnectAll(t, pub, anon, watch)
+	nodes := meshtest.ConnectAll(t, pub, pub2, anon, watch)
+	pubs, anonNode, watchNode := nodes[:2], nodes[2], nodes[3]
 
 	type seen struct {
 		account string
@@ -76,7 +79,7 @@ func testSASLAccountTag(t *testing.T, srv *ircd.Server) {
 	}
 	var mu sync.Mutex
 	got := map[string]seen{} // sender nick → account tag
-	obs, err := nodes[2].Observe(ctx, "invoices", func(o mesh.Observation) {
+	obs, err := watchNode.Observe(ctx, "invoices", func(o mesh.Observation) {
 		if !o.Mesh || o.Envelope == nil {
 			return
 		}
@@ -89,22 +92,24 @@ func testSASLAccountTag(t *testing.T, srv *ircd.Server) {
 		t.Fatal(err)
 	}
 	defer obs.Stop()
-	for _, n := range nodes[:2] {
-		if _, err := n.Publish(ctx, "invoices", []byte("from "+n.Service())); err != nil {
-			t.Fatalf("%s: publish: %v", n.Service(), err)
+	for _, n := range nodes[:3] {
+		if _, err := n.Publish(ctx, "invoices", []byte("from "+n.Nick())); err != nil {
+			t.Fatalf("%s: publish: %v", n.Nick(), err)
 		}
 	}
-	waitUntil(t, 15*time.Second, "both events observed", func() bool {
+	waitUntil(t, 15*time.Second, "three events observed", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(got) == 2
+		return len(got) == 3
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	if s := got[nodes[0].Nick()]; s.account != "alice" {
-		t.Errorf("the line of the node logged in as alice carries account %q (tag present: %v); want alice", s.account, s.tagged)
+	for _, n := range pubs {
+		if s := got[n.Nick()]; s.account != "alice" {
+			t.Errorf("the line of %s, logged in as alice, carries account %q (tag present: %v); want alice", n.Nick(), s.account, s.tagged)
+		}
 	}
-	if s := got[nodes[1].Nick()]; s.tagged {
+	if s := got[anonNode.Nick()]; s.tagged {
 		t.Errorf("the line of the node without SASL carries account %q; want no account tag", s.account)
 	}
 }
