@@ -11,6 +11,7 @@ import (
 	"github.com/meshbot/meshbot/history"
 	"github.com/meshbot/meshbot/history/store"
 	"github.com/meshbot/meshbot/mesh"
+	"github.com/meshbot/meshbot/state"
 )
 
 // What a recorder answers (docs/PROTOCOL.md §7.3, §7.5). The handlers are
@@ -23,6 +24,14 @@ import (
 
 // errBadRequest marks a request that names what is not valid.
 var errBadRequest = errors.New("history: bad request")
+
+// isDomainTopic reports whether topic is a domain's channel
+// (<domain>._state, docs/PROTOCOL.md §8.1): a system topic that readers
+// replay too.
+func isDomainTopic(topic string) bool {
+	_, ok := state.DomainOfTopic(topic)
+	return ok
+}
 
 // read serves history.MethodRead.
 func (r *Recorder) read(_ context.Context, q *mesh.Request) ([]byte, error) {
@@ -66,7 +75,7 @@ func servePage(st *store.Store, ns, self string, payload []byte) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := mesh.ValidateTopic(ns, req.Topic, 0); err != nil && req.Topic != "_hb" {
+	if err := mesh.ValidateTopic(ns, req.Topic, 0); err != nil && req.Topic != "_hb" && !isDomainTopic(req.Topic) {
 		return nil, fmt.Errorf("%w: %w", errBadRequest, err)
 	}
 	limit := req.Max
