@@ -171,7 +171,7 @@ func (s *Server) startServices(ctx context.Context, p *process) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.ReadyTimeout)
 	defer cancel()
-	return s.services.start(ctx, p, *s.data.Services)
+	return s.services.start(ctx, p, s.data.Port, *s.data.Services)
 }
 
 // servicesReady returns once the server, registered already, offers

@@ -34,6 +34,10 @@ type Options struct {
 	// Output, if set, also receives the server's stdout and stderr as they
 	// are written (Log keeps a copy in any case).
 	Output io.Writer
+	// ServicesPath is the services daemon's executable for InspIRCd with
+	// accounts (StartWithAccounts). Empty means atheme-services from PATH,
+	// /usr/bin or /usr/sbin.
+	ServicesPath string
 }
 
 func (o Options) withDefaults() Options {

@@ -46,9 +46,16 @@ type services struct {
 	proc        *process
 }
 
-// athemeBinary finds atheme-services in PATH, then in /usr/bin and
-// /usr/sbin. The error wraps ErrNotInstalled.
-func athemeBinary() (string, error) {
+// athemeBinary finds atheme-services at path or, when path is empty, in
+// PATH, then in /usr/bin and /usr/sbin. The error wraps ErrNotInstalled.
+func athemeBinary(path string) (string, error) {
+	if path != "" {
+		p, err := exec.LookPath(path)
+		if err != nil {
+			return "", fmt.Errorf("%s executable %q: %w (%v)", AthemeName, path, ErrNotInstalled, err)
+		}
+		return filepath.Abs(p)
+	}
 	if p, err := exec.LookPath(AthemeName); err == nil {
 		return filepath.Abs(p)
 	}
@@ -65,7 +72,7 @@ func athemeBinary() (string, error) {
 // newServices prepares atheme's directory in the server's, with the
 // accounts seeded into its database.
 func newServices(serverDir string, accounts []Account, opts Options) (*services, error) {
-	bin, err := athemeBinary()
+	bin, err := athemeBinary(opts.ServicesPath)
 	if err != nil {
 		return nil, err
 	}
@@ -111,11 +118,11 @@ func (sv *services) running() bool { return sv.proc != nil && !sv.proc.exited() 
 // start launches atheme once InspIRCd (ircd) listens on the link port,
 // unless it is running already (after a restart of InspIRCd it links
 // again by itself within a second). It does not wait for the link.
-func (sv *services) start(ctx context.Context, ircd *process, d servicesData) error {
+func (sv *services) start(ctx context.Context, ircd *process, clientPort int, d servicesData) error {
 	if sv.running() {
 		return nil
 	}
-	if err := waitListening(ctx, ircd, d.LinkPort); err != nil {
+	if err := waitListening(ctx, ircd, clientPort, d.LinkPort); err != nil {
 		return fmt.Errorf("InspIRCd's server port %d: %w", d.LinkPort, err)
 	}
 	conf, err := execTemplate(athemeConfig, d)
@@ -153,14 +160,24 @@ func (sv *services) start(ctx context.Context, ircd *process, d servicesData) er
 }
 
 // waitListening polls until p listens on port (on systems where that
-// cannot be seen, it returns at once). It fails when p exits.
-func waitListening(ctx context.Context, p *process, port int) error {
+// cannot be seen, it returns at once). It fails when p exits, and with
+// ErrPortInUse when p listens on its client port (bound first) but, a
+// moment later, still not on port: another process had it.
+func waitListening(ctx context.Context, p *process, clientPort, port int) error {
+	var clientSince time.Time
 	for {
 		if p.exited() {
 			return fmt.Errorf("%w (%v)", errExited, p.err)
 		}
 		if ours, err := listensOn(p.cmd.Process.Pid, port); err != nil || ours {
 			return nil
+		}
+		if clientSince.IsZero() {
+			if ours, _ := listensOn(p.cmd.Process.Pid, clientPort); ours {
+				clientSince = time.Now()
+			}
+		} else if time.Since(clientSince) > 500*time.Millisecond {
+			return fmt.Errorf("%w: the server listens for clients but not on port %d", ErrPortInUse, port)
 		}
 		select {
 		case <-ctx.Done():
