@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -250,5 +251,60 @@ func TestAthemeSeed(t *testing.T) {
 		"MCFP B ff\n"
 	if got != want {
 		t.Errorf("seed:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestAccountsServicesFail: when the services daemon dies or never links,
+// StartWithAccounts fails with an error that says so and quotes its
+// output, within the ready timeout, and leaves nothing running.
+func TestAccountsServicesFail(t *testing.T) {
+	spec := accountsSpec(t)
+	if spec.Kind != InspIRCd {
+		t.Skipf("%s has its accounts built in: no services daemon to fail", spec.Kind)
+	}
+	cases := []struct {
+		name, script, want, out string
+	}{
+		{"exits", "echo atheme-broken-config >&2; exit 1", AthemeName + " exited", "atheme-broken-config"},
+		{"never links", "echo atheme-waiting; exec sleep 60", "no SASL after 3s", "atheme-waiting"},
+	}
+	t.Parallel()
+	t.Run("missing", func(t *testing.T) {
+		t.Parallel()
+		_, err := StartWithAccounts(context.Background(), spec, Options{ServicesPath: "/nonexistent/atheme-services"}, Account{Name: "a", Password: "b"})
+		if !errors.Is(err, ErrNotInstalled) {
+			t.Errorf("with a missing services daemon: %v; want ErrNotInstalled", err)
+		}
+	})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			script := "#!/bin/sh\necho $$ > " + dir + "/pid\n" + tc.script + "\n"
+			if err := os.WriteFile(dir+"/fake-atheme", []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			opts := Options{ReadyTimeout: 3 * time.Second, ServicesPath: dir + "/fake-atheme"}
+			s, err := StartWithAccounts(ctx, spec, opts, Account{Name: "a", Password: "b"})
+			if err == nil {
+				_ = s.Stop()
+				t.Fatal("started with a broken services daemon")
+			}
+			for _, want := range []string{tc.want, tc.out, "--- " + AthemeName + " log (tail) ---", "--- server log (tail) ---"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error does not say %q:\n%v", want, err)
+				}
+			}
+			b, rerr := os.ReadFile(dir + "/pid")
+			if rerr != nil {
+				t.Fatalf("the fake daemon did not run: %v", rerr)
+			}
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+				t.Errorf("the daemon (pid %d) is still there (kill 0: %v)", pid, err)
+			}
+		})
 	}
 }
