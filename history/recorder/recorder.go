@@ -43,7 +43,11 @@ type Config struct {
 	// CommitScan bounds the lines one history.MethodCommitted request
 	// looks back at (50,000); the reader asks again from where it stopped.
 	CommitScan int
-	Log        *slog.Logger
+	// StateVersions is how many updates of each key of a domain of state
+	// the recorder keeps indexed (history.DefaultStateVersions: 8); see
+	// state.go.
+	StateVersions int
+	Log           *slog.Logger
 }
 
 // defaultCommitScan is Config.CommitScan's default.
@@ -58,6 +62,8 @@ type Recorder struct {
 	ns  string // the node's namespace
 	mu  sync.Mutex
 	obs map[string]*mesh.Observer // by topic
+	// states indexes the domains of state it records (state.go).
+	states *stateIndex
 	// counters
 	lines, errs, filled, unverified atomic.Uint64
 	wg                              sync.WaitGroup
@@ -93,7 +99,8 @@ func New(n *mesh.Node, st *store.Store, cfg Config) *Recorder {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Recorder{n: n, st: st, cfg: cfg, ns: n.Namespace(), obs: map[string]*mesh.Observer{}}
+	return &Recorder{n: n, st: st, cfg: cfg, ns: n.Namespace(), obs: map[string]*mesh.Observer{},
+		states: newStateIndex(st, n.Namespace(), cfg.StateVersions, n.NewDecoder)}
 }
 
 // name is the recorder's "service/instance", which names its sequence
@@ -107,6 +114,10 @@ func (r *Recorder) Run(ctx context.Context) error {
 		return err
 	}
 	if err := r.n.Handle(history.MethodCommitted, r.committed); err != nil {
+		return err
+	}
+	r.states.build()
+	if err := r.n.Handle(history.MethodState, r.stateQuery); err != nil {
 		return err
 	}
 	defer r.wg.Wait()
@@ -241,7 +252,8 @@ func (tl *topicLog) record(ctx context.Context, ob mesh.Observation) {
 }
 
 func (r *Recorder) append(rec store.Record) {
-	err := r.st.Append(rec)
+	recs := []store.Record{rec}
+	err := r.st.Append(recs...)
 	if err != nil {
 		if r.errs.Add(1)%1000 == 1 {
 			r.cfg.Log.Error("recording a line", "channel", rec.Channel, "err", err)
@@ -249,6 +261,7 @@ func (r *Recorder) append(rec store.Record) {
 		return
 	}
 	r.lines.Add(1)
+	r.states.add(recs[0]) // Append set its Seq
 }
 
 // Filled counts the lines copied from other recorders.
