@@ -67,6 +67,9 @@ func TestStateFromRecorder(t *testing.T) {
 		if info := d.Info(); info.Available || !info.Stale {
 			t.Errorf("no owner: %+v, want stale", info)
 		}
+		if rec.StateAnswers() == 0 {
+			t.Error("the newcomer replayed the record instead of asking the recorder for the latest update of each key")
+		}
 
 		// The owner comes back and continues from the loaded version.
 		back := meshtest.Connect(t, stateConfig(srv, m, "cfg", []string{"cfg"}, nil))

@@ -308,12 +308,27 @@ func (m *mirror) fromHistory(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.BackfillTimeout)
 	defer cancel()
 	if src := n.cfg.History; src != nil {
-		count, err := src.Replay(ctx, n, topic, time.Time{}, func(rec Recorded) error {
+		apply := func(rec Recorded) error {
 			if rec.Envelope.Kind == envelope.KindState {
 				m.receive(rec.Envelope, rec.Nick, nil, "history")
 			}
 			return nil
-		})
+		}
+		if latest, ok := src.(StateHistory); ok {
+			// The latest update of each key, from the recorders' index.
+			count, err := latest.LatestState(ctx, n, m.name, apply)
+			n.warnRejected("state: loading from history", topic, count)
+			if err == nil {
+				return "history (latest per key)", nil
+			}
+			if ctx.Err() != nil {
+				return "", err
+			}
+			if !errors.Is(err, ErrNoResponders) {
+				n.log.Info("state: no latest state from the recorders; replaying the domain's record", "domain", m.name, "err", err)
+			}
+		}
+		count, err := src.Replay(ctx, n, topic, time.Time{}, apply)
 		n.warnRejected("state: loading from history", topic, count)
 		switch {
 		case err == nil:
@@ -357,6 +372,15 @@ func (m *mirror) fromChatHistory(ctx context.Context, topic string) error {
 		}
 		after, afterID = p.NextTime, p.NextMsgID
 	}
+}
+
+// StateHistory is a HistorySource that can also read the latest update of
+// every key of a domain without replaying the domain's whole record
+// (history.Source: the recorders' index, docs/PROTOCOL.md §8.10). A node
+// loading a domain with no holder uses it when its history source has it,
+// and replays the record otherwise (or when it fails).
+type StateHistory interface {
+	LatestState(ctx context.Context, n *Node, domain string, fn func(Recorded) error) (ReplayCount, error)
 }
 
 // serveSnapshot answers a snapshot page request from the node's copy.
