@@ -3,14 +3,18 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/meshbot/meshbot/history/recorder"
+	"github.com/meshbot/meshbot/internal/historytest"
 	"github.com/meshbot/meshbot/internal/ircd"
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
 	"github.com/meshbot/meshbot/mesh"
+	dstate "github.com/meshbot/meshbot/state"
 )
 
 // ownerNode connects an in-process instance of service that owns domains.
@@ -119,5 +123,43 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestStateHistoryCommand: state history prints a key's versions from the
+// recorders' index, and every update of a domain from its record.
+func TestStateHistoryCommand(t *testing.T) {
+	srv := ircdtest.Start(t)
+	environ := map[string]string{"MESHBOT_SERVER": srv.Addr(), "MESHBOT_NAMESPACE": "sh"}
+	hm := historytest.NewMesh(srv, "sh", nil)
+	rec := hm.StartRecorderIn(t, t.TempDir(), "", "rec", recorder.Config{StateVersions: 3})
+	owner := ownerNode(t, srv, "sh", "cfg", "cfg.flags")
+	d, err := owner.Domain("cfg.flags")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	historytest.WaitTopic(t, rec.Recorder, dstate.Topic("cfg.flags"))
+	for i := 1; i <= 5; i++ {
+		if _, err := d.Put(ctx, "dark", fmt.Appendf(nil, "v%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.Put(ctx, "beta", []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	versions := regexp.MustCompile(`(?m)^\S+  v3  cfg/\w+  put dark@3=v3\n\S+  v4  cfg/\w+  put dark@4=v4\n\S+  v5  cfg/\w+  put dark@5=v5\n$`)
+	var r result
+	waitUntil(t, 10*time.Second, "the recorder to index the versions", func() bool {
+		r = runCLI(t, environ, "", "state", "history", "cfg.flags", "dark")
+		return r.code == 0 && versions.MatchString(r.stdout)
+	})
+	r = runCLI(t, environ, "", "state", "history", "cfg.flags")
+	if r.code != 0 || strings.Count(r.stdout, "put dark@") != 5 || !strings.Contains(r.stdout, "put beta@1=b") {
+		t.Fatalf("history of the domain: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -266,8 +266,9 @@ func watchDomain(ctx context.Context, w io.Writer, d *mesh.Domain, key string, t
 
 func newStateHistoryCmd(st *state) *cobra.Command {
 	var (
-		f     stateFlags
-		since time.Duration
+		f        stateFlags
+		since    time.Duration
+		versions int
 	)
 	cmd := &cobra.Command{
 		Use:   "history DOMAIN [KEY]",
@@ -278,10 +279,13 @@ where there is no recorder, and print each update, oldest first:
 
   TIME  vDOMAIN-VERSION  WRITER  put KEY@VERSION=VALUE ... | del KEY@VERSION ... [whole]
 
-With KEY, only the updates that write it (and only that key of each).
---since bounds how far back (default: everything kept). Updates are
-verified with this tool's keys like live ones; refused ones are counted
-on stderr.`,
+With KEY, the key's versions the recorders keep indexed (the last 8 by
+default; --versions N for fewer), without replaying the domain's whole
+record; where the recorders do not index state, the record is replayed
+and only the updates that write KEY are shown (and only that key of
+each). --since bounds how far back a replay goes (default: everything
+kept). Updates are verified with this tool's keys like live ones;
+refused ones are counted on stderr.`,
 		Example: `  meshbot state history config.flags
   meshbot state history config.flags dark-mode --since 1h --json`,
 		Args: nargs(1, 2, "DOMAIN [KEY]"),
@@ -304,7 +308,7 @@ on stderr.`,
 				from = time.Now().Add(-since)
 			}
 			enc := json.NewEncoder(st.env.stdout)
-			count, err := history.NewSource().Replay(ctx, n, dstate.Topic(a[0]), from, func(r mesh.Recorded) error {
+			show := func(r mesh.Recorded) error {
 				if r.Envelope.Kind != envelope.KindState {
 					return nil
 				}
@@ -313,7 +317,20 @@ on stderr.`,
 					return nil
 				}
 				return printUpdate(st.env.stdout, enc, r.Offset.At(), u, key, f.asJSON)
-			})
+			}
+			if key != "" && since == 0 {
+				_, count, err := history.KeyVersions(ctx, n, a[0], key, versions, show)
+				if count.RejectedTotal() > 0 {
+					fmt.Fprintf(st.env.stderr, "meshbot: %d recorded lines refused by this tool's keys\n", count.RejectedTotal())
+				}
+				if err == nil || !errors.Is(err, history.ErrNoStateIndex) {
+					if err != nil && ctx.Err() != nil {
+						return errors.New("interrupted")
+					}
+					return err
+				}
+			}
+			count, err := history.NewSource().Replay(ctx, n, dstate.Topic(a[0]), from, show)
 			if count.RejectedTotal() > 0 {
 				fmt.Fprintf(st.env.stderr, "meshbot: %d recorded lines refused by this tool's keys\n", count.RejectedTotal())
 			}
@@ -327,7 +344,8 @@ on stderr.`,
 		},
 	}
 	f.add(cmd)
-	cmd.Flags().DurationVar(&since, "since", 0, "only updates recorded within this long (0: everything kept)")
+	cmd.Flags().DurationVar(&since, "since", 0, "only updates recorded within this long (0: everything kept); replays the record")
+	cmd.Flags().IntVar(&versions, "versions", 0, "with KEY: at most this many of its latest versions (0: all the recorders keep)")
 	return cmd
 }
 
