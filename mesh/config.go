@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -24,6 +25,11 @@ type Config struct {
 	SASLUser, SASLPassword string
 	// ServerPassword is sent with PASS when set.
 	ServerPassword string
+	// Dial, when set, opens the connection to Server in place of a TCP
+	// dial (TLS, when set, still runs over what it returns): a proxy, or
+	// the in-memory server of a replay test (meshtest). The context bounds
+	// the dial (ConnectTimeout). nil dials TCP.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// Namespace names the mesh: topic t is channel #<Namespace>.t.
 	Namespace string

@@ -57,7 +57,13 @@ type tapDialer struct {
 func (d tapDialer) Dial(network, addr string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d.n.cfg.ConnectTimeout)
 	defer cancel()
-	raw, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	var raw net.Conn
+	var err error
+	if dial := d.n.cfg.Dial; dial != nil {
+		raw, err = dial(ctx, network, addr)
+	} else {
+		raw, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
 	if err != nil {
 		return nil, err
 	}
