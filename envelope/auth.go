@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"crypto/cipher"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -96,16 +97,24 @@ type edKey struct {
 	pub     ed25519.PublicKey
 }
 
-// Keyring holds the keys an instance trusts. It is safe for concurrent use.
+// Keyring holds the keys an instance trusts: signature keys (ed25519
+// public keys bound to services, HMAC mesh keys) and, for encrypted
+// payloads, mesh payload keys and the services' X25519 public keys
+// (keyring_crypt.go). It is safe for concurrent use; keys can be added and
+// removed while it is in use (rotation).
 type Keyring struct {
-	mu   sync.RWMutex
-	ed   map[string]edKey
-	hmac map[string][]byte
+	mu      sync.RWMutex
+	ed      map[string]edKey
+	hmac    map[string][]byte
+	payload map[string]cipher.AEAD
+	x25519  map[string]dhKey
+	dhOrder map[string][]string // service → its X25519 key ids, oldest first
 }
 
 // NewKeyring returns an empty keyring.
 func NewKeyring() *Keyring {
-	return &Keyring{ed: map[string]edKey{}, hmac: map[string][]byte{}}
+	return &Keyring{ed: map[string]edKey{}, hmac: map[string][]byte{}, payload: map[string]cipher.AEAD{},
+		x25519: map[string]dhKey{}, dhOrder: map[string][]string{}}
 }
 
 // AddEd25519 trusts pub under keyID for envelopes sent by service.

@@ -113,7 +113,7 @@ func (d *Decoder) DecodeLine(sender string, tags map[string]string, body string,
 	}
 	l.Envelopes = make([]DecodedEnvelope, len(st.parts))
 	for i, p := range st.parts {
-		env, sig, err := d.open(p, now)
+		env, sig, err := d.open(sender, tags, p, now)
 		l.Envelopes[i] = DecodedEnvelope{Envelope: env, Sealed: p, Signature: sig, Err: err}
 	}
 	return l

@@ -31,6 +31,30 @@ type DecoderConfig struct {
 	// must never be set on a decoder whose envelopes are acted on: anyone
 	// can write a signed-looking envelope.
 	AcceptUnchecked bool
+
+	// BindSender rejects, with ErrWrongSender, an envelope whose sender
+	// (service, instance) is not the nick that sent its line
+	// (docs/PROTOCOL.md §4.4): the IRC server vouches for nicks, so this
+	// holds in every trust mode, signed or not. Every decoder whose
+	// envelopes are acted on sets it.
+	BindSender bool
+	// Accounts, with BindSender, also binds services to accounts: a bound
+	// service's lines must carry the account tag of its account.
+	Accounts *AccountBinding
+
+	// Crypter opens encrypted payloads (docs/PROTOCOL.md §4.5): the
+	// envelope is handed on with its payload, headers and error in clear
+	// (Encrypted still true). Nil opens none.
+	Crypter *Crypter
+	// MustOpen rejects an encrypted envelope the decoder holds no key for
+	// (ErrUnknownKey): a node cannot act on it. Without it such envelopes
+	// are handed on still encrypted (PayloadEncrypted), for tools that
+	// show or store lines. A payload that does not open with a key the
+	// decoder holds is always rejected (ErrForged).
+	MustOpen bool
+	// RequireEncrypted rejects events, requests and responses whose
+	// payload travels in clear (ErrUnencrypted).
+	RequireEncrypted bool
 }
 
 // Decoder turns received lines into verified envelopes: parse, reassemble,
@@ -54,11 +78,13 @@ type DecodeStats struct {
 // RejectCounts count rejected lines by reason.
 type RejectCounts struct {
 	Malformed, Truncated, TooLarge, Version, Unsigned, Forged, UnknownKey, Duplicate, Expired, Fragment uint64
+	WrongSender, Unencrypted                                                                            uint64
 }
 
 // Total is the sum of all rejections.
 func (c RejectCounts) Total() uint64 {
-	return c.Malformed + c.Truncated + c.TooLarge + c.Version + c.Unsigned + c.Forged + c.UnknownKey + c.Duplicate + c.Expired + c.Fragment
+	return c.Malformed + c.Truncated + c.TooLarge + c.Version + c.Unsigned + c.Forged + c.UnknownKey + c.Duplicate + c.Expired + c.Fragment +
+		c.WrongSender + c.Unencrypted
 }
 
 // count adds err to the counter of its reason.
@@ -82,6 +108,10 @@ func (c *RejectCounts) count(err error) {
 		c.Expired++
 	case "fragment":
 		c.Fragment++
+	case "wrong-sender":
+		c.WrongSender++
+	case "unencrypted":
+		c.Unencrypted++
 	default:
 		c.Malformed++
 	}
@@ -116,7 +146,7 @@ func (d *Decoder) Decode(sender string, tags map[string]string, body string, now
 	}
 	var errs []error
 	for _, p := range st.parts {
-		env, _, err := d.open(p, now)
+		env, _, err := d.open(sender, tags, p, now)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -175,20 +205,37 @@ func Errors(err error) []error {
 	return []error{err}
 }
 
-// Open decodes and verifies sealed envelope bytes (from a reassembled line,
-// or from a history store), applying the guard when there is one. It is
-// not counted in Stats.
+// Open decodes and verifies sealed envelope bytes, applying the guard when
+// there is one, without the sender's line: it cannot check BindSender.
+// Decoders of envelopes that are acted on use OpenFrom. It is not counted
+// in Stats.
 func (d *Decoder) Open(sealed []byte, now time.Time) (*Envelope, error) {
-	env, _, err := d.check(sealed, now)
+	env, _, err := d.check("", nil, sealed, now, false)
 	if err != nil {
 		return nil, err
 	}
 	return env, nil
 }
 
-// open is Open for an envelope of a line: counted in Stats.
-func (d *Decoder) open(sealed []byte, now time.Time) (*Envelope, SigState, error) {
-	env, sig, err := d.check(sealed, now)
+// OpenFrom is Open for the sealed bytes of a line that nick sent with
+// tags (a recorded line, a history page's data): every check Decode makes
+// of an envelope, the sender binding included. tags nil means the source
+// kept none (the account is then not checked; the nick is). It is not
+// counted in Stats.
+func (d *Decoder) OpenFrom(nick string, tags map[string]string, sealed []byte, now time.Time) (*Envelope, error) {
+	env, _, err := d.check(nick, tags, sealed, now, true)
+	if err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// open is OpenFrom for an envelope of a line: counted in Stats.
+func (d *Decoder) open(sender string, tags map[string]string, sealed []byte, now time.Time) (*Envelope, SigState, error) {
+	if tags == nil {
+		tags = noTags // a live line: a missing account tag is no account
+	}
+	env, sig, err := d.check(sender, tags, sealed, now, true)
 	if err != nil {
 		d.stats.Rejected.count(err)
 	} else {
@@ -197,17 +244,31 @@ func (d *Decoder) open(sealed []byte, now time.Time) (*Envelope, SigState, error
 	return env, sig, err
 }
 
-// check decodes, verifies and guards sealed bytes. It returns the envelope
-// whenever it decodes, also when it is then rejected (err says why), and
-// what the signature check established (SigUnknown when it failed).
-func (d *Decoder) check(sealed []byte, now time.Time) (*Envelope, SigState, error) {
+// noTags stands for the tags of a live line that has none.
+var noTags = map[string]string{}
+
+// check decodes, binds to its sender, verifies, opens and guards sealed
+// bytes, in that order (a line that fails a check leaves no trace in the
+// guard). It returns the envelope whenever it decodes, also when it is
+// then rejected (err says why), and what the signature check established
+// (SigUnknown when it failed). bind says whether source and tags are the
+// line's (Open has none).
+func (d *Decoder) check(source string, tags map[string]string, sealed []byte, now time.Time, bind bool) (*Envelope, SigState, error) {
 	env, err := Unmarshal(sealed, d.cfg.Limits.MaxEnvelope)
 	if err != nil {
 		return nil, SigUnknown, err
 	}
+	if bind {
+		if err := d.checkSender(source, tags, env); err != nil {
+			return env, SigUnknown, err
+		}
+	}
 	sig, err := d.verify(sealed, env)
 	if err != nil {
 		return env, SigUnknown, err
+	}
+	if err := d.openPayload(env); err != nil {
+		return env, sig, err
 	}
 	if d.cfg.Guard != nil {
 		if err := d.cfg.Guard.Check(env, now); err != nil {

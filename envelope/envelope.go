@@ -149,9 +149,13 @@ type Envelope struct {
 	Deadline    int64   `cbor:"13,keyasint,omitempty"` // request deadline, Unix nanoseconds
 	Error       *Error  `cbor:"14,keyasint,omitempty"` // remote error in a response
 	Auth        *Auth   `cbor:"15,keyasint,omitempty"` // how Signature was made
+	Crypt       *Crypt  `cbor:"16,keyasint,omitempty"` // how Payload is encrypted (crypt.go)
 	// Signature is written last on the wire (its key sorts after every
 	// other) and covers everything before it; see docs/PROTOCOL.md §4.
 	Signature []byte `cbor:"65535,keyasint,omitempty"`
+
+	// opened: a decoder decrypted the payload (Encrypted stays true).
+	opened bool
 }
 
 // New returns an envelope of the given kind with a fresh id, the current
@@ -171,10 +175,19 @@ func New(kind Kind, sender Sender, topic string, payload []byte, now time.Time) 
 // SentAt returns the sender's time as a time.Time.
 func (e *Envelope) SentAt() time.Time { return time.Unix(0, e.Time) }
 
+// EncryptedMark follows the kind in the summary of an envelope whose
+// payload is encrypted: "event+encrypted orders.created 1a2b3c4d".
+const EncryptedMark = "+encrypted"
+
 // Summary is the short legible description shown to people in a channel:
-// kind, topic and short id.
+// kind, topic and short id. The kind of an encrypted envelope carries
+// EncryptedMark; nothing of its payload is ever shown.
 func (e *Envelope) Summary() string {
-	return e.Kind.String() + " " + legibleTopic(e.Topic) + " " + e.ID.Short()
+	kind := e.Kind.String()
+	if e.Encrypted() {
+		kind += EncryptedMark
+	}
+	return kind + " " + legibleTopic(e.Topic) + " " + e.ID.Short()
 }
 
 // legibleTopic makes a topic safe to show as one token in a line.

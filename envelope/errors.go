@@ -30,6 +30,13 @@ var (
 	// ErrFragment: a fragment that does not fit its envelope (wrong count,
 	// out of range, or its envelope was evicted).
 	ErrFragment = errors.New("envelope: bad fragment")
+	// ErrWrongSender: the envelope's sender (service, instance) is not the
+	// nick that sent its line, or the line's account is not the one the
+	// sending service is bound to (docs/PROTOCOL.md §4.4).
+	ErrWrongSender = errors.New("envelope: sender does not match the line's nick or account")
+	// ErrUnencrypted: the payload travels in clear where encryption is
+	// required (docs/PROTOCOL.md §4.6).
+	ErrUnencrypted = errors.New("envelope: payload not encrypted")
 )
 
 // VersionError reports an envelope written by a newer (or unknown) version
@@ -54,6 +61,7 @@ var reasons = []struct {
 	{ErrTruncated, "truncated"}, {ErrTooLarge, "too-large"}, {ErrVersion, "version"},
 	{ErrUnsigned, "unsigned"}, {ErrForged, "forged"}, {ErrUnknownKey, "unknown-key"},
 	{ErrDuplicate, "duplicate"}, {ErrExpired, "expired"}, {ErrFragment, "fragment"},
+	{ErrWrongSender, "wrong-sender"}, {ErrUnencrypted, "unencrypted"},
 	{ErrMalformed, "malformed"},
 }
 

@@ -15,7 +15,7 @@ func checkSentinel(t *testing.T, err error) {
 	if err == nil {
 		return
 	}
-	for _, s := range []error{ErrMalformed, ErrTruncated, ErrTooLarge, ErrVersion, ErrUnsigned, ErrForged, ErrUnknownKey, ErrDuplicate, ErrExpired, ErrFragment} {
+	for _, s := range []error{ErrMalformed, ErrTruncated, ErrTooLarge, ErrVersion, ErrUnsigned, ErrForged, ErrUnknownKey, ErrDuplicate, ErrExpired, ErrFragment, ErrWrongSender, ErrUnencrypted} {
 		if errors.Is(err, s) {
 			return
 		}
