@@ -90,12 +90,13 @@ func (h *handled) waitFor(t *testing.T, n int, timeout time.Duration) {
 }
 
 // anycastGroup connects a publisher and k workers of service "workers",
-// subscribes the workers with opts and waits until they know each other.
-func anycastGroup(t *testing.T, srv *ircd.Server, k int, topic string, h *handled, opts ...mesh.SubOption) (*mesh.Node, []*mesh.Node, []*mesh.AnycastSubscription) {
+// configured by config, subscribes the workers with opts and waits until
+// they know each other.
+func anycastGroup(t *testing.T, config func(service string) mesh.Config, k int, topic string, h *handled, opts ...mesh.SubOption) (*mesh.Node, []*mesh.Node, []*mesh.AnycastSubscription) {
 	t.Helper()
-	cfgs := []mesh.Config{testConfig(srv, "jobs")}
+	cfgs := []mesh.Config{config("jobs")}
 	for range k {
-		cfgs = append(cfgs, testConfig(srv, "workers"))
+		cfgs = append(cfgs, config("workers"))
 	}
 	nodes := connectAll(t, cfgs...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -167,13 +168,36 @@ func waitCompleted(t *testing.T, subs []*mesh.AnycastSubscription, n uint64, tim
 	}
 }
 
+// TestAnycastExactlyOnce, in each trust mode: 1,000 events published on
+// a topic with an anycast group of 3 workers are each handled once, by one
+// worker, at epoch 1, spread over the three; a multicast subscriber of
+// another service on the same topic gets every one.
 func TestAnycastExactlyOnce(t *testing.T) {
 	srv := ircdtest.Start(t)
+	meshtest.ForEachMode(t, func(t *testing.T, m *meshtest.Mode) { testAnycastExactlyOnce(t, modeConfig(srv, m)) })
+}
+
+// modeConfig returns test configs in trust mode m, in a namespace of
+// their own.
+func modeConfig(srv *ircd.Server, m *meshtest.Mode) func(service string) mesh.Config {
+	return func(service string) mesh.Config {
+		cfg := testConfig(srv, service)
+		cfg.Namespace = "t" + m.Name[:3]
+		return m.Config(cfg)
+	}
+}
+
+// plainConfig returns unsigned test configs.
+func plainConfig(srv *ircd.Server) func(service string) mesh.Config {
+	return func(service string) mesh.Config { return testConfig(srv, service) }
+}
+
+func testAnycastExactlyOnce(t *testing.T, config func(string) mesh.Config) {
 	h := newHandled()
-	pub, workers, subs := anycastGroup(t, srv, 3, "jobs.todo", h, mesh.Concurrency(4))
+	pub, workers, subs := anycastGroup(t, config, 3, "jobs.todo", h, mesh.Concurrency(4))
 	// A multicast subscriber of another service on the same topic gets
 	// every event: the publisher does not know or care.
-	audit := connect(t, testConfig(srv, "audit"))
+	audit := connect(t, config("audit"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	all := newCollector()
@@ -228,7 +252,7 @@ func TestAnycastByKeyKeepsOrderPerKey(t *testing.T) {
 	srv := ircdtest.Start(t)
 	h := newHandled()
 	key := func(m *mesh.Message) string { k, _, _ := strings.Cut(string(m.Payload), "/"); return k }
-	pub, _, subs := anycastGroup(t, srv, 3, "jobs.keyed", h, mesh.ByKey(key))
+	pub, _, subs := anycastGroup(t, plainConfig(srv), 3, "jobs.keyed", h, mesh.ByKey(key))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const keys, perKey = 12, 25
@@ -440,14 +464,19 @@ func TestAnycastAcrossLinkedServers(t *testing.T) {
 	t.Logf("handled per worker: %d (server a) / %d / %d (server b)", len(h.order["w0"]), len(h.order["w1"]), len(h.order["w2"]))
 }
 
-// TestAnycastCommittedOffset: the members of a group agree on a committed
-// offset (HistoryClaim/Ack), it reaches the last completed event, and
-// members drop completed events behind it from memory.
+// TestAnycastCommittedOffset, in each trust mode: the members of a group
+// agree on a committed offset (HistoryClaim/Ack), it reaches the last
+// completed event, and members drop completed events behind it from
+// memory.
 func TestAnycastCommittedOffset(t *testing.T) {
 	srv := ircdtest.Start(t)
-	cfgs := []mesh.Config{testConfig(srv, "jobs")}
+	meshtest.ForEachMode(t, func(t *testing.T, m *meshtest.Mode) { testAnycastCommittedOffset(t, modeConfig(srv, m)) })
+}
+
+func testAnycastCommittedOffset(t *testing.T, config func(string) mesh.Config) {
+	cfgs := []mesh.Config{config("jobs")}
 	for range 3 {
-		cfg := testConfig(srv, "workers")
+		cfg := config("workers")
 		cfg.CommitInterval = 200 * time.Millisecond
 		cfgs = append(cfgs, cfg)
 	}
