@@ -100,7 +100,7 @@ func (m *mirror) load(why, prefer string) {
 			if ctx.Err() != nil {
 				return
 			}
-			n.log.Warn("state: domain not loaded; trying again", "domain", m.name, "why", why, "err", err)
+			n.log.Info("state: domain not loaded; trying again", "domain", m.name, "why", why, "err", err)
 			continue
 		}
 		if n.connGeneration() != gen || n.current() == nil {
@@ -156,6 +156,21 @@ func (m *mirror) holders(ctx context.Context, prefer string) []string {
 		}
 		if len(out) > 0 || time.Now().After(deadline) || (time.Since(since) >= n.holderWarmup() && n.heardAll(all, self)) {
 			return out
+		}
+		if prefer == "" && len(all) <= 1 {
+			// Nothing heard yet (a node that just connected): the owner's
+			// instances present in the namespace are likely holders; ask
+			// them first rather than wait for their beats. One that holds
+			// no current copy says so (CodeNotHeld), and the load goes on
+			// from what the beats tell.
+			for _, nick := range n.Present(state.Owner(m.name)) {
+				if strings.ToLower(nick) != self {
+					out = append(out, nick)
+				}
+			}
+			if len(out) > 0 {
+				return out
+			}
 		}
 		n.hb.mu.Lock()
 		changed := n.hb.changed
