@@ -75,12 +75,13 @@ func startLedger(t *testing.T) (*ledger, string) {
 	return l, "http://" + ln.Addr().String() + "/apply"
 }
 
-// auditor watches a topic's channel and runs a passive claims core (one
-// that never claims) over what it sees: which ack completed each event.
+// auditor watches a topic's channel and follows the group with a passive
+// claims.Group (the runtime's own intake, never claiming) over what it
+// sees: which ack completed each event. It leaves the consensus lines
+// out, so it never forgets a completed event.
 type auditor struct {
 	mu      sync.Mutex
-	core    *claims.Core
-	group   string
+	core    *claims.Group
 	events  map[envelope.ID]bool
 	rawAcks map[envelope.ID]int
 	obs     *mesh.Observer
@@ -89,8 +90,11 @@ type auditor struct {
 func newAuditor(t *testing.T, n *mesh.Node, topic, group string) *auditor {
 	t.Helper()
 	a := &auditor{
-		core:    claims.New(claims.Config{Self: claims.Claimant{ID: "auditor/-", Incarnation: 1}, MaxEvents: 1 << 20, Retain: time.Hour}),
-		group:   group,
+		core: claims.NewGroup(claims.GroupConfig{
+			Config: claims.Config{MaxEvents: 1 << 20, Retain: time.Hour},
+			Topic:  topic, Group: group, Passive: true,
+			Sender: envelope.Sender{Service: "auditor", Instance: "a", Incarnation: 1},
+		}),
 		events:  map[envelope.ID]bool{},
 		rawAcks: map[envelope.ID]int{},
 	}
@@ -110,42 +114,25 @@ func (a *auditor) see(ob mesh.Observation) {
 	if env == nil {
 		return
 	}
-	now := time.Now()
-	who := claims.Claimant{ID: env.Sender.Service + "/" + env.Sender.Instance, Incarnation: env.Sender.Incarnation}
+	switch env.Kind {
+	case envelope.KindHistoryClaim, envelope.KindHistoryAck, envelope.KindHistoryReject:
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if env.Kind == envelope.KindEvent {
 		a.events[env.ID] = true
-		a.core.Event(env.ID, "", now)
-		return
 	}
-	if env.Topic != a.group {
-		return
-	}
-	switch env.Kind {
-	case envelope.KindClaim, envelope.KindAck:
-		items, err := claims.DecodeItems(env.Payload)
-		if err != nil {
-			return
-		}
-		for _, it := range items {
-			if env.Kind == envelope.KindClaim {
-				a.core.Claim(who, it, time.Duration(env.LeaseMillis)*time.Millisecond, now)
-			} else {
+	if env.Kind == envelope.KindAck && env.Topic == a.core.Config().Group {
+		// Every ack item counts, accepted or not (a second ack of an event
+		// is ignored by the rules, and counted here).
+		if items, err := claims.DecodeItems(env.Payload); err == nil {
+			for _, it := range items {
 				a.rawAcks[it.Event]++
-				a.core.Ack(who, it, now)
 			}
 		}
-	case envelope.KindNack:
-		it := claims.Item{Event: env.Correlation, Epoch: env.Epoch}
-		if env.Error != nil && env.Error.Code == 1 {
-			a.core.Released(who, it, now)
-		} else {
-			a.core.Nack(who, it, time.Duration(env.LeaseMillis)*time.Millisecond, "", now)
-		}
-	case envelope.KindDeadLetter:
-		a.core.Dead(who, claims.Item{Event: env.Correlation, Epoch: env.Epoch}, now)
 	}
+	a.core.Receive(claims.Received{Envelope: env, From: ob.From, MsgID: ob.MsgID}, time.Now())
 }
 
 func (a *auditor) completed() (acked, dead int) {
