@@ -8,8 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshbot/meshbot/history"
+	"github.com/meshbot/meshbot/history/recorder"
+	"github.com/meshbot/meshbot/internal/historytest"
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
 	"github.com/meshbot/meshbot/mesh"
+	"github.com/meshbot/meshbot/state"
 )
 
 // Benchmarks of domain state (docs/performance.md, "Domain state"). Like
@@ -197,6 +201,69 @@ func BenchmarkStateLoad(b *testing.B) {
 		b.StopTimer()
 		cfg := benchConfig(srv, "late")
 		cfg.Instance = fmt.Sprintf("l%d", i)
+		_, ns := benchConnect(b, srv, nil, []mesh.Config{cfg})
+		b.StartTimer()
+		start := time.Now()
+		d, err := ns[0].Domain("cfg")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := d.Wait(ctx); err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(start)
+		if info := d.Info(); info.Keys != keys {
+			b.Fatalf("loaded %d keys, want %d", info.Keys, keys)
+		}
+	}
+	b.StopTimer()
+	per := total / time.Duration(b.N)
+	b.ReportMetric(per.Seconds(), "s/load")
+	b.ReportMetric(float64(keys*size)/1e6/per.Seconds(), "MB/s")
+}
+
+// BenchmarkStateLoadFromRecorder is BenchmarkStateLoad with no member
+// holding the domain: the newcomer reads the latest update of each key
+// from a recorder's index (history.Source.LatestState).
+func BenchmarkStateLoadFromRecorder(b *testing.B) {
+	const keys, size = 10000, 1024
+	srv := ircdtest.Start(b)
+	hm := historytest.NewMesh(srv, "bench", nil)
+	rec := hm.StartRecorderIn(b, b.TempDir(), "", "rec", recorder.Config{})
+	owner := benchConfig(srv, "cfg")
+	owner.Owns = []string{"cfg"}
+	_, nodes := benchConnect(b, srv, nil, []mesh.Config{owner})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	od, _ := nodes[0].Domain("cfg")
+	if err := od.Wait(ctx); err != nil {
+		b.Fatal(err)
+	}
+	historytest.WaitTopic(b, rec.Recorder, state.Topic("cfg"))
+	value := bytes.Repeat([]byte("v"), size)
+	var wg sync.WaitGroup
+	for w := range benchStateWriters {
+		wg.Go(func() {
+			for i := w; i < keys; i += benchStateWriters {
+				if _, err := od.Put(ctx, fmt.Sprintf("key-%05d", i), value); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := nodes[0].Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(time.Second) // let the recorder commit its last lines
+	var total time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		cfg := benchConfig(srv, "late")
+		cfg.Instance = fmt.Sprintf("r%d", i)
+		cfg.History = history.NewSource()
 		_, ns := benchConnect(b, srv, nil, []mesh.Config{cfg})
 		b.StartTimer()
 		start := time.Now()
