@@ -29,7 +29,7 @@ import (
 var (
 	simSeed  = flag.Uint64("seed", 0, "run only this simulation seed")
 	simRuns  = flag.Int("schedules", 10000, "simulation schedules to run")
-	simTrace = flag.Bool("trace", false, "print the schedule of a -seed run")
+	simTrace = flag.Bool("sim.trace", false, "print the schedule of a -seed run")
 )
 
 const (
@@ -202,7 +202,7 @@ func (s *sim) fatalf(format string, args ...any) {
 		return
 	}
 	s.failed = true
-	s.t.Errorf("seed %d: %s\n  replay: go test ./claims -run TestSimulation -seed=%d -trace -v", s.seed, fmt.Sprintf(format, args...), s.seed)
+	s.t.Errorf("seed %d: %s\n  replay: go test ./claims -run TestSimulation -seed=%d -sim.trace -v", s.seed, fmt.Sprintf(format, args...), s.seed)
 	if *simTrace || *simSeed != 0 {
 		s.t.Log("schedule:\n" + strings.Join(s.trace, "\n"))
 	}
