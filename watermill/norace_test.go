@@ -1,0 +1,5 @@
+//go:build !race
+
+package meshwatermill_test
+
+const raceEnabled = false
