@@ -135,17 +135,28 @@ func (n *Node) Domains() []*Domain {
 	return out
 }
 
-// WriteOption conditions a write (a compare-and-set, §8.4).
-type WriteOption func(*state.Cond)
+// WriteOption tunes a write: a condition (a compare-and-set, §8.4), or
+// Stored.
+type WriteOption func(*writeOptions)
+
+type writeOptions struct {
+	cond   state.Cond
+	stored bool
+}
 
 // IfVersion makes a write succeed only if the key is at version v when it
 // is made and no concurrent write of the key wins; the loser gets a
 // *state.ConflictError.
-func IfVersion(v uint64) WriteOption { return func(c *state.Cond) { *c = state.IfVersion(v) } }
+func IfVersion(v uint64) WriteOption { return func(o *writeOptions) { o.cond = state.IfVersion(v) } }
 
 // IfAbsent makes a write succeed only if the key does not exist (never
 // written, or deleted) and no concurrent write of the key wins.
-func IfAbsent() WriteOption { return func(c *state.Cond) { *c = state.IfAbsent() } }
+func IfAbsent() WriteOption { return func(o *writeOptions) { o.cond = state.IfAbsent() } }
+
+// Stored makes a write return only once a history recorder has journaled
+// its update (§7.9), like PublishStored: with no recorder live nothing is
+// written and the error wraps ErrNotStored.
+func Stored() WriteOption { return func(o *writeOptions) { o.stored = true } }
 
 // Put writes value to key. Only instances of the domain's owner write
 // (state.ErrNotOwner otherwise); a write waits, until ctx ends, for the
@@ -181,8 +192,8 @@ func (d *Domain) Delete(ctx context.Context, key string, opts ...WriteOption) (s
 // put, every other key deleted (a key another instance creates
 // concurrently survives, §8.2). The update must fit one envelope
 // (Config.MaxEnvelope). It returns the update's domain version.
-func (d *Domain) Replace(ctx context.Context, values map[string][]byte) (uint64, error) {
-	o, err := d.write(ctx, nil, func(r *state.Replica, _ state.Cond, now time.Time) (*envelope.Envelope, error) {
+func (d *Domain) Replace(ctx context.Context, values map[string][]byte, opts ...WriteOption) (uint64, error) {
+	o, err := d.write(ctx, opts, func(r *state.Replica, _ state.Cond, now time.Time) (*envelope.Envelope, error) {
 		return r.Replace(values, now)
 	})
 	if err != nil {
@@ -198,9 +209,15 @@ func (d *Domain) write(ctx context.Context, opts []WriteOption, build func(*stat
 	if owner := state.Owner(m.name); owner != n.cfg.Service {
 		return state.Outcome{}, fmt.Errorf("%w: %s is owned by %s; this node is %s", state.ErrNotOwner, m.name, owner, n.cfg.Service)
 	}
-	var c state.Cond
+	var wo writeOptions
 	for _, o := range opts {
-		o(&c)
+		o(&wo)
+	}
+	c := wo.cond
+	if wo.stored {
+		if err := n.trackTopic(ctx, m.sub.topic); err != nil {
+			return state.Outcome{}, fmt.Errorf("mesh: writing %s: %w", m.name, err)
+		}
 	}
 	for {
 		if n.sealed.Load() {
@@ -245,7 +262,14 @@ func (d *Domain) write(ctx context.Context, opts []WriteOption, build func(*stat
 				return state.Outcome{}, ErrClosed
 			}
 		}
-		return m.send(ctx, connCtx, env, out)
+		o, err := m.send(ctx, connCtx, env, out)
+		if err != nil || !wo.stored {
+			return o, err
+		}
+		if _, err := n.cfg.History.(HistoryStore).Stored(ctx, n, m.sub.topic, PubAck{ID: o.ID}); err != nil {
+			return o, fmt.Errorf("mesh: writing %s: %w: %w", m.name, ErrNotStored, err)
+		}
+		return o, nil
 	}
 }
 

@@ -29,9 +29,14 @@ type domains struct {
 	mu     sync.Mutex
 	by     map[string]*mirror
 	served bool // the snapshot method is registered
+	// tracked are the topics a history recorder was asked to record
+	// (stored.go): retained data, like the domains.
+	tracked map[string]bool
 }
 
-func newDomains(n *Node) *domains { return &domains{n: n, by: map[string]*mirror{}} }
+func newDomains(n *Node) *domains {
+	return &domains{n: n, by: map[string]*mirror{}, tracked: map[string]bool{}}
+}
 
 // mirror is one domain mirrored by the node. mu guards the replica and
 // everything below it; it is a leaf lock: nothing blocks under it
@@ -130,6 +135,9 @@ func (ds *domains) mirror(name string) (*mirror, error) {
 			n.log.Debug("state: joining the domain's channel", "domain", name, "err", err)
 			return
 		}
+		// With a recorder live, it records the domain's channel before
+		// anything is written there (§7.9).
+		_ = n.trackTopic(s.ctx, state.Topic(name))
 		m.joined()
 	}()
 	return m, nil
