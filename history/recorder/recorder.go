@@ -62,6 +62,12 @@ type Recorder struct {
 	ns  string // the node's namespace
 	mu  sync.Mutex
 	obs map[string]*mesh.Observer // by topic
+	// starting are topics whose observer is being started (observe).
+	starting map[string]chan struct{}
+	// ctx is Run's: what track requests start recording with.
+	ctx context.Context
+	// waits are the stored requests waiting for their line (stored.go).
+	waits *storedWaits
 	// states indexes the domains of state it records (state.go).
 	states *stateIndex
 	// counters
@@ -100,6 +106,7 @@ func New(n *mesh.Node, st *store.Store, cfg Config) *Recorder {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Recorder{n: n, st: st, cfg: cfg, ns: n.Namespace(), obs: map[string]*mesh.Observer{},
+		starting: map[string]chan struct{}{}, waits: &storedWaits{by: map[string][]*storedWait{}},
 		states: newStateIndex(st, n.Namespace(), cfg.StateVersions, n.NewDecoder)}
 }
 
@@ -118,6 +125,15 @@ func (r *Recorder) Run(ctx context.Context) error {
 	}
 	r.states.build()
 	if err := r.n.Handle(history.MethodState, r.stateQuery); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.ctx = ctx
+	r.mu.Unlock()
+	if err := r.n.Handle(history.MethodTrack, r.track); err != nil {
+		return err
+	}
+	if err := r.n.Handle(history.MethodStored, r.storedQuery); err != nil {
 		return err
 	}
 	defer r.wg.Wait()
@@ -169,29 +185,61 @@ func (r *Recorder) scan(ctx context.Context) error {
 		delete(topics, "_hb")
 	}
 	for t := range topics {
+		if oerr := r.observe(ctx, t); oerr != nil {
+			err = errors.Join(err, oerr)
+		}
+	}
+	return err
+}
+
+// observe starts recording topic, unless it is recorded already; it
+// returns once the recorder is in the topic's channel. ctx is the
+// recording's (Run's), not a request's.
+func (r *Recorder) observe(ctx context.Context, t string) error {
+	r.mu.Lock()
+	if _, have := r.obs[t]; have {
+		r.mu.Unlock()
+		return nil
+	}
+	if wait, starting := r.starting[t]; starting {
+		r.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		r.mu.Lock()
 		_, have := r.obs[t]
 		r.mu.Unlock()
-		if have {
-			continue
+		if !have {
+			return fmt.Errorf("observing %s: it could not be joined", t)
 		}
-		tl := &topicLog{r: r, topic: t, filling: true, ids: map[string]bool{}, dup: map[string]bool{}}
-		o, oerr := r.n.Observe(ctx, t, func(ob mesh.Observation) { tl.record(ctx, ob) }, mesh.ObserveGaps())
-		if oerr != nil {
-			err = errors.Join(err, fmt.Errorf("observing %s: %w", t, oerr))
-			continue
-		}
-		r.mu.Lock()
-		r.obs[t] = o
-		r.mu.Unlock()
-		r.cfg.Log.Info("recording", "topic", t)
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.fill(ctx, t, tl)
-		}()
+		return nil
 	}
-	return err
+	started := make(chan struct{})
+	r.starting[t] = started
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.starting, t)
+		r.mu.Unlock()
+		close(started)
+	}()
+	tl := &topicLog{r: r, topic: t, filling: true, ids: map[string]bool{}, dup: map[string]bool{}}
+	o, err := r.n.Observe(ctx, t, func(ob mesh.Observation) { tl.record(ctx, ob) }, mesh.ObserveGaps())
+	if err != nil {
+		return fmt.Errorf("observing %s: %w", t, err)
+	}
+	r.mu.Lock()
+	r.obs[t] = o
+	r.mu.Unlock()
+	r.cfg.Log.Info("recording", "topic", t)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.fill(ctx, t, tl)
+	}()
+	return nil
 }
 
 // lineID identifies a line across recorders: its msgid, or without one
@@ -262,6 +310,7 @@ func (r *Recorder) append(rec store.Record) {
 	}
 	r.lines.Add(1)
 	r.states.add(recs[0]) // Append set its Seq
+	r.waits.appended(recs[0])
 }
 
 // Filled counts the lines copied from other recorders.
