@@ -215,7 +215,7 @@ func (d *Domain) write(ctx context.Context, opts []WriteOption, build func(*stat
 	}
 	c := wo.cond
 	if wo.stored {
-		if err := n.trackTopic(ctx, m.sub.topic); err != nil {
+		if err := n.trackTopic(ctx, m.sub.topic, true); err != nil {
 			return state.Outcome{}, fmt.Errorf("mesh: writing %s: %w", m.name, err)
 		}
 	}

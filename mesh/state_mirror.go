@@ -30,13 +30,12 @@ type domains struct {
 	by     map[string]*mirror
 	served bool // the snapshot method is registered
 	// tracked are the topics a history recorder was asked to record
-	// (stored.go): retained data, like the domains.
-	tracked map[string]bool
+	// (stored.go): retained data, like the domains. topic → true, or the
+	// time of the last failed attempt.
+	tracked sync.Map
 }
 
-func newDomains(n *Node) *domains {
-	return &domains{n: n, by: map[string]*mirror{}, tracked: map[string]bool{}}
-}
+func newDomains(n *Node) *domains { return &domains{n: n, by: map[string]*mirror{}} }
 
 // mirror is one domain mirrored by the node. mu guards the replica and
 // everything below it; it is a leaf lock: nothing blocks under it
@@ -137,7 +136,7 @@ func (ds *domains) mirror(name string) (*mirror, error) {
 		}
 		// With a recorder live, it records the domain's channel before
 		// anything is written there (§7.9).
-		_ = n.trackTopic(s.ctx, state.Topic(name))
+		_ = n.trackTopic(s.ctx, state.Topic(name), false)
 		m.joined()
 	}()
 	return m, nil

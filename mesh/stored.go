@@ -39,29 +39,34 @@ type HistoryStore interface {
 const trackTimeout = 2 * time.Second
 
 // trackTopic asks a recorder, once per topic, to record it (nothing
-// without a history source that stores, or with no recorder live). It
-// returns the recorder's error for the stored publishes that need it;
-// other callers ignore it.
-func (n *Node) trackTopic(ctx context.Context, topic string) error {
+// without a history source that stores). After a failure (no recorder
+// live) it asks again only a heartbeat interval later, so that publishes
+// to a mesh without recorders do not pay for it. It returns the
+// recorder's error for the stored publishes that need it; publish and
+// mirror ignore it.
+//
+// A stored publish asks again at once (retry) when the last attempt failed.
+func (n *Node) trackTopic(ctx context.Context, topic string, retry bool) error {
 	hs, ok := n.cfg.History.(HistoryStore)
 	if !ok {
 		return fmt.Errorf("%w: the node's history source (Config.History) does not store publishes", ErrNotStored)
 	}
-	ds := n.domains
-	ds.mu.Lock()
-	done := ds.tracked[topic]
-	ds.mu.Unlock()
-	if done {
-		return nil
+	tracked := &n.domains.tracked
+	if v, ok := tracked.Load(topic); ok {
+		if at, failed := v.(time.Time); !failed || (!retry && time.Since(at) < n.cfg.HeartbeatInterval) {
+			if failed {
+				return fmt.Errorf("%w: no history recorder is live", ErrNotStored)
+			}
+			return nil
+		}
 	}
 	tctx, cancel := context.WithTimeout(ctx, trackTimeout)
 	defer cancel()
 	if err := hs.Track(tctx, n, topic); err != nil {
+		tracked.Store(topic, time.Now())
 		return fmt.Errorf("%w: %w", ErrNotStored, err)
 	}
-	ds.mu.Lock()
-	ds.tracked[topic] = true
-	ds.mu.Unlock()
+	tracked.Store(topic, true)
 	return nil
 }
 
@@ -80,7 +85,7 @@ type StoredAck struct {
 // wraps ErrNotStored and the event may or may not be recorded (it was
 // published: the ack's ID is set).
 func (n *Node) PublishStored(ctx context.Context, topic string, payload []byte, opts ...PublishOption) (StoredAck, error) {
-	if err := n.trackTopic(ctx, topic); err != nil {
+	if err := n.trackTopic(ctx, topic, true); err != nil {
 		return StoredAck{}, fmt.Errorf("mesh: publishing %s: %w", topic, err)
 	}
 	ack, err := n.Publish(ctx, topic, payload, opts...)
