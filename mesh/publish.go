@@ -90,6 +90,9 @@ func (n *Node) PublishAsync(ctx context.Context, topic string, payload []byte, o
 		o(env)
 	}
 	channel := Channel(n.cfg.Namespace, topic)
+	// With a history recorder live, it records the topic before the first
+	// line is there, subscribed or not (stored.go, docs/PROTOCOL.md §7.9).
+	_ = n.trackTopic(ctx, topic, false)
 	if err := n.joinToPublish(ctx, channel); err != nil {
 		return nil, err
 	}
