@@ -38,8 +38,10 @@ func recorded(t *testing.T, n *mesh.Node, topic string, id envelope.ID) bool {
 
 // TestPublishStored: with a recorder running, a stored publish to a topic
 // nobody subscribes to returns once the recorder journaled it, and the
-// event is in the record; a domain write with Stored likewise; with no
-// recorder, both fail with ErrNotStored and nothing is sent (§7.9).
+// event is in the record; a plain publish to such a topic is recorded too;
+// a domain write with Stored is in the recorder's index when it returns;
+// with no recorder, stored ones fail with ErrNotStored and nothing is
+// sent (§7.9).
 func TestPublishStored(t *testing.T) {
 	meshtest.ForEachMode(t, func(t *testing.T, m *meshtest.Mode) {
 		srv := ircdtest.Start(t)
@@ -77,6 +79,14 @@ func TestPublishStored(t *testing.T) {
 		if !recorded(t, pub, "audit.log", ack.ID) {
 			t.Fatal("the stored event is not in the record")
 		}
+		// A plain publish to another topic nobody subscribes to: the
+		// recorder (which looks for topics only when asked, here) is in
+		// its channel before the line.
+		plain, err := pub.Publish(ctx, "audit.plain", []byte("kept too"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 10*time.Second, "the plain event in the record", func() bool { return recorded(t, pub, "audit.plain", plain.ID) })
 
 		// A domain's channel is tracked when the domain is mirrored; a
 		// stored write is in the recorder's index when it returns.
