@@ -410,6 +410,22 @@ func (ds *domains) start(ctx context.Context) error {
 			}
 		}()
 	}
+	if len(n.cfg.DomainDepends) > 0 {
+		// A cycle between domains is reported at start, once the members'
+		// beats are in (§8.8): a warning, not an error.
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			select {
+			case <-time.After(2 * n.cfg.HeartbeatInterval):
+			case <-n.done:
+				return
+			}
+			if _, cycles := n.DomainDependencies(); len(cycles) > 0 {
+				n.log.Warn("dependency cycle among domains", "cycles", cycles)
+			}
+		}()
+	}
 	if n.cfg.DomainWait > 0 && len(n.cfg.DomainDepends) > 0 {
 		wctx, cancel := context.WithTimeout(ctx, n.cfg.DomainWait)
 		defer cancel()
