@@ -19,6 +19,7 @@ type announced struct {
 	mine            uint64 // our digest when it was announced
 	mineVersion     uint64
 	count           int // consecutive beats with all of these unchanged
+	syncs           int // loads from this holder since the copies last agreed
 }
 
 // StableBeats is how many consecutive beats a difference must last.
@@ -26,8 +27,9 @@ const StableBeats = 3
 
 // Beat takes a holder's announcement (its nick, version and digest) and
 // our replica's, and reports whether to load the holder's copy now. After
-// a true it waits for StableBeats more unchanged beats before saying so
-// again.
+// a load that did not make the copies agree (the holder keeps updates
+// this member refuses, say: it trusts other keys), it waits twice as many
+// beats before the next, up to 32 times StableBeats.
 func (a *AntiEntropy) Beat(holder string, version, digest uint64, r *Replica) bool {
 	if a.seen == nil {
 		a.seen = map[string]announced{}
@@ -38,12 +40,13 @@ func (a *AntiEntropy) Beat(holder string, version, digest uint64, r *Replica) bo
 		return false
 	}
 	prev, ok := a.seen[holder]
-	cur := announced{version: version, digest: digest, mine: mine, mineVersion: mineV, count: 1}
+	cur := announced{version: version, digest: digest, mine: mine, mineVersion: mineV, count: 1, syncs: prev.syncs}
 	if ok && prev.version == version && prev.digest == digest && prev.mine == mine && prev.mineVersion == mineV {
 		cur.count = prev.count + 1
 	}
-	if cur.count >= StableBeats {
+	if cur.count >= StableBeats<<min(cur.syncs, 5) {
 		cur.count = 0
+		cur.syncs++
 		a.seen[holder] = cur
 		return true
 	}

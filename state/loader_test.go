@@ -106,3 +106,37 @@ func randomReplica(t *testing.T, rng *rand.Rand) *Replica {
 	r.Ready()
 	return r
 }
+
+// AntiEntropy asks to load a holder's copy once it and ours stayed
+// different over StableBeats beats, never while either changes, and backs
+// off when loading did not make them agree.
+func TestAntiEntropy(t *testing.T) {
+	r, _ := New(Config{Domain: "cfg"})
+	var a AntiEntropy
+	beats := func(n int, v, d uint64) (pulls []int) {
+		for i := range n {
+			if a.Beat("h", v, d, r) {
+				pulls = append(pulls, i+1)
+			}
+		}
+		return pulls
+	}
+	if p := beats(10, 0, r.Digest()); len(p) != 0 {
+		t.Fatalf("equal copies: pulls at %v", p)
+	}
+	// The holder's copy keeps changing: nothing.
+	for i := range 10 {
+		if a.Beat("h", uint64(i+1), uint64(i+100), r) {
+			t.Fatal("a changing copy was pulled")
+		}
+	}
+	// Stable and different: a pull after 3 beats, then 6, then 12.
+	if p := beats(3+6+12, 5, 42); len(p) != 3 || p[0] != 3 || p[1] != 9 || p[2] != 21 {
+		t.Fatalf("pulls at %v, want [3 9 21]", p)
+	}
+	// Agreeing again resets the back-off.
+	beats(1, r.Version(), r.Digest())
+	if p := beats(3, 5, 42); len(p) != 1 || p[0] != 3 {
+		t.Fatalf("after agreeing: pulls at %v, want [3]", p)
+	}
+}
