@@ -412,7 +412,7 @@ func (rp *replayer) deliver(page *Page) error {
 		var err error
 		isMesh := true
 		if data != nil {
-			envs, err = rp.open(data, at)
+			envs, err = rp.open(r.Nick, r.Tags, data, at)
 		} else {
 			envs, isMesh, err = rp.dec.Decode(r.Nick, r.Tags, r.Body, at)
 		}
@@ -435,10 +435,11 @@ func (rp *replayer) deliver(page *Page) error {
 }
 
 // open decodes and verifies a whole line's envelope data given as bytes:
-// one sealed envelope, or a batch of them (docs/PROTOCOL.md §3.9). Like
-// Decoder.Decode, it returns the good envelopes and an error joining the
-// rejections.
-func (rp *replayer) open(data []byte, at time.Time) ([]*envelope.Envelope, error) {
+// one sealed envelope, or a batch of them (docs/PROTOCOL.md §3.9), sent by
+// nick with tags (the record keeps both: the sender binding holds for
+// replayed lines as for live ones). Like Decoder.Decode, it returns the
+// good envelopes and an error joining the rejections.
+func (rp *replayer) open(nick string, tags map[string]string, data []byte, at time.Time) ([]*envelope.Envelope, error) {
 	parts, err := envelope.SplitBatch(data)
 	if err != nil {
 		return nil, err
@@ -446,7 +447,7 @@ func (rp *replayer) open(data []byte, at time.Time) ([]*envelope.Envelope, error
 	envs := make([]*envelope.Envelope, 0, len(parts))
 	var errs []error
 	for _, p := range parts {
-		env, err := rp.dec.Open(p, at)
+		env, err := rp.dec.OpenFrom(nick, tagsOf(tags), p, at)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -458,3 +459,12 @@ func (rp *replayer) open(data []byte, at time.Time) ([]*envelope.Envelope, error
 
 // maxRecentIDs bounds the ids a replay remembers for the overlap.
 const maxRecentIDs = 1 << 16
+
+// tagsOf is a recorded line's tags for OpenFrom: never nil (the record
+// keeps a line's tags, none being none, so the account binding applies).
+func tagsOf(tags map[string]string) map[string]string {
+	if tags == nil {
+		return map[string]string{}
+	}
+	return tags
+}

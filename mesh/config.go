@@ -50,8 +50,33 @@ type Config struct {
 	Keys *envelope.Keyring
 	// RequireSigned drops (and counts) unsigned envelopes.
 	RequireSigned bool
+	// Unsigned says that running without required signatures is
+	// intended; otherwise Connect warns that anyone on the server who
+	// takes a service's nick can speak for it.
+	Unsigned bool
 	// MaxEnvelope bounds one envelope, payload included (1 MiB).
 	MaxEnvelope int
+
+	// Closed mesh (mesh/closed.go, docs/PROTOCOL.md §4.4–4.7). Every
+	// envelope must come from its sender's nick, always. Accounts also
+	// binds services to the accounts their instances log in with (SASL):
+	// a bound service's lines must carry its account's tag.
+	Accounts *envelope.AccountBinding
+	// Crypter, when set, encrypts the payload of every event, request and
+	// response sent (channels with its mesh key, DMs with the key agreed
+	// with the receiving service) and opens those received: make it with
+	// envelope.NewCrypter(Service, Keys). RequireEncrypted rejects events,
+	// requests and responses whose payload travels in clear.
+	Crypter          *envelope.Crypter
+	RequireEncrypted bool
+	// ChannelKey, when set, keys every channel of the namespace (+k):
+	// the node joins with it, and sets it on a channel it finds open
+	// while it is a channel operator. InviteOnly makes them invite-only
+	// (+i) with an invite exception (+I) for each account of Accounts
+	// (needs a server with account extbans, and SASLUser). A node that
+	// finds a channel open and cannot close it refuses it (a *JoinError).
+	ChannelKey string
+	InviteOnly bool
 
 	// History, when set, is where the node reads what its channels
 	// carried while it was away (history.NewSource): multicast
@@ -245,6 +270,9 @@ func (c *Config) validate() error {
 		if state.Owner(d) != c.Service {
 			return fmt.Errorf("%w: Owns %q: a domain is owned by the service its first segment names (%s), not %s", ErrInvalidConfig, d, state.Owner(d), c.Service)
 		}
+	}
+	if err := c.validateClosed(); err != nil {
+		return err
 	}
 	if c.RequireSigned && c.Keys == nil {
 		return fmt.Errorf("%w: RequireSigned without Keys would reject every envelope", ErrInvalidConfig)

@@ -160,6 +160,9 @@ func clipText(b []byte) string {
 // explainAttempt says what the connection attempt that began at started
 // ended with (err from the IRC client).
 func (n *Node) explainAttempt(err error, started time.Time) error {
+	if refused := n.takeRefusal(); refused != nil {
+		return refused // the node ended it itself (nick.go)
+	}
 	n.mu.Lock()
 	t := n.tap
 	n.mu.Unlock()

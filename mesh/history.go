@@ -105,15 +105,15 @@ func (n *Node) warnRejected(what, topic string, c ReplayCount) {
 }
 
 // NewDecoder returns a decoder with the node's trust: its keyring, whether
-// it requires signatures, and its envelope limit. It keeps no replay
+// it requires signatures, its envelope limit, the sender binding (every
+// envelope must come from its sender's nick, and with Config.Accounts from
+// its account: give it the line's nick with Decode or OpenFrom) and its
+// payload keys (Config.Crypter). It keeps no replay
 // guard (recorded envelopes are old by nature; readers de-duplicate by id).
 // Every path that reads lines outside the live connection — catch-up,
 // resume, replay, the committed-offset lookup — decodes with one of these.
 func (n *Node) NewDecoder() *envelope.Decoder {
-	return envelope.NewDecoder(envelope.DecoderConfig{
-		Limits:   envelope.ReassemblyLimits{MaxEnvelope: n.cfg.MaxEnvelope},
-		Verifier: &envelope.Verifier{Keys: n.cfg.Keys, RequireSigned: n.cfg.RequireSigned},
-	})
+	return envelope.NewDecoder(n.decoderConfig())
 }
 
 // History returns the node's history source (nil without one).

@@ -153,8 +153,16 @@ func TestNickCollision(t *testing.T) {
 	cfg := testConfig(srv, "twin")
 	cfg.Instance = "same"
 	a := connect(t, cfg)
+	// A fixed instance whose nick is taken is an error naming the nick,
+	// never a node running under another nick (docs/PROTOCOL.md §4.4).
+	_, err := mesh.Connect(context.Background(), cfg)
+	if !errors.Is(err, mesh.ErrNickUnavailable) || !strings.Contains(err.Error(), "twin-same is in use") {
+		t.Fatalf("second node with the same fixed instance: %v", err)
+	}
+	// Random instances pick another one while they register.
+	cfg.Instance = ""
 	b := connect(t, cfg)
-	if a.Nick() == b.Nick() || b.Instance() == "same" {
+	if a.Nick() == b.Nick() {
 		t.Fatalf("nicks %s and %s", a.Nick(), b.Nick())
 	}
 	waitPresent(t, a, "twin", 2)

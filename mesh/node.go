@@ -31,6 +31,7 @@ type Node struct {
 	writer      *writer
 	hb          *membership
 	domains     *domains // domain state (state_mirror.go)
+	closed      *closedState
 	stats       counters
 
 	// Reader-owned (the tap runs onLine for one line at a time).
@@ -99,6 +100,7 @@ type connState struct {
 // when ctx ends first. The node then keeps itself connected until Close.
 func Connect(ctx context.Context, cfg Config) (*Node, error) {
 	cfg = cfg.withDefaults()
+	fixedInstance := cfg.Instance != ""
 	if cfg.Instance == "" {
 		cfg.Instance = randomInstance()
 	}
@@ -137,12 +139,13 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		rejBy:       map[string]uint64{},
 		firstErr:    make(chan error, 1),
 		done:        make(chan struct{}),
+		closed:      newClosedState(),
 	}
-	n.dec = envelope.NewDecoder(envelope.DecoderConfig{
-		Limits:   envelope.ReassemblyLimits{MaxEnvelope: cfg.MaxEnvelope},
-		Verifier: &envelope.Verifier{Keys: cfg.Keys, RequireSigned: cfg.RequireSigned},
-		Guard:    envelope.NewGuard(0, 0),
-	})
+	n.closed.fixedInstance = fixedInstance
+	dc := n.decoderConfig() // closed.go: the node's trust
+	dc.Guard = envelope.NewGuard(0, 0)
+	n.dec = envelope.NewDecoder(dc)
+	n.warnOpen()
 	gcfg := girc.Config{
 		Server:     host,
 		Port:       port,
@@ -158,11 +161,9 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		// these, so a server's poison caps are never requested.
 		// draft/event-playback: CHATHISTORY answers carry joins and parts
 		// as such, not as PRIVMSGs from a history bot.
-		SupportedCaps: map[string][]string{"echo-message": nil, "draft/event-playback": nil},
-		PingDelay:     0, // the node runs its own keep-alive
-		HandleNickCollide: func(string) string {
-			return n.newNick()
-		},
+		SupportedCaps:     map[string][]string{"echo-message": nil, "draft/event-playback": nil},
+		PingDelay:         0,               // the node runs its own keep-alive
+		HandleNickCollide: n.onNickCollide, // nick.go
 	}
 	if cfg.SASLUser != "" {
 		gcfg.SASL = &girc.SASLPlain{User: cfg.SASLUser, Pass: cfg.SASLPassword}
@@ -333,6 +334,7 @@ func (n *Node) onDisconnect(err error) {
 	clear(n.inChannel)
 	n.presenceChangedLocked()
 	n.mu.Unlock()
+	n.onQuitClosed("") // closed.go: channel operators are per connection
 	if was {
 		n.log.Info("connection closed", "err", err)
 	}
@@ -349,7 +351,6 @@ func (n *Node) onDisconnect(err error) {
 // join every channel and mark the connection ready once the joins are
 // confirmed.
 func (n *Node) onConnected() {
-	c := n.client
 	st := &connState{carrier: envelope.CarrierBody, lineLen: 512, chanLen: defChanLen, nickLen: defNickLen}
 	n.mu.Lock()
 	if n.caps["message-tags"] {
@@ -395,14 +396,17 @@ func (n *Node) onConnected() {
 	for _, ch := range channels {
 		waits = append(waits, n.expectJoin(ch))
 	}
-	c.Cmd.Join(channels...)
-	n.wg.Add(1) // connLoop holds the group open while this runs
+	n.sendJoin(channels...) // join.go: with the mesh's channel key
+	n.wg.Add(1)             // connLoop holds the group open while this runs
 	go func() {
 		defer n.wg.Done()
 		timeout := time.After(n.cfg.ConnectTimeout)
 		for i, w := range waits {
 			select {
 			case <-w:
+				if err := n.joinResult(channels[i]); err != nil && n.joinFatal(channels[i], err) {
+					return
+				}
 			case <-timeout:
 				n.log.Error("server did not confirm joins; reconnecting", "channel", channels[i])
 				n.client.Close()
@@ -458,6 +462,9 @@ func (n *Node) onLine(l *line) bool {
 	if n.onChatHistory(l) {
 		return false
 	}
+	if l.cmd != "PRIVMSG" && n.closedLine(l) { // closed.go: a join refusal
+		return true
+	}
 	switch l.cmd {
 	case "PRIVMSG":
 		n.onPrivmsg(l)
@@ -480,8 +487,8 @@ func (n *Node) onLine(l *line) bool {
 		if strings.EqualFold(l.nick, n.ownNick()) {
 			n.learnPrefix(l)
 		}
-	case "366": // end of NAMES after our JOIN: joined, members known
-		n.joined(l.param(1))
+	case "366": // end of NAMES after our JOIN: joined (closed channels: once their modes are checked), members known
+		n.onEndOfNames(l.param(1))
 	case "322", "323": // LIST entry, end of LIST
 		n.onList(l)
 	case "401", "403", "404", "417", "442", "482":
@@ -607,7 +614,7 @@ func (n *Node) onLeave(l *line) {
 		keep := sub || pub || obs || strings.EqualFold(l.params[0], HeartbeatChannel(n.cfg.Namespace))
 		n.mu.Unlock()
 		if keep {
-			n.client.Cmd.Join(l.params[0])
+			n.sendJoin(l.params[0])
 		}
 		return
 	}

@@ -105,6 +105,10 @@ func (n *Node) PublishAsync(ctx context.Context, topic string, payload []byte, o
 
 // send seals env and queues it for target.
 func (n *Node) send(ctx context.Context, target string, env *envelope.Envelope) (*job, error) {
+	env, plain, err := n.wireEnvelope(target, env) // crypt.go: encrypted with Config.Crypter
+	if err != nil {
+		return nil, err
+	}
 	sealed, err := envelope.Seal(env, n.cfg.Signer)
 	if err != nil {
 		return nil, err
@@ -117,7 +121,7 @@ func (n *Node) send(ctx context.Context, target string, env *envelope.Envelope) 
 	// Heartbeats jump the queue and are not confirmed either: a late beat
 	// is worse than a lost one, and the next one follows.
 	prio := env.Kind == envelope.KindHeartbeat
-	j := &job{ctx: ctx, target: target, env: env, sealed: sealed, done: make(chan struct{}),
+	j := &job{ctx: ctx, target: target, env: env, plain: plain, sealed: sealed, done: make(chan struct{}),
 		direct: prio || !strings.HasPrefix(target, "#"), prio: prio}
 	if err := n.writer.submit(j); err != nil {
 		return nil, err

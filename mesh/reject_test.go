@@ -117,7 +117,9 @@ func TestRejectForgedAndMalformed(t *testing.T) {
 	unsigned := forge(nil, nil)
 	newer := forge(envelope.NewHMACSigner("k1", meshKey), func(e *envelope.Envelope) { e.Version = envelope.MaxVersion + 1 })
 
-	raw := dialRaw(t, srv, "mallory")
+	// The attacker holds the nick of the sender it forges (orders/evil):
+	// its lines get past the sender binding (§4.4) to the signature check.
+	raw := dialRaw(t, srv, "orders-evil")
 	channel := mesh.Channel("t", "orders")
 	raw.send("JOIN " + channel)
 	raw.waitFor(" 366 ")
@@ -167,7 +169,8 @@ func TestRejectForgedAndMalformed(t *testing.T) {
 		privmsg(b.line)
 	}
 	// A replay: the attacker repeats a valid line it saw. Signed, so it
-	// verifies; the id was seen, so it is a duplicate.
+	// would verify, but from the attacker's nick: refused as from the
+	// wrong sender (before the signature or the guard are even asked).
 	var replayed envelope.Line
 	obsDone := make(chan struct{})
 	obs, err := sub.Observe(ctx, "orders", func(o mesh.Observation) {
@@ -219,7 +222,7 @@ func TestRejectForgedAndMalformed(t *testing.T) {
 		t.Fatalf("delivered %v, want %v", got, want)
 	}
 	st := sub.Stats()
-	wantBy := map[string]uint64{"duplicate": 1}
+	wantBy := map[string]uint64{"wrong-sender": 1}
 	for _, b := range bad {
 		wantBy[b.reason]++
 	}

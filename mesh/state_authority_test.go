@@ -96,10 +96,10 @@ func TestStateForgedUpdate(t *testing.T) {
 			t.Fatalf("flag is %+v after forged updates", e)
 		}
 		st := nodes[1].Stats()
-		want := map[string]uint64{"not-owner": 2}
-		if m.Name == meshtest.Ed25519Required {
-			want = map[string]uint64{"not-owner": 1, "unknown-key": 1} // billing's key, cfg's name
-		}
+		// The update claiming the owner's name from billing's nick is
+		// refused by the sender binding (§4.4) in every mode; billing's
+		// own update is refused by the owner rule.
+		want := map[string]uint64{"not-owner": 1, "wrong-sender": 1}
 		for reason, n := range want {
 			if st.RejectedBy[reason] != n {
 				t.Errorf("rejected as %s: %d, want %d (all %v)", reason, st.RejectedBy[reason], n, st.RejectedBy)

@@ -185,10 +185,10 @@ func (n *Node) join(ctx context.Context, channel string) error {
 			return nil // in it already: no JOIN to send
 		default:
 		}
-		n.client.Cmd.Join(channel)
+		n.sendJoin(channel) // join.go: with the channel key
 		select {
 		case <-w:
-			return nil
+			return n.joinResult(channel) // a refusal is an error at once
 		case <-ctx.Done():
 			return fmt.Errorf("mesh: joining %s: %w", channel, context.Cause(ctx))
 		case <-n.done:
@@ -304,7 +304,11 @@ func (n *Node) deliverOwn(j *job) {
 	if !strings.HasPrefix(j.target, "#") {
 		return
 	}
-	n.route(&inbound{env: j.env, from: n.Nick(), target: j.target, echo: true})
+	env := j.env
+	if j.plain != nil {
+		env = j.plain // what the node sent, in clear
+	}
+	n.route(&inbound{env: env, from: n.Nick(), target: j.target, echo: true})
 }
 
 // offer queues m for a handler without blocking: a full queue drops it

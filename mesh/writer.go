@@ -21,6 +21,7 @@ type job struct {
 	ctx     context.Context
 	target  string
 	env     *envelope.Envelope
+	plain   *envelope.Envelope // env before encryption, when it is encrypted
 	sealed  []byte
 	lines   []envelope.Line
 	gen     uint64 // connection the lines were sized for
