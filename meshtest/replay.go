@@ -1,0 +1,145 @@
+package meshtest
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/meshbot/meshbot/mesh"
+	"github.com/meshbot/meshbot/meshtest/recording"
+)
+
+// Setup registers a service on a node: its subscriptions, request
+// handlers, domains — the function production code calls after
+// mesh.Connect. ctx ends when the replay stops the service; goroutines the
+// service starts must end with it.
+type Setup func(ctx context.Context, n *mesh.Node) error
+
+// DefaultInstance is the instance id of the node under test when the
+// config names none: its nick is <service>-replay.
+const DefaultInstance = "replay"
+
+// closeTimeout bounds Node.Close at the end of a replay (virtual time).
+const closeTimeout = time.Minute
+
+// Replay runs the service that setup registers on a real *mesh.Node, fed
+// the recorded lines of log at their recorded times, and returns what the
+// service did. It runs inside a testing/synctest bubble: the clock is
+// virtual (it starts at the log's first line less Warmup, and moves only
+// when every goroutine of the node and the service waits), so a replay of
+// minutes of traffic takes milliseconds and never sleeps.
+//
+// cfg is the service's production config: Service is required;
+// Namespace, when empty, is the log's; Instance defaults to
+// DefaultInstance; Server, Dial, History and RawLog are replaced (the
+// node talks only to the replay server). Trust (Signer, Keys,
+// RequireSigned) is kept: a node that requires signatures rejects
+// recorded lines signed with keys it does not trust, as it would live.
+//
+// The node connects Warmup before the first line and setup runs; then the
+// recorded lines reach it in order, each at its time, each once the node
+// is idle after the one before (so that what a line caused is done before
+// the next arrives); the node runs Settle more, then closes (draining its
+// handlers). Anything that fails the set-up fails the test.
+//
+// Replay must not be called inside a synctest bubble, and code run in the
+// replay must not use real network I/O (it would never be idle).
+func Replay(t *testing.T, log *recording.Log, cfg mesh.Config, setup Setup, opts ...Option) *Result {
+	t.Helper()
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(o)
+	}
+	if cfg.Service == "" {
+		t.Fatal("meshtest: Replay: cfg.Service is required")
+	}
+	var res *Result
+	synctest.Test(t, func(t *testing.T) {
+		res = run(t, log, cfg, setup, o)
+	})
+	return res
+}
+
+// run is the replay, inside the bubble.
+func run(t *testing.T, log *recording.Log, cfg mesh.Config, setup Setup, o *options) *Result {
+	t.Helper()
+	if cfg.Namespace == "" {
+		cfg.Namespace = log.Namespace()
+	}
+	if cfg.Instance == "" {
+		cfg.Instance = DefaultInstance
+	}
+	start := log.Start()
+	if start.IsZero() {
+		start = time.Now().Add(o.warmup) // a log without times: its lines come at once
+	}
+	if wait := time.Until(start.Add(-o.warmup)); wait > 0 {
+		time.Sleep(wait) // virtual: the clock jumps to the log's time
+	}
+
+	feed, names := plan(log, cfg.Service, o.keepOwn)
+	hb := strings.ToLower(mesh.HeartbeatChannel(cfg.Namespace))
+	for _, svc := range o.stubServices {
+		names[hb] = append(names[hb], svc+"-stub")
+	}
+	capt := newCapture(o, cfg.Namespace, start)
+	srv := newServer(o, names, capt)
+	cfg.Server = serverName + ":6667"
+	cfg.TLS = nil
+	cfg.Dial = srv.dial
+	cfg.History, cfg.RawLog = nil, nil
+	cfg.SASLUser, cfg.SASLPassword = "", ""
+	var next slog.Handler
+	if cfg.Logger != nil {
+		next = cfg.Logger.Handler()
+	}
+	cfg.Logger = slog.New(&logCapture{c: capt, next: next})
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	n, err := mesh.Connect(ctx, cfg)
+	if err != nil {
+		t.Fatalf("meshtest: connecting the node: %v", err)
+	}
+	defer srv.close()
+	closed := false
+	defer func() {
+		if !closed {
+			_ = n.Close(context.Background())
+		}
+	}()
+	if err := setup(ctx, n); err != nil {
+		t.Fatalf("meshtest: setup: %v", err)
+	}
+
+	delivered := play(feed, srv, capt)
+	time.Sleep(o.settle)
+	cancel()
+	cctx, ccancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer ccancel()
+	if err := n.Close(cctx); err != nil {
+		t.Errorf("meshtest: closing the node: %v", err)
+	}
+	closed = true
+	stats := n.Stats()
+	srv.close()
+	synctest.Wait()
+
+	capt.mu.Lock()
+	defer capt.mu.Unlock()
+	return &Result{Log: log.Name, Service: cfg.Service, Lines: log.Len(), Delivered: delivered,
+		Entries: append([]Entry(nil), capt.entries...), Stats: stats, payload: o.payload}
+}
+
+// Load reads a recorded log for a replay; an error fails the test.
+func Load(t testing.TB, path string) *recording.Log {
+	t.Helper()
+	l, err := recording.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
