@@ -36,6 +36,7 @@ type templateData struct {
 	Port       int
 	Dir        string
 	Link       *linkData     // InspIRCd only: spanningtree section when non-nil
+	Net        *netData      // InspIRCd only: a server of a network (network.go)
 	Services   *servicesData // InspIRCd only: the link to atheme (accounts, SASL)
 	TLS        *tlsData      // InspIRCd and ergo: a TLS client port
 }
@@ -61,8 +62,8 @@ func renderConfig(kind Kind, d templateData) ([]byte, error) {
 	}
 	switch kind {
 	case InspIRCd:
-		if d.Link != nil && d.Services != nil {
-			return nil, fmt.Errorf("the harness links InspIRCd either to a peer or to services, not both")
+		if (d.Link != nil && d.Services != nil) || (d.Net != nil && (d.Link != nil || d.Services != nil)) {
+			return nil, fmt.Errorf("the harness links InspIRCd to one peer, to services or into a network, only one of them")
 		}
 		conf, err := execTemplate(inspircdConfig, d)
 		if err != nil || (d.Services == nil && d.TLS == nil) {
