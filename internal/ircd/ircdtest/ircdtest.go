@@ -134,3 +134,35 @@ func cleanup(t testing.TB, srv *ircd.Server) {
 		}
 	})
 }
+
+// StartNetwork starts a network of InspIRCd servers (see
+// ircd.StartNetwork; the InspIRCd MESH_IRCD names, or the installed one,
+// as for StartLinked) and stops it when the test ends. Its logs are
+// printed when the test fails.
+func StartNetwork(t testing.TB, opts ircd.NetworkOptions) *ircd.Network {
+	t.Helper()
+	env := Spec(t)
+	spec := ircd.LinkSpec(env)
+	if _, err := spec.Binary(); err != nil {
+		if errors.Is(err, ircd.ErrNotInstalled) && env.Kind != ircd.InspIRCd {
+			t.Skipf("a network needs InspIRCd, which is missing (%s=%s): %v", ircd.EnvVar, env, err)
+		}
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	n, err := ircd.StartNetwork(ctx, spec, opts)
+	if err != nil {
+		t.Fatalf("start InspIRCd network: %v", err)
+	}
+	t.Cleanup(func() {
+		err := n.Stop()
+		if err != nil || t.Failed() {
+			t.Logf("network log:\n%s", n.Log())
+		}
+		if err != nil {
+			t.Errorf("stop network: %v", err)
+		}
+	})
+	return n
+}
