@@ -134,12 +134,12 @@ func alignMiddle(a, b []string, off int) []diffOp {
 			ops = append(ops, diffOp{' ', a[i], off + i, off + j})
 			i++
 			j++
-		case j < len(b) && (i == len(a) || lcs[i*w+j+1] >= lcs[(i+1)*w+j]):
-			ops = append(ops, diffOp{'+', b[j], off + i, off + j})
-			j++
-		default:
+		case i < len(a) && (j == len(b) || lcs[(i+1)*w+j] >= lcs[i*w+j+1]):
 			ops = append(ops, diffOp{'-', a[i], off + i, off + j})
 			i++
+		default:
+			ops = append(ops, diffOp{'+', b[j], off + i, off + j})
+			j++
 		}
 	}
 	return ops

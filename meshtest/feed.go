@@ -16,8 +16,8 @@ import (
 //
 //   - PRIVMSGs in a channel reach it as recorded when it is in that
 //     channel (it joined it, by subscribing, publishing or observing);
-//   - private messages to the owner (requests, when the owner was an
-//     instance of a service) reach it addressed to its own nick;
+//   - private messages to the owner (requests) reach it addressed to its
+//     own nick, when the owner was an instance of the service under test;
 //   - JOIN, PART and KICK of others in its channels, and every QUIT and
 //     NICK, reach it as recorded: presence, the server's last will;
 //   - server lines (registration, NAMES, PING, numerics), the owner's own
@@ -53,6 +53,7 @@ type feedLine struct {
 func plan(log *recording.Log, service string, keepOwn bool) ([]feedLine, map[string][]string) {
 	lines := log.Lines()
 	owner := strings.ToLower(log.Owner())
+	ownerService, _, _ := mesh.ParseNick(owner)
 	own := map[string]bool{} // nick (lower case) → of the service under test
 	isOwn := func(nick string) bool {
 		if keepOwn || nick == "" {
@@ -94,7 +95,7 @@ func plan(log *recording.Log, service string, keepOwn bool) ([]feedLine, map[str
 				continue
 			case strings.HasPrefix(target, "#"):
 				fl.kind, fl.channel = feedChannel, strings.ToLower(target)
-			case strings.EqualFold(target, owner) && from != owner:
+			case strings.EqualFold(target, owner) && from != owner && ownerService == service:
 				fl.kind = feedDirect
 			default:
 				continue // the owner's own private messages, echoed

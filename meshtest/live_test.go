@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"slices"
 	"strings"
@@ -20,6 +21,12 @@ import (
 	"github.com/meshbot/meshbot/meshtest"
 	"github.com/meshbot/meshbot/meshtest/recording"
 )
+
+var recordShopLog = flag.Bool("record-shop", false, "write testdata/shop.log (the replay tests' log) from a live run of the shop service")
+
+// shopLog is the committed log of a live run of the shop service
+// (TestReplayDoesWhatTheLiveServiceDid -record-shop writes it).
+const shopLog = "testdata/shop.log"
 
 // liveRun is a run of the shop service against a real server, recorded by
 // the service's own node (Config.RawLog), with what it did as others saw
@@ -191,6 +198,12 @@ func outputsOf(res *meshtest.Result) []string {
 func TestReplayDoesWhatTheLiveServiceDid(t *testing.T) {
 	t.Parallel()
 	live := recordShop(t)
+	if *recordShopLog {
+		if err := live.log.WriteFile(shopLog); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", shopLog)
+	}
 	res := meshtest.Replay(t, live.log, mesh.Config{Service: shopService}, shopSetup)
 	got := outputsOf(res)
 	if !slices.Equal(got, live.outputs) {
