@@ -51,8 +51,10 @@ func (f *fakeTB) Fatalf(format string, args ...any) {
 	f.fatal = true
 	panic(f)
 }
-func (f *fakeTB) Fatal(args ...any)                { f.Fatalf("%s", fmt.Sprint(args...)) }
-func (f *fakeTB) Logf(format string, args ...any) { f.logs = append(f.logs, fmt.Sprintf(format, args...)) }
+func (f *fakeTB) Fatal(args ...any) { f.Fatalf("%s", fmt.Sprint(args...)) }
+func (f *fakeTB) Logf(format string, args ...any) {
+	f.logs = append(f.logs, fmt.Sprintf(format, args...))
+}
 
 // golden runs meshtest.Golden against a fake test named name.
 func golden(name, path, got string) (f *fakeTB) {
