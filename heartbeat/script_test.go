@@ -26,7 +26,7 @@ package heartbeat
 //
 // The commands:
 //
-//	config [interval=D] [suspect=F] [dead=F] [forget=D]
+//	config [interval=D] [suspect=F] [dead=F] [forget=D] [split-timeout=D]
 //	    Starts a scenario: a new View with this Config (a missing key takes
 //	    the default) and the clock back at the epoch. Prints the thresholds
 //	    in force. Every scenario starts with config.
@@ -41,6 +41,10 @@ package heartbeat
 //	gone NICK ["REASON"]
 //	    View.Gone: the server says NICK left (QUIT, PART, KICK). The reason
 //	    is a Go quoted string, or the rest of the line as it is.
+//	split NICK NEAR FAR
+//	    View.SplitAway: NICK quit in a netsplit whose QUIT named NEAR FAR.
+//	rejoin NICK
+//	    View.Rejoined: NICK joined the heartbeat channel (a netjoin's burst).
 //	rename FROM TO
 //	    View.Renamed: FROM changed its nick to TO.
 //	suspend | resume | tick
@@ -59,19 +63,22 @@ package heartbeat
 //	    DEP, ..." line per service ("nothing" when it announces none),
 //	    sorted, then one "cycle A -> B -> A" line per cycle, or "no cycles".
 //
-// The output of beat, gone, rename, suspend, resume and tick is the events
-// the call returned, in the order returned:
+// The output of beat, gone, split, rejoin, rename, suspend, resume and
+// tick is the events the call returned, in the order returned:
 //
-//	joined|suspected|recovered|restarted SVC/INST inc=N
+//	joined|suspected|recovered|restarted SVC/INST inc=N [split="NEAR FAR" since=T]
 //	left SVC/INST inc=N reason="..."
+//	unreachable SVC/INST inc=N reason="NEAR FAR" split="NEAR FAR" since=T
 //
 // then "next T": View.Next() after the call ("none" for the zero time). A
 // member prints as
 //
-//	SVC/INST inc=N STATE nick=NICK since=T last=T seq=N interval=D [load=F] [subs=...] [deps=...] [state=N]
+//	SVC/INST inc=N STATE nick=NICK since=T last=T seq=N interval=D [load=F] [subs=...] [deps=...] [state=N] [departed] [split="NEAR FAR" since=T fence=T]
 //
-// with since and last the member's Since and LastBeat, and the fields of
-// its last beat written as the beat command takes them. All times are
+// with since and last the member's Since and LastBeat, the fields of its
+// last beat written as the beat command takes them, then departed for a
+// member the server said left, and an unreachable member's split and
+// fence. All times are
 // durations after the epoch. Outputs are printed in the order the view
 // returns them, so a sorting bug is a difference.
 //
@@ -305,6 +312,16 @@ func (r *scriptRunner) exec(line string) ([]string, error) {
 			}
 		}
 		evs = r.v.Gone(args[0], reason, now)
+	case "split":
+		if len(args) != 3 {
+			return nil, errors.New("usage: split NICK NEAR FAR")
+		}
+		evs = r.v.SplitAway(args[0], args[1], args[2], now)
+	case "rejoin":
+		if len(args) != 1 {
+			return nil, errors.New("usage: rejoin NICK")
+		}
+		evs = r.v.Rejoined(args[0], now)
 	case "rename":
 		if len(args) != 2 {
 			return nil, errors.New("usage: rename FROM TO")
@@ -367,7 +384,7 @@ func (r *scriptRunner) check(evs []Event) error {
 }
 
 func (r *scriptRunner) config(args []string) ([]string, error) {
-	kv, err := scriptArgs(args, 0, "interval", "suspect", "dead", "forget")
+	kv, err := scriptArgs(args, 0, "interval", "suspect", "dead", "forget", "split-timeout")
 	if err != nil {
 		return nil, err
 	}
@@ -384,10 +401,13 @@ func (r *scriptRunner) config(args []string) ([]string, error) {
 	if c.Forget, err = kv.duration("forget", 0); err != nil {
 		return nil, err
 	}
+	if c.SplitTimeout, err = kv.duration("split-timeout", 0); err != nil {
+		return nil, err
+	}
 	r.v, r.now = New(c), 0
 	c = r.v.cfg
-	return []string{fmt.Sprintf("interval=%v suspect=%v dead=%v forget=%v",
-		c.Interval, c.SuspectAfter, c.DeadAfter, c.Forget)}, nil
+	return []string{fmt.Sprintf("interval=%v suspect=%v dead=%v forget=%v split-timeout=%v",
+		c.Interval, c.SuspectAfter, c.DeadAfter, c.Forget, c.SplitTimeout)}, nil
 }
 
 func (r *scriptRunner) at(args []string) error {
@@ -574,6 +594,9 @@ func scriptEvent(e Event) string {
 	if e.Kind == Left || e.Reason != "" {
 		s += " reason=" + strconv.Quote(e.Reason)
 	}
+	if !e.Split.IsZero() {
+		s += fmt.Sprintf(" split=%q since=%s", e.Split.Near+" "+e.Split.Far, scriptTime(e.Split.Since))
+	}
 	return s
 }
 
@@ -601,6 +624,12 @@ func scriptMembers(ms []Member) []string {
 		}
 		if b.StateVersion != 0 {
 			s += fmt.Sprintf(" state=%d", b.StateVersion)
+		}
+		if m.Departed {
+			s += " departed"
+		}
+		if !m.Split.IsZero() || !m.Fence.IsZero() {
+			s += fmt.Sprintf(" split=%q since=%s fence=%s", m.Split.Near+" "+m.Split.Far, scriptTime(m.Split.Since), scriptTime(m.Fence))
 		}
 		out = append(out, s)
 	}
@@ -670,7 +699,7 @@ func TestScriptHarness(t *testing.T) {
 	src := `# a comment
 config
 ----
-interval=1s suspect=2 dead=3 forget=30s
+interval=1s suspect=2 dead=3 forget=30s split-timeout=1m0s
 
 beat a s/a inc=1 seq=1
 ----
@@ -690,7 +719,7 @@ s/a inc=1 suspect nick=a since=2s last=0s seq=1 interval=1s
 	want := `# a comment
 config
 ----
-interval=1s suspect=2 dead=3 forget=30s
+interval=1s suspect=2 dead=3 forget=30s split-timeout=1m0s
 
 beat a s/a inc=1 seq=1
 ----

@@ -13,6 +13,10 @@ package heartbeat
 // that connection, and a client that takes a freed nick is heard only after
 // the line that freed it. An observer can be cut off for a while (Suspend,
 // then Resume); what was sent to it meanwhile is lost, QUITs included.
+// A netsplit (sim_split_test.go) cuts the network in two sides for a
+// while: each observer gets the split QUIT of every connection of the
+// other side, nothing of that side meanwhile, and at the netjoin its JOIN
+// before its next beats.
 //
 // Each seed runs rounds of a fault phase followed by a quiet phase of at
 // least DeadAfter+1 intervals, then a final phase in which every instance
@@ -29,7 +33,11 @@ package heartbeat
 //     view agrees with its own events; its nick index is consistent.
 //   - (c) a QUIT delivered to an observer that knows the member by that
 //     connection and nick leaves it dead at once; a QUIT kills no member
-//     the observer last heard on another live connection.
+//     the observer last heard on another live connection. A split QUIT
+//     makes it unreachable likewise; a JOIN at the netjoin brings back
+//     only a member lost in a split or to silence, never one that left.
+//     Unreachable members are never judged by silence, and are dead
+//     exactly SplitTimeout after their split QUIT unless they come back.
 //   - (d) a fresh beat leaves one member with that incarnation, alive; a
 //     stale one (older incarnation or seq, duplicate) changes nothing.
 //   - Events: each kind only from its input (joined/restarted/recovered
@@ -145,6 +153,7 @@ type simConn struct {
 	p      *simProc
 	nick   string
 	quitAt time.Time // the server's QUIT; zero while connected
+	side   int       // its side of a netsplit
 	// Per observer: nothing of this connection arrives before fence (the
 	// presence line it must follow); last is its latest delivery so far.
 	fence, last []time.Time
@@ -158,8 +167,10 @@ const (
 	dRename
 	dSuspend
 	dResume
-	dCheck // convergence (b)
-	dFinal // everyone gone and forgotten
+	dCheck  // convergence (b)
+	dFinal  // everyone gone and forgotten
+	dSplit  // the server's split QUIT (sim_split_test.go)
+	dRejoin // the JOIN of the netjoin's burst
 )
 
 // delivery is one input to one observer (o < 0: a check of all of them).
@@ -172,12 +183,15 @@ type delivery struct {
 	inc, seq uint64 // the beat's (its connection says the rest)
 	iv       time.Duration
 	nick     string  // the sender (beat, gone) or the old nick (rename)
-	more     *dExtra // gone, rename, check
+	more     *dExtra // gone, rename, check, split
+	lost     bool    // dropped by a netsplit: the observer never gets it
 }
 
 type dExtra struct {
 	to  string // the new nick (rename)
 	why string // the QUIT reason
+	// near and far name the split's servers (dSplit).
+	near, far string
 	// truth (dCheck): the running instances then.
 	truth map[key]simTruth
 }
@@ -199,6 +213,7 @@ type simObs struct {
 	downUntil time.Time
 	suspended bool
 	resumedAt time.Time
+	side      int // its side of a netsplit
 	known     int // members the event model knows
 	// notBefore is a lower bound of ob.v.Next(): the last Next(), lowered
 	// by every input to the earliest deadline an input can set.
@@ -220,7 +235,9 @@ type obsMember struct {
 	freshIv            time.Duration
 	lastConn           *simConn
 	nick               string
-	renameMissed       bool // lastConn changed nick while the observer was cut off
+	renameMissed       bool      // lastConn changed nick while the observer was cut off
+	departed           bool      // it left by the server's word (QUIT, not a split)
+	rejoinedAt         time.Time // brought back by a netjoin's JOIN: a fresh interval
 }
 
 type worldEv struct {
@@ -276,6 +293,7 @@ type sim struct {
 	dl                         []delivery // in the order made; run sorts them by time
 	steps                      int
 	soonest                    time.Duration // the earliest deadline an input sets, from its time
+	split                      *simSplit     // the netsplit in progress, or nil
 }
 
 var simIntervals = []time.Duration{300 * ms, 500 * ms, time.Second, 1500 * ms}
@@ -301,8 +319,9 @@ func newSim(seed int64, logging bool) *sim {
 		SuspectAfter: sa,
 		DeadAfter:    sa + []float64{1, 1.5, 2}[r.IntN(3)],
 		Forget:       time.Duration(1+r.IntN(5)) * time.Second,
+		SplitTimeout: time.Duration(1+r.IntN(5)) * time.Second,
 	}.withDefaults()
-	s.soonest = min(time.Duration(s.cfg.SuspectAfter*float64(simIntervals[0])), s.cfg.Forget)
+	s.soonest = min(time.Duration(s.cfg.SuspectAfter*float64(simIntervals[0])), s.cfg.Forget, s.cfg.SplitTimeout)
 	s.jitter, s.loss, s.dup, s.reorder = s.u(0, 0.25), s.u(0, 0.06), s.u(0, 0.05), s.u(0, 0.1)
 	// Mostly small namespaces, sometimes up to 30 instances.
 	nInst := 3 + r.IntN(1+r.IntN(28))
@@ -325,7 +344,7 @@ func newSim(seed int64, logging bool) *sim {
 		checks = append(checks, t)
 	}
 	final := t
-	s.end = final.Add(simMaxIv/2 + quiet + s.cfg.Forget + time.Second)
+	s.end = final.Add(simMaxIv/2 + quiet + s.cfg.Forget + s.cfg.SplitTimeout + time.Second)
 
 	for range nInst {
 		s.at(t0.Add(s.dur(time.Second, 0, 1)), func() { s.start(s.newInst()) })
@@ -479,6 +498,9 @@ func (s *sim) start(in *simInst) {
 func (s *sim) connect(p *simProc) {
 	s.conns++
 	c := &simConn{id: s.conns, p: p, fence: make([]time.Time, len(s.obs)), last: make([]time.Time, len(s.obs))}
+	if s.split != nil {
+		c.side = s.rng.IntN(2) // a process that reconnects lands on either side
+	}
 	s.takeNick(c, s.pickNick())
 	p.conn = c
 }
@@ -487,6 +509,9 @@ func (s *sim) sendBeat(p *simProc) {
 	c := p.conn
 	faulty := s.inFault(s.now)
 	for o := range s.obs {
+		if s.apart(c, o) {
+			continue // a netsplit: nothing of the other side arrives
+		}
 		copies := 1
 		if faulty && s.rng.Float64() < s.dup {
 			copies = 2
@@ -527,6 +552,7 @@ func (s *sim) presence(c *simConn, d delivery) []time.Time {
 		}
 		c.last[o], c.fence[o], ts[o] = t, t.Add(1), t
 		d.o = int8(o)
+		d.lost = s.apart(c, o)
 		s.deliver(t, d)
 	}
 	return ts
@@ -600,6 +626,8 @@ func (s *sim) fault(end time.Time) {
 			s.logf(s.now, -1, k, "server: %s is now %s (%s/%s#%d)", old, nick, k.service, k.instance, p.inc)
 			s.freeNick(old, s.presence(c, delivery{kind: dRename, c: c, nick: old, more: &dExtra{to: nick}}))
 		}
+	case r < 90: // a netsplit
+		s.netsplit(end)
 	default: // an observer is cut off for a while
 		ob := s.obs[s.rng.IntN(len(s.obs))]
 		if ob.downUntil.After(s.now) {
@@ -719,7 +747,7 @@ func (s *sim) step(ob *simObs, now time.Time, d *delivery) error {
 	fail := func(k key, format string, args ...any) error {
 		return &simError{now, ob.i, k, fmt.Sprintf(format, args...)}
 	}
-	if ob.down && d.kind != dResume {
+	if (ob.down || d.lost) && d.kind != dResume {
 		if d.kind == dGone || d.kind == dRename {
 			s.logf(now, ob.i, d.c.p.inst.k, "cut off: missed %s's presence line", d.nick)
 		}
@@ -733,6 +761,8 @@ func (s *sim) step(ob *simObs, now time.Time, d *delivery) error {
 		ob.notBefore = soon
 	}
 	switch d.kind {
+	case dSplit, dRejoin:
+		return s.stepSplit(ob, now, d)
 	case dSuspend:
 		ob.down, ob.suspended = true, true
 		ob.v.Suspend()
@@ -849,15 +879,18 @@ func (s *sim) checkEvents(ob *simObs, now time.Time, in *delivery, evs []Event) 
 		fail := func(format string, args ...any) error {
 			return &simError{now, ob.i, k, fmt.Sprintf("%s: ", fmtEvents([]Event{e})) + fmt.Sprintf(format, args...)}
 		}
-		wantState := map[EventKind]State{Joined: Alive, Restarted: Alive, Recovered: Alive, Suspected: Suspect, Left: Dead}[e.Kind]
+		wantState := map[EventKind]State{Joined: Alive, Restarted: Alive, Recovered: Alive, Suspected: Suspect, Left: Dead, SplitAway: Unreachable}[e.Kind]
 		if e.Member.State != wantState || !e.Member.Since.Equal(now) {
 			return fail("member %s since %s", e.Member.State, simT(e.Member.Since))
 		}
 		fromBeat := in != nil && in.kind == dBeat && k == in.c.p.inst.k
 		// The freshest delivered evidence of life: a beat, or a Resume.
 		last := om.freshAt
-		if ob.resumedAt.After(last) {
+		if ob.resumedAt.After(last) && om.state != Unreachable {
 			last = ob.resumedAt
+		}
+		if om.rejoinedAt.After(last) {
+			last = om.rejoinedAt
 		}
 		switch e.Kind {
 		case Joined:
@@ -869,6 +902,12 @@ func (s *sim) checkEvents(ob *simObs, now time.Time, in *delivery, evs []Event) 
 				return fail("not from a beat of a newer incarnation (had #%d)", om.inc)
 			}
 		case Recovered:
+			if in != nil && in.kind == dRejoin {
+				if err := s.checkRejoined(ob, now, in, e, om); err != nil {
+					return fail("%v", err)
+				}
+				break
+			}
 			if !fromBeat || !om.known || om.state == Alive || e.Member.Incarnation != om.inc {
 				return fail("not from a beat of a %s member", om.state)
 			}
@@ -885,6 +924,13 @@ func (s *sim) checkEvents(ob *simObs, now time.Time, in *delivery, evs []Event) 
 		case Left:
 			if !om.known || om.state == Dead {
 				return fail("already %s", om.state)
+			}
+			if in == nil && om.state == Unreachable {
+				// Unreachable for SplitTimeout: dead, exactly then.
+				if !strings.HasPrefix(e.Reason, "unreachable for ") || now.Sub(om.since) != s.cfg.SplitTimeout {
+					return fail("unreachable since %s, dead at %s (split timeout %v)", simT(om.since), simT(now), s.cfg.SplitTimeout)
+				}
+				break
 			}
 			if in == nil {
 				if e.Reason != "heartbeats stopped" || ob.suspended {
@@ -906,9 +952,23 @@ func (s *sim) checkEvents(ob *simObs, now time.Time, in *delivery, evs []Event) 
 			if lc := om.lastConn; lc != nil && lc != in.c && (lc.quitAt.IsZero() || lc.quitAt.After(now)) && !om.renameMissed {
 				return fail("killed by the quit of conn %d, but the observer last heard it on conn %d, still connected", in.c.id, lc.id)
 			}
+			om.departed = true
+		case SplitAway:
+			if in == nil || in.kind != dSplit || !strings.EqualFold(e.Member.Nick, in.nick) || om.state == Dead || om.state == Unreachable {
+				return fail("not from the split QUIT of its nick (was %s)", om.state)
+			}
+			if e.Split.Near != in.more.near || e.Split.Far != in.more.far || e.Split.Since.After(now) {
+				return fail("split %+v, the QUIT named %s %s", e.Split, in.more.near, in.more.far)
+			}
+			if want := last.Add(time.Duration(s.cfg.SuspectAfter * float64(om.freshIv))); !e.Member.Fence.Equal(want) {
+				return fail("fence %s, want %s (its last evidence %s plus %g intervals)", simT(e.Member.Fence), simT(want), simT(last), s.cfg.SuspectAfter)
+			}
 		}
 		if !om.known {
 			ob.known++
+		}
+		if e.Kind == Joined || e.Kind == Restarted || e.Kind == Recovered && fromBeat {
+			om.departed = false
 		}
 		om.known, om.state, om.inc, om.since = true, e.Member.State, e.Member.Incarnation, now
 	}

@@ -1,6 +1,7 @@
 package heartbeat
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -12,10 +13,15 @@ type State uint8
 // Member states. Alive → Suspect after SuspectAfter missed intervals,
 // → Dead after DeadAfter; a heartbeat brings a suspect or dead member back
 // to Alive. Leaving the heartbeat channel (QUIT, PART, KICK) is Dead at once.
+// A member that left in a netsplit (the server's split QUIT, naming two
+// servers) is Unreachable: alive, as far as anyone knows, on the other
+// side; it comes back with its next heartbeat or its JOIN when the network
+// joins again, and is Dead only after Config.SplitTimeout.
 const (
 	Alive State = iota + 1
 	Suspect
 	Dead
+	Unreachable
 )
 
 func (s State) String() string {
@@ -26,6 +32,8 @@ func (s State) String() string {
 		return "suspect"
 	case Dead:
 		return "dead"
+	case Unreachable:
+		return "unreachable"
 	}
 	return "unknown"
 }
@@ -37,22 +45,47 @@ type EventKind uint8
 const (
 	Joined    EventKind = iota + 1 // first heartbeat of an instance
 	Suspected                      // heartbeats late
-	Recovered                      // a suspect or dead member beat again
+	Recovered                      // a suspect, dead or unreachable member beat (or, unreachable, joined) again
 	Restarted                      // a new incarnation replaced the old one
 	Left                           // dead: left the server, or heartbeats stopped
+	SplitAway                      // unreachable: left in a netsplit
 )
 
 func (k EventKind) String() string {
-	return [...]string{"", "joined", "suspected", "recovered", "restarted", "left"}[k]
+	names := [...]string{"", "joined", "suspected", "recovered", "restarted", "left", "unreachable"}
+	if int(k) < len(names) {
+		return names[k]
+	}
+	return "unknown"
 }
 
 // Event is a change in the view.
 type Event struct {
 	Kind   EventKind
 	Member Member
-	// Reason explains Left (the server's QUIT text, "heartbeats stopped").
+	// Reason explains Left (the server's QUIT text, "heartbeats stopped")
+	// and SplitAway (the split QUIT's text).
 	Reason string
+	// Split is, for SplitAway and for a Recovered member that was
+	// unreachable, the netsplit it was lost in (zero otherwise): a
+	// Recovered event with a split says the network joined again, and
+	// that lines of the member's side since Split.Since never reached
+	// this observer.
+	Split Split
 }
+
+// Split is a netsplit as the server's QUIT names it.
+type Split struct {
+	// Near and Far are the two servers the QUIT named: Near is still
+	// linked to the observer's server, Far is the one whose link broke;
+	// the member was on Far's side.
+	Near, Far string
+	// Since is when the observer heard the split's first QUIT.
+	Since time.Time
+}
+
+// IsZero reports whether s names no split.
+func (s Split) IsZero() bool { return s.Near == "" && s.Far == "" }
 
 // Member is one instance as the view sees it.
 type Member struct {
@@ -65,6 +98,17 @@ type Member struct {
 	Since, LastBeat time.Time
 	// Beat is the last heartbeat.
 	Beat Beat
+	// Departed is set when the server said the member left (a QUIT that
+	// is not a split, a PART or a KICK): it is dead for certain. A member
+	// dead by silence, or unreachable, may still be alive somewhere.
+	Departed bool
+	// Split is the netsplit an Unreachable member was lost in.
+	Split Split
+	// Fence is, for an Unreachable member, when it would have been
+	// suspected had its beats stopped when it split away (its last beat
+	// plus SuspectAfter of its intervals): anycast takes over its claims
+	// from then (docs/PROTOCOL.md §6.14).
+	Fence time.Time
 }
 
 // Config sets the thresholds. Zero fields take the defaults.
@@ -76,6 +120,10 @@ type Config struct {
 	SuspectAfter, DeadAfter float64
 	// Forget drops dead members from the view after this long (30 s).
 	Forget time.Duration
+	// SplitTimeout is how long a member lost in a netsplit stays
+	// Unreachable before it is taken for dead (60 s): a split longer
+	// than this is treated like a crash of the other side.
+	SplitTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -90,6 +138,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Forget <= 0 {
 		c.Forget = 30 * time.Second
+	}
+	if c.SplitTimeout <= 0 {
+		c.SplitTimeout = time.Minute
 	}
 	return c
 }
@@ -137,11 +188,13 @@ func (v *View) Heartbeat(nick string, b *Beat, now time.Time) []Event {
 			kind = Recovered
 		}
 	}
+	split := m.Split
+	m.Departed, m.Split, m.Fence = false, Split{}, time.Time{}
 	v.setNick(k, m, nick)
 	if kind == 0 {
 		return nil
 	}
-	return []Event{{Kind: kind, Member: *m}}
+	return []Event{{Kind: kind, Member: *m, Split: split}}
 }
 
 func (v *View) set(m *Member, b *Beat, s State, now time.Time) {
@@ -174,8 +227,54 @@ func (v *View) Gone(nick, reason string, now time.Time) []Event {
 	if m == nil || m.State == Dead || !strings.EqualFold(m.Nick, nick) {
 		return nil
 	}
-	m.State, m.Since = Dead, now
+	m.State, m.Since, m.Departed, m.Split, m.Fence = Dead, now, true, Split{}, time.Time{}
 	return []Event{{Kind: Left, Member: *m, Reason: reason}}
+}
+
+// SplitAway takes the server's word that nick left in a netsplit: its QUIT
+// named two servers (ParseSplitQuit), near and far. Its member is
+// Unreachable: not judged by silence, not among Members, and back with its
+// next heartbeat or its JOIN (Rejoined); Dead after Config.SplitTimeout.
+// Members lost in the same split share its Since.
+func (v *View) SplitAway(nick, near, far string, now time.Time) []Event {
+	k, ok := v.byNick[strings.ToLower(nick)]
+	if !ok {
+		return nil
+	}
+	m := v.members[k]
+	if m == nil || m.State == Dead || m.State == Unreachable || !strings.EqualFold(m.Nick, nick) {
+		return nil
+	}
+	since := now
+	for _, o := range v.members {
+		if o.State == Unreachable && o.Split.Near == near && o.Split.Far == far && o.Split.Since.Before(since) {
+			since = o.Split.Since
+		}
+	}
+	m.Fence = v.suspectAt(m)
+	m.State, m.Since, m.Split = Unreachable, now, Split{Near: near, Far: far, Since: since}
+	return []Event{{Kind: SplitAway, Member: *m, Reason: near + " " + far, Split: m.Split}}
+}
+
+// Rejoined takes the server's word that nick joined the heartbeat channel.
+// A member that was lost in a netsplit, or whose heartbeats stopped, and
+// still goes by that nick is back: the network joined again (the JOIN
+// comes in the server's burst, before any line of the member). It is
+// Alive with a fresh interval from now; its next beat tells whether it is
+// the same incarnation. A member that left for certain (Departed) comes
+// back only with a beat.
+func (v *View) Rejoined(nick string, now time.Time) []Event {
+	k, ok := v.byNick[strings.ToLower(nick)]
+	if !ok {
+		return nil
+	}
+	m := v.members[k]
+	if m == nil || m.Departed || !strings.EqualFold(m.Nick, nick) || (m.State != Unreachable && m.State != Dead) {
+		return nil
+	}
+	split := m.Split
+	m.State, m.Since, m.LastBeat, m.Split, m.Fence = Alive, now, now, Split{}, time.Time{}
+	return []Event{{Kind: Recovered, Member: *m, Split: split}}
 }
 
 // Renamed follows a nick change.
@@ -196,11 +295,12 @@ func (v *View) Renamed(from, to string) {
 func (v *View) Suspend() { v.suspended = true }
 
 // Resume starts judging again after a reconnect, giving every member a
-// fresh start from now.
+// fresh start from now (an unreachable one stays so: its split is not
+// over because we reconnected).
 func (v *View) Resume(now time.Time) {
 	v.suspended = false
 	for _, m := range v.members {
-		if m.State != Dead {
+		if m.State != Dead && m.State != Unreachable {
 			m.LastBeat = now
 		}
 	}
@@ -239,6 +339,12 @@ func (v *View) Tick(now time.Time) []Event {
 				m.State, m.Since = Suspect, now
 				out = append(out, Event{Kind: Suspected, Member: *m})
 			}
+		case Unreachable:
+			if !now.Before(m.Since.Add(v.cfg.SplitTimeout)) {
+				reason := fmt.Sprintf("unreachable for %v since the split %s %s", v.cfg.SplitTimeout, m.Split.Near, m.Split.Far)
+				m.State, m.Since, m.Split, m.Fence = Dead, now, Split{}, time.Time{}
+				out = append(out, Event{Kind: Left, Member: *m, Reason: reason})
+			}
 		case Dead:
 			if now.Sub(m.Since) >= v.cfg.Forget {
 				delete(v.members, k)
@@ -271,6 +377,8 @@ func (v *View) Next() time.Time {
 			if !v.suspended {
 				earlier(v.deadAt(m))
 			}
+		case Unreachable:
+			earlier(m.Since.Add(v.cfg.SplitTimeout))
 		case Dead:
 			earlier(m.Since.Add(v.cfg.Forget))
 		}
@@ -280,10 +388,11 @@ func (v *View) Next() time.Time {
 
 // Members returns the live (alive or suspect) instances of service, or of
 // every service when service is "", sorted by service and instance.
+// Unreachable members are not among them: nothing sent now reaches them.
 func (v *View) Members(service string) []Member {
 	var out []Member
 	for _, m := range v.members {
-		if m.State != Dead && (service == "" || m.Service == service) {
+		if (m.State == Alive || m.State == Suspect) && (service == "" || m.Service == service) {
 			out = append(out, *m)
 		}
 	}
