@@ -954,8 +954,8 @@ func (s *sim) checkEvents(ob *simObs, now time.Time, in *delivery, evs []Event) 
 			}
 			om.departed = true
 		case SplitAway:
-			if in == nil || in.kind != dSplit || !strings.EqualFold(e.Member.Nick, in.nick) || om.state == Dead || om.state == Unreachable {
-				return fail("not from the split QUIT of its nick (was %s)", om.state)
+			if in == nil || in.kind != dSplit || !strings.EqualFold(e.Member.Nick, in.nick) || om.departed || om.state == Unreachable {
+				return fail("not from the split QUIT of its nick (was %s, departed %v)", om.state, om.departed)
 			}
 			if e.Split.Near != in.more.near || e.Split.Far != in.more.far || e.Split.Since.After(now) {
 				return fail("split %+v, the QUIT named %s %s", e.Split, in.more.near, in.more.far)

@@ -235,14 +235,16 @@ func (v *View) Gone(nick, reason string, now time.Time) []Event {
 // named two servers (ParseSplitQuit), near and far. Its member is
 // Unreachable: not judged by silence, not among Members, and back with its
 // next heartbeat or its JOIN (Rejoined); Dead after Config.SplitTimeout.
-// Members lost in the same split share its Since.
+// Members lost in the same split share its Since. A member already dead
+// by silence is unreachable too (a frozen server's link timed out: its
+// users were behind it); one that left for certain stays dead.
 func (v *View) SplitAway(nick, near, far string, now time.Time) []Event {
 	k, ok := v.byNick[strings.ToLower(nick)]
 	if !ok {
 		return nil
 	}
 	m := v.members[k]
-	if m == nil || m.State == Dead || m.State == Unreachable || !strings.EqualFold(m.Nick, nick) {
+	if m == nil || m.Departed || m.State == Unreachable || !strings.EqualFold(m.Nick, nick) {
 		return nil
 	}
 	since := now
