@@ -361,7 +361,7 @@ func fakeLines(t *testing.T, n int) []history.PageRecord {
 		if err != nil || len(ls) != 1 {
 			t.Fatalf("%d lines, %v", len(ls), err)
 		}
-		out[i] = history.PageRecord{Time: at.UnixNano(), MsgID: fmt.Sprintf("m%05d", i), Nick: "fake", Tags: ls[0].Tags, Body: ls[0].Body}
+		out[i] = history.PageRecord{Time: at.UnixNano(), MsgID: fmt.Sprintf("m%05d", i), Nick: "fake-1", Tags: ls[0].Tags, Body: ls[0].Body}
 	}
 	return out
 }

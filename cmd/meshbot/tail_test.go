@@ -208,7 +208,7 @@ func TestTailRawBatch(t *testing.T) {
 	waitFor(t, "record", rec.errbuf, "recording", 20*time.Second)
 
 	data := batchLine(t, 3).Tags[envelope.TagData]
-	person := dialTags(t, srv.Addr(), "alice")
+	person := dialTags(t, srv.Addr(), "audit-a1") // the batch's sender: audit/a1
 	person.send("JOIN #rb.orders")
 	person.expect("JOIN")
 	person.send("@+zz=first;+meshbot/e=" + data + ";+aa=a\\sb PRIVMSG #rb.orders :mesh event orders 1a2b3c4d +2 more (3 B)")
