@@ -9,8 +9,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/mesh"
+	"github.com/meshbot/meshbot/meshtest/recording"
 )
 
 func newRecordCmd(st *state) *cobra.Command {
@@ -18,6 +21,7 @@ func newRecordCmd(st *state) *cobra.Command {
 		conn  connFlags
 		id    identityFlags
 		trust trustFlags
+		cut   cutFlags
 		raw   string
 		dur   time.Duration
 	)
@@ -28,21 +32,54 @@ func newRecordCmd(st *state) *cobra.Command {
 write every line the server sends, as received — tags, prefix, command —
 one per line, to FILE, until interrupted or --for has passed.
 
-Such a log replays deterministically: the history/rawlog package reads it
-back (lines parsed with ircmsg, server-time tags as the clock), and tests
-drive the pure cores (heartbeat views, claims) through it to check they
-make the decisions the live services made. 'meshbot decode - < FILE'
-decodes the mesh lines in it.
+Such a log replays deterministically: meshtest.Replay runs a service's
+real handlers on it (on a virtual clock, against a golden file), the
+history/rawlog and meshtest/recording packages read it back, and
+'meshbot decode - < FILE' decodes the mesh lines in it.
+
+With --from IN, record cuts an existing log instead of connecting: it
+reads IN and writes the cut to FILE. The cut, live or from a file, is
+made of:
+
+  TOPIC...            keep these topics (and the heartbeat channel, server
+                      lines and private messages); from a file, none keeps all
+  --since, --until    keep the lines in this time range (from a file): a
+                      time (RFC 3339) or +DURATION from the log's start;
+                      who was in which channel before --since is kept
+  --sender S          keep only what these services (or nicks) sent
+  --no-heartbeats     drop the heartbeat lines
+  --redact-json F,..  replace the values of these JSON fields in payloads
+                      (events, requests, answers, state values) by
+                      "redacted-" and a hash: equal values stay equal
+  --redact-payloads   replace every payload by such a stand-in
+
+A redacted envelope is sealed again: unsigned, or signed with
+--hmac-key-file / --ed25519-key-file (a key your replay test trusts). So a
+log taken in production can be committed.
 
 The file gets server lines too (registration, NAMES, PING/PONG): replays
 skip what they do not need. Lines are buffered and flushed every second and
 at the end.`,
 		Example: `  meshbot record --raw jobs.log jobs --for 30s
-  meshbot record --raw run.log orders.created payments --namespace shop`,
-		Args: nargs(1, -1, "TOPIC"),
+  meshbot record --raw run.log orders.created payments --namespace shop
+  meshbot record --from prod.log --raw testdata/orders.log orders.created \
+      --since +5m --until +6m --no-heartbeats --redact-json email,name`,
+		Args: nargs(0, -1, "TOPIC"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if raw == "" {
 				return usagef("record: --raw FILE is required")
+			}
+			if cut.from != "" {
+				if dur > 0 {
+					return usagef("record: --for is for recording live; a cut of a file uses --since and --until")
+				}
+				return cut.file(st, &trust, raw, a)
+			}
+			if len(a) == 0 {
+				return usagef("record: missing TOPIC (which topics to record)")
+			}
+			if cut.since != "" || cut.until != "" {
+				return usagef("record: --since and --until cut a log file (--from); live, use --for")
 			}
 			topics, err := topicArgs(conn.namespace, a)
 			if err != nil {
@@ -107,16 +144,173 @@ at the end.`,
 				return fmt.Errorf("record: %w", err)
 			}
 			fmt.Fprintf(st.env.stderr, "meshbot: recorded %d lines to %s\n", w.lines, raw)
-			return nil
+			if !cut.edits() {
+				return nil
+			}
+			return cut.rewrite(st, cfg.Signer, raw)
 		},
 	}
 	f := cmd.Flags()
 	conn.add(f, true)
 	id.add(f, "meshbot")
 	trust.add(f, true)
+	cut.add(f)
 	f.StringVar(&raw, "raw", "", "write the raw lines to `FILE` (created or truncated)")
 	f.DurationVar(&dur, "for", 0, "stop after this long (default: until interrupted)")
 	return cmd
+}
+
+// cutFlags cut and anonymise a log (record.go), from a file or after a
+// live recording.
+type cutFlags struct {
+	from         string
+	since, until string
+	senders      []string
+	noHeartbeats bool
+	redactJSON   []string
+	redactAll    bool
+}
+
+func (c *cutFlags) add(f *pflag.FlagSet) {
+	f.StringVar(&c.from, "from", "", "cut the log in `FILE` instead of recording live")
+	f.StringVar(&c.since, "since", "", "with --from: keep lines from this `TIME` on (RFC 3339, or +DURATION from the log's start)")
+	f.StringVar(&c.until, "until", "", "with --from: keep lines before this `TIME` (RFC 3339, or +DURATION from the log's start)")
+	f.StringSliceVar(&c.senders, "sender", nil, "keep only what these services or nicks sent (and the server's lines)")
+	f.BoolVar(&c.noHeartbeats, "no-heartbeats", false, "drop the heartbeat lines")
+	f.StringSliceVar(&c.redactJSON, "redact-json", nil, "replace the values of these JSON `FIELDS` in payloads by a hash")
+	f.BoolVar(&c.redactAll, "redact-payloads", false, "replace every payload by a hash")
+}
+
+// edits reports whether a live recording is rewritten after it ends.
+func (c *cutFlags) edits() bool {
+	return len(c.senders) > 0 || c.noHeartbeats || len(c.redactJSON) > 0 || c.redactAll
+}
+
+// file cuts the log c.from into out.
+func (c *cutFlags) file(st *state, trust *trustFlags, out string, topicArgs0 []string) error {
+	in, err := recording.Load(c.from)
+	if err != nil {
+		return err
+	}
+	signer, _, _, err := trust.load()
+	if err != nil {
+		return err
+	}
+	topics, err := topicArgs(in.Namespace(), topicArgs0)
+	if err != nil {
+		return err
+	}
+	l, err := c.apply(in, topics, signer)
+	if err != nil {
+		return err
+	}
+	if err := l.WriteFile(out); err != nil {
+		return err
+	}
+	fmt.Fprintf(st.env.stderr, "meshbot: wrote %d of the %d lines of %s to %s%s\n", l.Len(), in.Len(), c.from, out, c.describe(topics))
+	return nil
+}
+
+// rewrite applies the cut to a live recording in path.
+func (c *cutFlags) rewrite(st *state, signer envelope.Signer, path string) error {
+	in, err := recording.Load(path)
+	if err != nil {
+		return err
+	}
+	l, err := c.apply(in, nil, signer)
+	if err != nil {
+		return err
+	}
+	if err := l.WriteFile(path); err != nil {
+		return err
+	}
+	fmt.Fprintf(st.env.stderr, "meshbot: kept %d of them%s\n", l.Len(), c.describe(nil))
+	return nil
+}
+
+// apply cuts l: topics (none: all), time, senders, heartbeats, then the
+// payloads.
+func (c *cutFlags) apply(l *recording.Log, topics []string, signer envelope.Signer) (*recording.Log, error) {
+	if len(topics) > 0 {
+		l = l.Topics(topics...)
+	}
+	if c.since != "" || c.until != "" {
+		from, err := logTime(l, "--since", c.since)
+		if err != nil {
+			return nil, err
+		}
+		to, err := logTime(l, "--until", c.until)
+		if err != nil {
+			return nil, err
+		}
+		l = l.Between(from, to)
+	}
+	if len(c.senders) > 0 {
+		l = l.Senders(c.senders...)
+	}
+	if c.noHeartbeats {
+		l = l.WithoutHeartbeats()
+	}
+	var rw recording.Rewrite
+	switch {
+	case c.redactAll:
+		rw = recording.RedactAll()
+	case len(c.redactJSON) > 0:
+		rw = recording.RedactJSON(c.redactJSON...)
+	}
+	if rw == nil {
+		return l, nil
+	}
+	return l.Anonymize(rw, signer)
+}
+
+// describe says what the cut did, for the summary line.
+func (c *cutFlags) describe(topics []string) string {
+	var parts []string
+	if len(topics) > 0 {
+		parts = append(parts, "topics "+strings.Join(topics, " "))
+	}
+	if c.since != "" {
+		parts = append(parts, "since "+c.since)
+	}
+	if c.until != "" {
+		parts = append(parts, "until "+c.until)
+	}
+	if len(c.senders) > 0 {
+		parts = append(parts, "sent by "+strings.Join(c.senders, " "))
+	}
+	if c.noHeartbeats {
+		parts = append(parts, "no heartbeats")
+	}
+	switch {
+	case c.redactAll:
+		parts = append(parts, "payloads redacted")
+	case len(c.redactJSON) > 0:
+		parts = append(parts, "JSON fields "+strings.Join(c.redactJSON, ",")+" redacted")
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
+}
+
+// logTime reads a --since/--until value: "" (open), an RFC 3339 time, or
+// +DURATION (or DURATION) from the log's start.
+func logTime(l *recording.Log, flag, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(strings.TrimPrefix(v, "+")); err == nil {
+		if l.Start().IsZero() {
+			return time.Time{}, usagef("%s %s: the log has no times (no server-time tags) to count from", flag, v)
+		}
+		return l.Start().Add(d), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, usagef("%s %q: want a time (RFC 3339, e.g. 2026-01-02T15:04:05Z) or +DURATION from the log's start (e.g. +90s)", flag, v)
+	}
+	return t, nil
 }
 
 // syncWriter is the recorder's buffered log: the connection's reader
