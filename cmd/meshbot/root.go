@@ -124,6 +124,7 @@ the file's default context); a flag on the command line always wins:
 		newRecordCmd(st),
 		newHistoryCmd(st),
 		newReplayCmd(st),
+		newReplayLogCmd(st),
 		newReqCmd(st),
 		newDecodeCmd(st),
 		newDemoCmd(st),
