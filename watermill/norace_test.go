@@ -1,5 +1,0 @@
-//go:build !race
-
-package meshwatermill_test
-
-const raceEnabled = false
