@@ -127,6 +127,10 @@ func run(t *testing.T, log *recording.Log, cfg mesh.Config, setup Setup, o *opti
 	stats := n.Stats()
 	srv.close()
 	synctest.Wait()
+	if k, u := stats.RejectedBy["unknown-key"], stats.RejectedBy["unsigned"]; k+u > 0 {
+		t.Logf("meshtest: the node rejected %d signed lines with keys it does not know and %d unsigned lines: "+
+			"give the config the mesh's Keys, or reseal the log (recording.Log.Reseal, meshbot record --strip-signatures)", k, u)
+	}
 
 	capt.mu.Lock()
 	defer capt.mu.Unlock()

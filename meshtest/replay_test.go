@@ -3,6 +3,7 @@ package meshtest_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -291,5 +292,37 @@ func TestReplayOptions(t *testing.T) {
 	res = meshtest.Replay(t, log, cfg, shopSetup, meshtest.KeepOwnService())
 	if res.Delivered <= plain.Delivered {
 		t.Errorf("KeepOwnService delivered %d lines, no more than the %d without it", res.Delivered, plain.Delivered)
+	}
+}
+
+// TestReplayTrust: the node under test trusts the log as it would trust
+// the lines live. A log signed with the mesh's key replays like the
+// unsigned one for a node that holds the key and requires signatures; a
+// node without the key rejects every signed line, one that requires
+// signatures every unsigned one.
+func TestReplayTrust(t *testing.T) {
+	t.Parallel()
+	log := meshtest.Load(t, shopLog)
+	key := []byte("0123456789abcdef0123456789abcdef")
+	signed, err := log.Reseal(envelope.NewHMACSigner("mesh", key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := envelope.NewKeyring()
+	keys.AddHMAC("mesh", key)
+	trusting := mesh.Config{Service: shopService, Signer: envelope.NewHMACSigner("mesh", key), Keys: keys, RequireSigned: true}
+
+	plain := meshtest.Replay(t, log, mesh.Config{Service: shopService}, shopSetup)
+	res := meshtest.Replay(t, signed, trusting, shopSetup)
+	if a, b := outputsOf(plain), outputsOf(res); !slices.Equal(a, b) || res.Stats.Rejected != 0 {
+		t.Errorf("signed log, trusted: did\n  %s\nunsigned log:\n  %s\nrejected %v", strings.Join(b, "\n  "), strings.Join(a, "\n  "), res.Stats.RejectedBy)
+	}
+	res = meshtest.Replay(t, signed, mesh.Config{Service: shopService}, shopSetup)
+	if res.Stats.Delivered != 0 || res.Stats.RejectedBy["unknown-key"] == 0 {
+		t.Errorf("signed log, no keys: delivered %d, rejected %v", res.Stats.Delivered, res.Stats.RejectedBy)
+	}
+	res = meshtest.Replay(t, log, trusting, shopSetup)
+	if res.Stats.Delivered != 0 || res.Stats.RejectedBy["unsigned"] == 0 {
+		t.Errorf("unsigned log, signatures required: delivered %d, rejected %v", res.Stats.Delivered, res.Stats.RejectedBy)
 	}
 }

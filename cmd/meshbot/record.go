@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/mesh"
 	"github.com/meshbot/meshbot/meshtest/recording"
 )
@@ -52,10 +51,12 @@ made of:
                       (events, requests, answers, state values) by
                       "redacted-" and a hash: equal values stay equal
   --redact-payloads   replace every payload by such a stand-in
+  --strip-signatures  seal every envelope again, unsigned: a replay test
+                      then needs no key of the recorded mesh (the mesh's
+                      HMAC key is a secret; never commit it with a log)
 
-A redacted envelope is sealed again: unsigned, or signed with
---hmac-key-file / --ed25519-key-file (a key your replay test trusts). So a
-log taken in production can be committed.
+A redacted envelope is sealed again, unsigned (its recorded signature does
+not cover the new payload). So a log taken in production can be committed.
 
 The file gets server lines too (registration, NAMES, PING/PONG): replays
 skip what they do not need. Lines are buffered and flushed every second and
@@ -63,7 +64,7 @@ at the end.`,
 		Example: `  meshbot record --raw jobs.log jobs --for 30s
   meshbot record --raw run.log orders.created payments --namespace shop
   meshbot record --from prod.log --raw testdata/orders.log orders.created \
-      --since +5m --until +6m --no-heartbeats --redact-json email,name`,
+      --since +5m --until +6m --no-heartbeats --redact-json email,name --strip-signatures`,
 		Args: nargs(0, -1, "TOPIC"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if raw == "" {
@@ -73,7 +74,7 @@ at the end.`,
 				if dur > 0 {
 					return usagef("record: --for is for recording live; a cut of a file uses --since and --until")
 				}
-				return cut.file(st, &trust, raw, a)
+				return cut.file(st, raw, a)
 			}
 			if len(a) == 0 {
 				return usagef("record: missing TOPIC (which topics to record)")
@@ -147,7 +148,7 @@ at the end.`,
 			if !cut.edits() {
 				return nil
 			}
-			return cut.rewrite(st, cfg.Signer, raw)
+			return cut.rewrite(st, raw)
 		},
 	}
 	f := cmd.Flags()
@@ -169,6 +170,7 @@ type cutFlags struct {
 	noHeartbeats bool
 	redactJSON   []string
 	redactAll    bool
+	strip        bool
 }
 
 func (c *cutFlags) add(f *pflag.FlagSet) {
@@ -179,20 +181,17 @@ func (c *cutFlags) add(f *pflag.FlagSet) {
 	f.BoolVar(&c.noHeartbeats, "no-heartbeats", false, "drop the heartbeat lines")
 	f.StringSliceVar(&c.redactJSON, "redact-json", nil, "replace the values of these JSON `FIELDS` in payloads by a hash")
 	f.BoolVar(&c.redactAll, "redact-payloads", false, "replace every payload by a hash")
+	f.BoolVar(&c.strip, "strip-signatures", false, "seal every envelope again, unsigned (a replay needs no key of the recorded mesh)")
 }
 
 // edits reports whether a live recording is rewritten after it ends.
 func (c *cutFlags) edits() bool {
-	return len(c.senders) > 0 || c.noHeartbeats || len(c.redactJSON) > 0 || c.redactAll
+	return len(c.senders) > 0 || c.noHeartbeats || len(c.redactJSON) > 0 || c.redactAll || c.strip
 }
 
 // file cuts the log c.from into out.
-func (c *cutFlags) file(st *state, trust *trustFlags, out string, topicArgs0 []string) error {
+func (c *cutFlags) file(st *state, out string, topicArgs0 []string) error {
 	in, err := recording.Load(c.from)
-	if err != nil {
-		return err
-	}
-	signer, _, _, err := trust.load()
 	if err != nil {
 		return err
 	}
@@ -200,7 +199,7 @@ func (c *cutFlags) file(st *state, trust *trustFlags, out string, topicArgs0 []s
 	if err != nil {
 		return err
 	}
-	l, err := c.apply(in, topics, signer)
+	l, err := c.apply(in, topics)
 	if err != nil {
 		return err
 	}
@@ -212,12 +211,12 @@ func (c *cutFlags) file(st *state, trust *trustFlags, out string, topicArgs0 []s
 }
 
 // rewrite applies the cut to a live recording in path.
-func (c *cutFlags) rewrite(st *state, signer envelope.Signer, path string) error {
+func (c *cutFlags) rewrite(st *state, path string) error {
 	in, err := recording.Load(path)
 	if err != nil {
 		return err
 	}
-	l, err := c.apply(in, nil, signer)
+	l, err := c.apply(in, nil)
 	if err != nil {
 		return err
 	}
@@ -229,8 +228,8 @@ func (c *cutFlags) rewrite(st *state, signer envelope.Signer, path string) error
 }
 
 // apply cuts l: topics (none: all), time, senders, heartbeats, then the
-// payloads.
-func (c *cutFlags) apply(l *recording.Log, topics []string, signer envelope.Signer) (*recording.Log, error) {
+// payloads and signatures (envelopes sealed again are unsigned).
+func (c *cutFlags) apply(l *recording.Log, topics []string) (*recording.Log, error) {
 	if len(topics) > 0 {
 		l = l.Topics(topics...)
 	}
@@ -258,10 +257,16 @@ func (c *cutFlags) apply(l *recording.Log, topics []string, signer envelope.Sign
 	case len(c.redactJSON) > 0:
 		rw = recording.RedactJSON(c.redactJSON...)
 	}
-	if rw == nil {
-		return l, nil
+	if rw != nil {
+		var err error
+		if l, err = l.Anonymize(rw, nil); err != nil {
+			return nil, err
+		}
 	}
-	return l.Anonymize(rw, signer)
+	if c.strip {
+		return l.Reseal(nil)
+	}
+	return l, nil
 }
 
 // describe says what the cut did, for the summary line.
@@ -287,6 +292,9 @@ func (c *cutFlags) describe(topics []string) string {
 		parts = append(parts, "payloads redacted")
 	case len(c.redactJSON) > 0:
 		parts = append(parts, "JSON fields "+strings.Join(c.redactJSON, ",")+" redacted")
+	}
+	if c.strip {
+		parts = append(parts, "signatures stripped")
 	}
 	if len(parts) == 0 {
 		return ""

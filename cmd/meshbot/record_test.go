@@ -165,14 +165,20 @@ func TestRecordCutFile(t *testing.T) {
 	}
 }
 
-// TestRecordRedacted records live with the payloads redacted and without
-// heartbeats: what is committed holds neither.
+// TestRecordRedacted records a signed mesh live with the payloads
+// redacted, without heartbeats and with the signatures stripped: what is
+// committed holds neither the data nor anything that needs the mesh's key.
 func TestRecordRedacted(t *testing.T) {
 	t.Parallel()
 	srv := ircdtest.Start(t)
-	environ := map[string]string{"MESHBOT_SERVER": srv.Addr(), "MESHBOT_NAMESPACE": "mesh"}
+	key := filepath.Join(t.TempDir(), "mesh.hmac")
+	if r := runCLI(t, nil, "", "keygen", "hmac", "--out", key); r.code != 0 {
+		t.Fatalf("keygen: exit %d\n%s", r.code, r.stderr)
+	}
+	environ := map[string]string{"MESHBOT_SERVER": srv.Addr(), "MESHBOT_NAMESPACE": "mesh",
+		"MESHBOT_HMAC_KEY_FILE": key, "MESHBOT_KEYRING": key, "MESHBOT_REQUIRE_SIGNED": "1"}
 	path := filepath.Join(t.TempDir(), "run.log")
-	rec := startCLI(t, environ, "record", "--raw", path, "jobs", "--no-heartbeats", "--redact-payloads")
+	rec := startCLI(t, environ, "record", "--raw", path, "jobs", "--no-heartbeats", "--redact-payloads", "--strip-signatures")
 	waitFor(t, "record stderr", rec.errbuf, "recording", 20*time.Second)
 	if r := runCLI(t, environ, "", "pub", "jobs", "secret-1", "--count", "3"); r.code != 0 {
 		t.Fatalf("pub: exit %d\n%s", r.code, r.stderr)
@@ -181,7 +187,7 @@ func TestRecordRedacted(t *testing.T) {
 	if code := rec.stop(t); code != 0 {
 		t.Fatalf("record: exit %d\n%s", code, rec.errbuf)
 	}
-	if !strings.Contains(rec.errbuf.String(), "payloads redacted") {
+	if !strings.Contains(rec.errbuf.String(), "payloads redacted; signatures stripped") {
 		t.Errorf("summary:\n%s", rec.errbuf)
 	}
 	events, beats := recordedEvents(t, path)
@@ -191,6 +197,20 @@ func TestRecordRedacted(t *testing.T) {
 	for _, e := range events {
 		if e != "jobs "+recording.Redacted("secret-1") {
 			t.Errorf("event %q: want the payload's stand-in", e)
+		}
+	}
+	// A decoder with no key accepts every envelope: none is signed.
+	lines, err := rawlog.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := envelope.NewDecoder(envelope.DecoderConfig{})
+	for _, l := range lines {
+		if l.Command() != "PRIVMSG" {
+			continue
+		}
+		if _, _, err := dec.Decode(l.Nick, l.Msg.AllTags(), l.Text(), l.Time); err != nil {
+			t.Errorf("line %d: %v", l.N, err)
 		}
 	}
 }

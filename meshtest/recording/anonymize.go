@@ -38,6 +38,20 @@ type Rewrite func(topic string, kind envelope.Kind, payload []byte) []byte
 // node without RequireSigned. Lines that fail to decode are kept as
 // recorded.
 func (l *Log) Anonymize(f Rewrite, signer envelope.Signer) (*Log, error) {
+	return l.rewrite(f, signer, false)
+}
+
+// Reseal seals every envelope of the log again with signer (nil:
+// unsigned), heartbeats and claims lines included, their content
+// unchanged: a log recorded in a signed mesh then replays in a test that
+// does not hold the mesh's keys (an HMAC key is a secret, and must not be
+// committed with the log). Envelopes already sealed as asked are kept as
+// they are.
+func (l *Log) Reseal(signer envelope.Signer) (*Log, error) { return l.rewrite(nil, signer, true) }
+
+// rewrite rewrites the payloads with f (nil: none) and seals the
+// envelopes it changed, or with all every envelope, again with signer.
+func (l *Log) rewrite(f Rewrite, signer envelope.Signer, all bool) (*Log, error) {
 	lines := l.prepared()
 	dec := envelope.NewDecoder(envelope.DecoderConfig{AcceptUnchecked: true})
 	drop := make([]bool, len(lines))
@@ -65,9 +79,14 @@ func (l *Log) Anonymize(f Rewrite, signer envelope.Signer) (*Log, error) {
 				break
 			}
 			env := *de.Envelope
-			if ch, err := rewriteEnvelope(&env, f); err != nil {
-				return nil, fmt.Errorf("recording: line %d: %w", line.N, err)
-			} else if ch {
+			if f != nil {
+				ch, err := rewriteEnvelope(&env, f)
+				if err != nil {
+					return nil, fmt.Errorf("recording: line %d: %w", line.N, err)
+				}
+				changed = changed || ch
+			}
+			if all && (signer != nil || env.Signature != nil) {
 				changed = true
 			}
 			envs = append(envs, &env)

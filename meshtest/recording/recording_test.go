@@ -303,3 +303,45 @@ func TestFormatLine(t *testing.T) {
 		}
 	}
 }
+
+// TestReseal signs every envelope of a log with a key, then strips the
+// signatures again: each time every mesh line decodes under the trust
+// asked for, heartbeats and claims included.
+func TestReseal(t *testing.T) {
+	l := load(t)
+	key := []byte("0123456789abcdef0123456789abcdef")
+	keys := envelope.NewKeyring()
+	keys.AddHMAC("test", key)
+	signed, err := l.Reseal(envelope.NewHMACSigner("test", key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned, err := signed.Reseal(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, l *recording.Log, v *envelope.Verifier) {
+		dec := envelope.NewDecoder(envelope.DecoderConfig{Verifier: v})
+		kinds := map[envelope.Kind]int{}
+		for _, line := range l.Find(recording.Command("PRIVMSG")) {
+			envs, _, err := dec.Decode(line.Nick, line.Tags(), line.Text(), line.Time)
+			if err != nil {
+				t.Errorf("%s: line %d: %v", name, line.N, err)
+			}
+			for _, env := range envs {
+				kinds[env.Kind]++
+			}
+		}
+		if kinds[envelope.KindHeartbeat] == 0 || kinds[envelope.KindClaim] == 0 || kinds[envelope.KindEvent] != len(events(l)) {
+			t.Errorf("%s: envelopes by kind %v", name, kinds)
+		}
+	}
+	check("signed", signed, &envelope.Verifier{Keys: keys, RequireSigned: true})
+	check("unsigned again", unsigned, nil)
+	if !slices.Equal(events(unsigned), events(l)) {
+		t.Error("resealing changed the events")
+	}
+	if _, err := signed.Reseal(envelope.NewHMACSigner("test", key)); err != nil {
+		t.Fatal(err)
+	}
+}
