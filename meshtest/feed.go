@@ -42,8 +42,9 @@ const (
 type feedLine struct {
 	at      time.Time
 	kind    feedKind
-	channel string // feedChannel: the channel (lower case)
-	line    *recording.Line
+	channel string          // feedChannel: the channel (lower case)
+	raw     string          // the line as recorded
+	direct  *recording.Line // feedDirect: the line, to address to the node
 }
 
 // plan picks the lines of log that may reach a node of service, and the
@@ -51,7 +52,6 @@ type feedLine struct {
 // instances unless keepOwn). Lines without a server-time tag take the time
 // of the line before them (the log's start for the first ones).
 func plan(log *recording.Log, service string, keepOwn bool) ([]feedLine, map[string][]string) {
-	lines := log.Lines()
 	owner := strings.ToLower(log.Owner())
 	ownerService, _, _ := mesh.ParseNick(owner)
 	own := map[string]bool{} // nick (lower case) → of the service under test
@@ -72,13 +72,12 @@ func plan(log *recording.Log, service string, keepOwn bool) ([]feedLine, map[str
 	namesDone := map[string]bool{}
 	var out []feedLine
 	at := log.Start()
-	for i := range lines {
-		l := &lines[i]
+	for line := range log.All() {
+		l := &line
 		if !l.Time.IsZero() {
 			at = l.Time
 		}
 		cmd := l.Command()
-		from := strings.ToLower(l.Nick)
 		if cmd == "353" || cmd == "366" {
 			namesOf(l, names, namesDone, isOwn)
 			continue
@@ -86,7 +85,8 @@ func plan(log *recording.Log, service string, keepOwn bool) ([]feedLine, map[str
 		if isOwn(l.Nick) || l.InBatch() {
 			continue
 		}
-		fl := feedLine{at: at, line: l}
+		byOwner := strings.EqualFold(l.Nick, owner)
+		fl := feedLine{at: at, raw: l.String()}
 		switch cmd {
 		case "PRIVMSG":
 			target := l.Param(0)
@@ -95,13 +95,14 @@ func plan(log *recording.Log, service string, keepOwn bool) ([]feedLine, map[str
 				continue
 			case strings.HasPrefix(target, "#"):
 				fl.kind, fl.channel = feedChannel, strings.ToLower(target)
-			case strings.EqualFold(target, owner) && from != owner && ownerService == service:
-				fl.kind = feedDirect
+			case strings.EqualFold(target, owner) && !byOwner && ownerService == service:
+				d := line
+				fl.kind, fl.direct = feedDirect, &d
 			default:
 				continue // the owner's own private messages, echoed
 			}
 		case "JOIN", "PART", "KICK":
-			if from == owner || l.Nick == "" || !strings.HasPrefix(l.Param(0), "#") {
+			if byOwner || l.Nick == "" || !strings.HasPrefix(l.Param(0), "#") {
 				continue
 			}
 			if cmd == "KICK" && strings.EqualFold(l.Param(1), owner) {
@@ -109,7 +110,7 @@ func plan(log *recording.Log, service string, keepOwn bool) ([]feedLine, map[str
 			}
 			fl.kind, fl.channel = feedChannel, strings.ToLower(l.Param(0))
 		case "QUIT", "NICK":
-			if from == owner || l.Nick == "" {
+			if byOwner || l.Nick == "" {
 				continue
 			}
 			if cmd == "NICK" && isOwn(l.Param(0)) {
@@ -193,9 +194,9 @@ func (fl *feedLine) appendTo(b []byte, nick string, joined bool) ([]byte, bool) 
 			return b, false
 		}
 	case feedDirect:
-		msg := fl.line.Message()
+		msg := fl.direct.Message()
 		msg.Params[0] = nick
 		return append(append(b, recording.FormatLine(&msg)...), '\r', '\n'), true
 	}
-	return append(append(b, fl.line.String()...), '\r', '\n'), true
+	return append(append(b, fl.raw...), '\r', '\n'), true
 }

@@ -15,6 +15,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,6 +180,18 @@ func heartbeatNamespace(channel string) (string, bool) {
 // Lines returns the log's lines (a copy of the slice; the lines are
 // values).
 func (l *Log) Lines() []Line { return append([]Line(nil), l.lines...) }
+
+// All yields the log's lines in order, each a copy, without copying the
+// whole log first.
+func (l *Log) All() iter.Seq[Line] {
+	return func(yield func(Line) bool) {
+		for i := range l.lines {
+			if !yield(l.lines[i]) {
+				return
+			}
+		}
+	}
+}
 
 // Len is the number of lines.
 func (l *Log) Len() int { return len(l.lines) }
