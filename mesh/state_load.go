@@ -114,12 +114,45 @@ func (m *mirror) load(why, prefer string) {
 		select {
 		case <-m.loaded:
 		default:
+			// Reads wait for the first load; they must also find the
+			// domain's availability right, which the heartbeats tell.
+			m.awaitAvailability(ctx, start)
 			close(m.loaded)
 		}
 		n.beatSoon() // announce the copy: it is current now
 		n.log.Info("state: domain loaded", "domain", m.name, "why", why, "from", from, "pages", pages,
 			"version", version, "in", time.Since(start).Round(time.Millisecond))
 		return
+	}
+}
+
+// awaitAvailability waits until the node knows whether the domain is
+// available: an instance of its owner announces it, or the node heard
+// every instance present in the namespace (and at least holderWarmup
+// passed since since), or DeadAfter intervals passed. A node that loaded
+// from an owner's instance before hearing its beat would otherwise call a
+// live domain stale.
+func (m *mirror) awaitAvailability(ctx context.Context, since time.Time) {
+	n := m.n
+	deadline := since.Add(time.Duration(n.cfg.DeadAfter * float64(n.cfg.HeartbeatInterval)))
+	self := strings.ToLower(n.Nick())
+	for {
+		m.mu.Lock()
+		avail := m.r.Available()
+		m.mu.Unlock()
+		if avail || time.Now().After(deadline) ||
+			(time.Since(since) >= n.holderWarmup() && n.heardAll(n.AllMembers(), self)) {
+			return
+		}
+		n.hb.mu.Lock()
+		changed := n.hb.changed
+		n.hb.mu.Unlock()
+		select {
+		case <-changed:
+		case <-time.After(min(time.Until(deadline), 50*time.Millisecond)):
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -415,6 +448,12 @@ func (ds *domains) serveSnapshot(_ context.Context, r *Request) ([]byte, error) 
 	}
 	p := m.r.ServePage(req, state.DefaultPageBytes)
 	m.mu.Unlock()
+	if req.After == "" && req.Until == "" {
+		// A load begins: a newcomer that has not heard our beat yet
+		// learns now that we hold the domain (it reads availability from
+		// beats) instead of a heartbeat interval later.
+		ds.n.beatSoon()
+	}
 	return state.EncodePage(p)
 }
 
