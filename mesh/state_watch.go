@@ -34,7 +34,9 @@ type watcher struct {
 // domain's old and new version, and the domain becoming loaded, available
 // or unavailable (stale). fn runs on a goroutine of its own, never
 // concurrently with itself, until stop is called or the node closes; a
-// slow fn makes changes queue (see state.Lost).
+// slow fn makes changes queue (see state.Lost). stop returns once fn is
+// not running and will not run again; call it from another goroutine
+// than fn's.
 func (d *Domain) Watch(fn func(state.Change)) (stop func()) { return d.watch("", fn) }
 
 // WatchKey is Watch for one key: its puts and deletes, and the domain's
@@ -112,8 +114,9 @@ func (w *watcher) run(nodeDone <-chan struct{}) {
 	}
 }
 
-// close stops the watcher and waits for its callback to return (unless
-// called from the callback itself, which must not wait for itself).
+// close stops the watcher and waits for its callback to return: no
+// callback runs after it. Not from the callback itself (it would wait for
+// itself): stop a watcher from another goroutine.
 func (w *watcher) close() {
 	w.once.Do(func() { close(w.stop) })
 	<-w.done
