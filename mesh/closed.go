@@ -19,7 +19,8 @@ import (
 //     invite-only (+i) with the mesh's accounts excepted (+I); the first
 //     member sets them up, the others check and keep them (chanmodes.go).
 //   - Payloads can be encrypted (Config.Crypter, crypt.go).
-//   - Running unsigned is a visible choice (Config.Unsigned), else a
+//   - A node that signs requires signatures; accepting unsigned
+//     envelopes is a visible choice (Config.AllowUnsigned), else a
 //     warning at start.
 
 // decoderConfig is the trust every decoder of the node applies: live
@@ -67,16 +68,14 @@ func (c *Config) validateClosed() error {
 // a mesh configured like this node, unless the user said it is intended.
 func (n *Node) warnOpen() {
 	c := &n.cfg
-	if c.Unsigned {
-		return
-	}
 	switch {
-	case c.Signer == nil && !c.RequireSigned:
+	case c.AllowUnsigned || c.RequireSigned:
+	case c.Signer == nil:
 		n.log.Warn("this mesh node runs unsigned: anyone on the IRC server who takes the nick of a service instance can speak for it",
-			"hint", "give the mesh keys (Signer, Keys, RequireSigned; meshbot: --hmac-key-file or --ed25519-key-file with --require-signed), or set Unsigned (--unsigned) to say it is intended")
-	case !c.RequireSigned:
-		n.log.Warn("this mesh node signs what it sends but accepts unsigned envelopes: anyone on the IRC server who takes the nick of a service instance can speak for it",
-			"hint", "set RequireSigned (--require-signed) once every node signs, or Unsigned (--unsigned) to say it is intended")
+			"hint", "give the mesh keys (Signer and Keys; meshbot: --hmac-key-file or --ed25519-key-file, with --keyring), or set AllowUnsigned (--allow-unsigned) to say it is intended")
+	default:
+		n.log.Warn("this mesh node signs what it sends but has no keys to check what it receives: it accepts unsigned envelopes",
+			"hint", "give it the mesh's keyring (Keys; meshbot: --keyring)")
 	}
 }
 

@@ -48,12 +48,16 @@ type Config struct {
 	RawLog io.Writer
 	// Keys are the trusted keys for verifying received envelopes.
 	Keys *envelope.Keyring
-	// RequireSigned drops (and counts) unsigned envelopes.
+	// RequireSigned drops (and counts) unsigned envelopes. A node with a
+	// Signer and Keys requires signatures unless AllowUnsigned is set.
 	RequireSigned bool
-	// Unsigned says that running without required signatures is
-	// intended; otherwise Connect warns that anyone on the server who
-	// takes a service's nick can speak for it.
-	Unsigned bool
+	// AllowUnsigned says that accepting unsigned envelopes is intended:
+	// an unsigned mesh (no warning at start), or a signing node that
+	// still accepts unsigned ones while a mesh moves to signatures.
+	// Without it a node with a Signer requires signatures, and a node
+	// without one warns at start that anyone on the server who takes a
+	// service's nick can speak for it.
+	AllowUnsigned bool
 	// MaxEnvelope bounds one envelope, payload included (1 MiB).
 	MaxEnvelope int
 
@@ -227,6 +231,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Signer != nil && c.Keys != nil && !c.AllowUnsigned {
+		c.RequireSigned = true // a signed mesh hears only signatures (closed.go)
 	}
 	return c
 }

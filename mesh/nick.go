@@ -70,7 +70,14 @@ func (n *Node) checkWelcome(got string) {
 func (n *Node) checkOwnNick(to string) {
 	want, err := Nick(n.cfg.Service, n.Instance(), 0)
 	if err == nil && !strings.EqualFold(to, want) {
-		n.refuseConnection(fmt.Errorf("%w: the server renamed this node %s; its nick must be %s", ErrNickUnavailable, to, want))
+		n.closed.mu.Lock()
+		registered := n.closed.registered
+		n.closed.mu.Unlock()
+		why := ""
+		if !registered {
+			why = " (another client took " + want + " while this node registered)"
+		}
+		n.refuseConnection(fmt.Errorf("%w: the server renamed this node %s%s; its nick must be %s", ErrNickUnavailable, to, why, want))
 	}
 }
 
