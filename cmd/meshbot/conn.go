@@ -161,10 +161,21 @@ func (i *identityFlags) add(fs *pflag.FlagSet, defService string) {
 	fs.StringVar(&i.instance, "instance", "", "instance id of this tool's node (a-z, 0-9; random when empty)")
 }
 
-// trustFlags sign what a node sends and choose what it accepts.
+// trustFlags sign what a node sends and choose what it accepts; they also
+// close the mesh: payload encryption, channel keys and modes, accounts.
 type trustFlags struct {
-	hmacKeyFile, edKeyFile, keyring string
-	requireSigned                   bool
+	hmacKeyFile, edKeyFile string
+	keyrings               []string
+	requireSigned          bool
+	allowUnsigned          bool
+
+	payloadKeyFile, x25519KeyFile string
+	requireEncrypted              bool
+
+	channelKey       string
+	inviteOnly       bool
+	accounts         []string // SERVICE=ACCOUNT
+	accountsSameName bool
 }
 
 func (t *trustFlags) add(fs *pflag.FlagSet, signing bool) {
@@ -173,11 +184,26 @@ func (t *trustFlags) add(fs *pflag.FlagSet, signing bool) {
 		bindEnv(fs, "hmac-key-file", "MESHBOT_HMAC_KEY_FILE")
 		fs.StringVar(&t.edKeyFile, "ed25519-key-file", "", "sign with the service's ed25519 private key in this key file (see 'meshbot keygen')")
 		bindEnv(fs, "ed25519-key-file", "MESHBOT_ED25519_KEY_FILE")
+		fs.BoolVar(&t.allowUnsigned, "allow-unsigned", false, "accepting unsigned envelopes is intended: an unsigned mesh (no warning at start), or a signing node in a mesh moving to signatures")
+		bindEnv(fs, "allow-unsigned", "MESHBOT_ALLOW_UNSIGNED")
+		fs.StringVar(&t.payloadKeyFile, "payload-key-file", "", "encrypt payloads with the mesh payload key in this key file (it opens them too; see 'meshbot keygen payload')")
+		bindEnv(fs, "payload-key-file", "MESHBOT_PAYLOAD_KEY_FILE")
+		fs.StringVar(&t.x25519KeyFile, "x25519-key-file", "", "the service's X25519 private key(s) for encrypted DMs (the last one encrypts; see 'meshbot keygen x25519')")
+		bindEnv(fs, "x25519-key-file", "MESHBOT_X25519_KEY_FILE")
 	}
-	fs.StringVar(&t.keyring, "keyring", "", "trust the keys in this key file for verifying signatures")
+	fs.StringArrayVar(&t.keyrings, "keyring", nil, "trust the keys in this key file (signature keys, payload keys, X25519 public keys); repeatable")
 	bindEnv(fs, "keyring", "MESHBOT_KEYRING")
-	fs.BoolVar(&t.requireSigned, "require-signed", false, "reject unsigned envelopes")
+	fs.BoolVar(&t.requireSigned, "require-signed", false, "reject unsigned envelopes (implied by a signing key, unless --allow-unsigned)")
 	bindEnv(fs, "require-signed", "MESHBOT_REQUIRE_SIGNED")
+	fs.BoolVar(&t.requireEncrypted, "require-encrypted", false, "reject events, requests and responses whose payload is not encrypted")
+	bindEnv(fs, "require-encrypted", "MESHBOT_REQUIRE_ENCRYPTED")
+	fs.StringVar(&t.channelKey, "channel-key", "", "the mesh's channel key (+k): join with it, and set it on channels found open (prefer the environment variable)")
+	bindEnv(fs, "channel-key", "MESHBOT_CHANNEL_KEY")
+	fs.BoolVar(&t.inviteOnly, "invite-only", false, "keep the mesh's channels invite-only (+i), open to the accounts of --account")
+	bindEnv(fs, "invite-only", "MESHBOT_INVITE_ONLY")
+	fs.StringArrayVar(&t.accounts, "account", nil, "bind a service to the account its instances log in with, SERVICE=ACCOUNT: its lines must carry that account; repeatable")
+	fs.BoolVar(&t.accountsSameName, "accounts-same-name", false, "bind every service to the account named like it")
+	bindEnv(fs, "accounts-same-name", "MESHBOT_ACCOUNTS_SAME_NAME")
 }
 
 // load reads the key files. The service of an ed25519 signing key must be
@@ -186,10 +212,8 @@ func (t *trustFlags) load() (signer envelope.Signer, keys *envelope.Keyring, key
 	if t.hmacKeyFile != "" && t.edKeyFile != "" {
 		return nil, nil, "", usagef("--hmac-key-file and --ed25519-key-file exclude each other: a node signs with one key")
 	}
-	if t.keyring != "" {
-		if keys, err = loadKeyring(t.keyring); err != nil {
-			return nil, nil, "", err
-		}
+	if keys, err = loadKeyrings(t.keyrings); err != nil {
+		return nil, nil, "", err
 	}
 	ensure := func() *envelope.Keyring {
 		if keys == nil {
@@ -220,6 +244,69 @@ func (t *trustFlags) load() (signer envelope.Signer, keys *envelope.Keyring, key
 	return signer, keys, keyService, nil
 }
 
+// crypter makes the node's Crypter from --payload-key-file and
+// --x25519-key-file over keys (made when nil), for service; nil when
+// neither is given and the keyring holds no payload keys.
+func (t *trustFlags) crypter(service string, keys *envelope.Keyring) (*envelope.Crypter, *envelope.Keyring, error) {
+	if t.payloadKeyFile == "" && t.x25519KeyFile == "" && (keys == nil || !keys.HasPayloadKeys()) {
+		if t.requireEncrypted {
+			return nil, keys, usagef("--require-encrypted needs payload keys: give --payload-key-file (and --x25519-key-file), or a keyring with payload keys")
+		}
+		return nil, keys, nil
+	}
+	if keys == nil {
+		keys = envelope.NewKeyring()
+	}
+	c := envelope.NewCrypter(service, keys)
+	if t.payloadKeyFile != "" {
+		k, err := loadPayloadKey(t.payloadKeyFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := keys.AddPayloadKey(k.id, k.key); err != nil {
+			return nil, nil, fmt.Errorf("%s: %v", t.payloadKeyFile, err)
+		}
+		if err := c.UseMeshKey(k.id); err != nil {
+			return nil, nil, err
+		}
+	}
+	if t.x25519KeyFile != "" {
+		ks, err := loadX25519Keys(t.x25519KeyFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, k := range ks {
+			if k.service != service {
+				return nil, nil, fmt.Errorf("the X25519 key %s in %s is of service %q, not %q", k.id, t.x25519KeyFile, k.service, service)
+			}
+			if err := c.AddX25519(k.id, k.priv); err != nil {
+				return nil, nil, err
+			}
+			// Our own public key: DMs to our own service use it.
+			if err := keys.AddX25519Public(k.id, k.service, k.priv.PublicKey().Bytes()); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return c, keys, nil
+}
+
+// accountBinding reads --account and --accounts-same-name (nil: none).
+func (t *trustFlags) accountBinding() (*envelope.AccountBinding, error) {
+	if len(t.accounts) == 0 && !t.accountsSameName {
+		return nil, nil
+	}
+	b := &envelope.AccountBinding{Accounts: map[string]string{}, SameName: t.accountsSameName}
+	for _, a := range t.accounts {
+		svc, acct, ok := strings.Cut(a, "=")
+		if !ok || svc == "" || acct == "" {
+			return nil, usagef("--account %q: want SERVICE=ACCOUNT", a)
+		}
+		b.Accounts[svc] = acct
+	}
+	return b, nil
+}
+
 // nodeConfig combines the connection, identity and trust flags.
 func nodeConfig(st *state, c *connFlags, id *identityFlags, t *trustFlags) (mesh.Config, error) {
 	signer, keys, keyService, err := t.load()
@@ -233,10 +320,20 @@ func nodeConfig(st *state, c *connFlags, id *identityFlags, t *trustFlags) (mesh
 	if keyService != "" && keyService != service {
 		return mesh.Config{}, fmt.Errorf("the ed25519 key in %s signs for service %q, not %q: set --service %s", t.edKeyFile, keyService, service, keyService)
 	}
+	crypter, keys, err := t.crypter(service, keys)
+	if err != nil {
+		return mesh.Config{}, err
+	}
+	accounts, err := t.accountBinding()
+	if err != nil {
+		return mesh.Config{}, err
+	}
 	cfg, err := c.config(st, service, id.instance)
 	if err != nil {
 		return cfg, err
 	}
-	cfg.Signer, cfg.Keys, cfg.RequireSigned = signer, keys, t.requireSigned
+	cfg.Signer, cfg.Keys, cfg.RequireSigned, cfg.AllowUnsigned = signer, keys, t.requireSigned, t.allowUnsigned
+	cfg.Crypter, cfg.RequireEncrypted = crypter, t.requireEncrypted
+	cfg.Accounts, cfg.ChannelKey, cfg.InviteOnly = accounts, t.channelKey, t.inviteOnly
 	return cfg, nil
 }
