@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,7 +53,13 @@ small mesh on it, in this process:
   billing  two instances subscribe to orders.created as one anycast group:
            each order is charged exactly once, by one of them
 
-and print what happens, in time order: lines with a topic are what the
+The mesh is signed: the demo makes a mesh key (HMAC) for the run, every bot
+signs with it and refuses what is not signed with it, so a stranger on the
+server cannot speak for a service. The key file is written to a temporary
+directory, removed when the demo stops; the demo prints the line that lets
+the commands of another terminal use it.
+
+It prints what happens, in time order: lines with a topic are what the
 channel carries, decoded as 'meshbot tail' prints them; "DM pricing.quote"
 lines are the requests and their answers; lines with [nick] are what the
 services log. The first lines say how to watch the same traffic from any
@@ -143,6 +150,10 @@ type demo struct {
 	orders, pricing, watch *mesh.Node
 	audits, billing        []*mesh.Node
 
+	keyDir string // the run's key files (demo_keys.go)
+	signer envelope.Signer
+	keys   *envelope.Keyring
+
 	requests, published, quoted, refused atomic.Uint64
 	recorded, charged                    []atomic.Uint64 // per audit, billing instance
 }
@@ -183,6 +194,10 @@ func portFree(port int) bool {
 }
 
 func (d *demo) run(ctx context.Context, addr string, duration time.Duration) error {
+	if err := d.makeKeys(); err != nil { // a signed mesh, with keys of its own
+		return err
+	}
+	defer os.RemoveAll(d.keyDir)
 	if err := d.connect(ctx, addr); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -206,6 +221,7 @@ func (d *demo) run(ctx context.Context, addr string, duration time.Duration) err
 		where, host, portStr, mesh.Channel(ns, demoTopic), mesh.HeartbeatChannel(ns)))
 	d.out.print(fmt.Sprintf("  orders asks pricing for a quote every %s, then publishes the order on %s; audit-1 and audit-2 record every order (multicast);\n"+
 		"  billing-1 and billing-2 charge each order once (anycast). orders depends on pricing. Ctrl-C stops.", d.interval, demoTopic))
+	d.out.print(d.keysNote())
 	d.out.print(d.tryNext(addr))
 	d.started = time.Now()
 	runCtx := ctx
@@ -283,6 +299,7 @@ func (d *demo) connect(ctx context.Context, addr string) error {
 				return
 			}
 			cfg.Depends = b.depends
+			cfg.Signer, cfg.Keys, cfg.RequireSigned = d.signer, d.keys, true
 			*b.node, errs[i] = d.conn.connect(ctx, cfg)
 		})
 	}
@@ -529,7 +546,8 @@ func (d *demo) summary(addr string) string {
 	fmt.Fprintf(&b, "  anycast    %s: %d charges for %d orders (each order is handled by one instance of the group)\n",
 		strings.Join(chg, "; "), charged, d.published.Load())
 	fmt.Fprintf(&b, "  members    orders, pricing, audit ×2, billing ×2 beat on %s every second; orders depends on pricing\n", mesh.HeartbeatChannel(d.orders.Namespace()))
-	b.WriteString("Try next: run the demo again (make demo, or meshbot demo) and, while it runs, in another terminal:\n")
+	b.WriteString("Try next: run the demo again (make demo, or meshbot demo) and, while it runs, in another terminal\n" +
+		"(after the export line it prints: each run makes its own mesh key):\n")
 	if d.serverName != "" {
 		addr = "" // the next demo's server may have another port
 	}

@@ -26,7 +26,7 @@ var demoWants = []*regexp.Regexp{
 	regexp.MustCompile(`(?m)^\S+    \[audit-1\] recorded order #1 \([0-9a-f]{8}\) from orders-1: `),
 	regexp.MustCompile(`(?m)^\S+    \[audit-2\] recorded order #1 \([0-9a-f]{8}\) from orders-1: `),
 	regexp.MustCompile(`(?m)^\S+    \[billing-[12]\] charged order #1 \([0-9a-f]{8}\): `),
-	regexp.MustCompile(`(?m)^\S+  orders\.created +orders-1 +event +[0-9a-f]{8}  \{"order":1,"item":"\w+","qty":\d,"total":"[0-9.]+"\}  ct=application/json$`),
+	regexp.MustCompile(`(?m)^\S+  orders\.created +orders-1 +event +[0-9a-f]{8}  \{"order":1,"item":"\w+","qty":\d,"total":"[0-9.]+"\}  ct=application/json  signed=hmac-sha256:demo-[0-9a-f]{8}$`), // the demo mesh is signed
 	regexp.MustCompile(`(?m)^  Try, from another terminal:\n    meshbot tail orders\.created`),
 	regexp.MustCompile(`(?m)^meshbot demo: what the mesh did in \S+:\n  requests   orders-1 asked pricing for [1-9]\d* quotes by private message: [1-9]\d* answered, \d+ refused with error 400`),
 	regexp.MustCompile(`(?m)^  events     [1-9]\d* orders published on orders\.created$`),

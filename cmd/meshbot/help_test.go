@@ -59,7 +59,10 @@ func TestHelpExamplesWorkAgainstDemo(t *testing.T) {
 	srv := ircdtest.Start(t)
 	demo := startCLI(t, nil, "demo", "--server", srv.Addr())
 	waitFor(t, "demo", demo.out, "[audit-2] recorded order #1 ", 30*time.Second)
-	environ := map[string]string{"MESHBOT_SERVER": srv.Addr()}
+	// The demo's mesh is signed: a user first runs the export line it
+	// prints.
+	environ := demoKeyEnv(t, demo.out.String())
+	environ["MESHBOT_SERVER"] = srv.Addr()
 	ran := map[string]int{}
 	for _, cmd := range []string{"req", "pub"} {
 		help := runCLI(t, nil, "", cmd, "--help")
