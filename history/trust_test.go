@@ -29,9 +29,11 @@ import (
 // saying that a recorder needs the mesh's keys. (A server with CHATHISTORY
 // serves the replay instead: then every event arrives from there.)
 //
-// hmac: readers accept the unsigned heartbeats, but the recorder cannot
-// verify their signed requests and never answers: the request's timeout
-// says that a recorder lacking the mesh's keys is one cause.
+// hmac, in a mesh moving to signatures (AllowUnsigned: a signing node
+// otherwise requires signatures, as in ed25519-required): readers accept
+// the unsigned heartbeats, but the recorder cannot verify their signed
+// requests and never answers: the request's timeout says that a recorder
+// lacking the mesh's keys is one cause.
 func TestRecorderWithoutKeys(t *testing.T) {
 	t.Parallel()
 	srv := ircdtest.Start(t)
@@ -43,7 +45,10 @@ func TestRecorderWithoutKeys(t *testing.T) {
 			rcfg.Instance = m.Instance("keyless")
 			rcfg.Signer, rcfg.Keys, rcfg.RequireSigned = nil, nil, false
 			rec := historytest.StartRecorder(t, rcfg, t.TempDir()+"/h.db", recorder.Config{})
-			nodes := meshtest.ConnectAll(t, m.Config("orders"), m.Config("reader"))
+			pcfg, qcfg := m.Config("orders"), m.Config("reader")
+			pcfg.AllowUnsigned = mode == meshtest.HMAC
+			qcfg.AllowUnsigned = mode == meshtest.HMAC
+			nodes := meshtest.ConnectAll(t, pcfg, qcfg)
 			pub, reader := nodes[0], nodes[1]
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()

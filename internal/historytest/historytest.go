@@ -45,6 +45,8 @@ func (m *Mesh) Instance(name string) string {
 		return name + "h"
 	case meshtest.Ed25519Required:
 		return name + "e"
+	case meshtest.Encrypted:
+		return name + "c"
 	}
 	return name
 }
