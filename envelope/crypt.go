@@ -149,7 +149,7 @@ type Crypter struct {
 	meshKey string                      // the mesh key id that encrypts
 	own     map[string]*ecdh.PrivateKey // this service's X25519 keys by id
 	order   []string                    // their ids, oldest first
-	newest  string                      // the own key that encrypts
+	current string                      // the own key that encrypts
 	pairs   map[[2]string]pairKey       // derived keys by (own id, peer id)
 }
 
@@ -193,8 +193,13 @@ func (c *Crypter) MeshKey() string {
 }
 
 // AddX25519 gives the service its X25519 private key keyID. Every key
-// added opens DMs; the last one added encrypts them. Its public half must
-// be in the other services' keyrings (AddX25519Public) for them to use it.
+// added opens DMs; the first one added encrypts them until UseX25519
+// names another. Its public half must be in the other services' keyrings
+// (Keyring.AddX25519Public) for them to use it. To rotate: add the new
+// key (it opens DMs to it at once), then put its public half in the
+// others' keyrings (they encrypt to the newest one), then switch to it
+// (UseX25519, or RemoveX25519 of the old one), then remove the old public
+// key from the keyrings.
 func (c *Crypter) AddX25519(keyID string, priv *ecdh.PrivateKey) error {
 	if priv == nil || priv.Curve() != ecdh.X25519() {
 		return fmt.Errorf("%w: key %q is not an X25519 key", ErrMalformed, keyID)
@@ -205,7 +210,9 @@ func (c *Crypter) AddX25519(keyID string, priv *ecdh.PrivateKey) error {
 		c.order = append(c.order, keyID)
 	}
 	c.own[keyID] = priv
-	c.newest = keyID
+	if c.current == "" {
+		c.current = keyID
+	}
 	for k := range c.pairs {
 		if k[0] == keyID {
 			delete(c.pairs, k) // a new key under an old id
@@ -214,8 +221,21 @@ func (c *Crypter) AddX25519(keyID string, priv *ecdh.PrivateKey) error {
 	return nil
 }
 
+// UseX25519 makes the service's own key keyID (added before) the one that
+// encrypts its DMs from now on.
+func (c *Crypter) UseX25519(keyID string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.own[keyID]; !ok {
+		return fmt.Errorf("%w: own x25519 key %q was not added", ErrUnknownKey, keyID)
+	}
+	c.current = keyID
+	return nil
+}
+
 // RemoveX25519 forgets the service's own key keyID (the end of a
-// rotation). The newest remaining key, if any, encrypts from then on.
+// rotation). If it encrypted, the oldest remaining key, if any, encrypts
+// from then on.
 func (c *Crypter) RemoveX25519(keyID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -226,9 +246,11 @@ func (c *Crypter) RemoveX25519(keyID string) {
 		}
 	}
 	c.order = slices.DeleteFunc(c.order, func(id string) bool { return id == keyID })
-	c.newest = ""
-	if len(c.order) > 0 {
-		c.newest = c.order[len(c.order)-1]
+	if c.current == keyID {
+		c.current = ""
+		if len(c.order) > 0 {
+			c.current = c.order[0]
+		}
 	}
 }
 
@@ -259,7 +281,7 @@ func (c *Crypter) Encrypt(e *Envelope, peer string) (*Envelope, error) {
 // sendKey picks the key that encrypts for peer.
 func (c *Crypter) sendKey(peer string) (Crypt, cipher.AEAD, error) {
 	c.mu.RLock()
-	meshKey, own := c.meshKey, c.newest
+	meshKey, own := c.meshKey, c.current
 	c.mu.RUnlock()
 	if peer != "" && own != "" {
 		if peerID, ok := c.keys.newestX25519(peer); ok {
@@ -304,15 +326,8 @@ func (c *Crypter) Decrypt(e *Envelope) error {
 			return fmt.Errorf("%w: mesh payload key %q", ErrUnknownKey, h.KeyID)
 		}
 	case CryptPair:
-		service, ok := c.keys.x25519Service(h.KeyID)
-		switch {
-		case !ok:
-			return fmt.Errorf("%w: x25519 key %q", ErrUnknownKey, h.KeyID)
-		case service != e.Sender.Service:
-			return fmt.Errorf("%w: x25519 key %q belongs to %q, not %q", ErrUnknownKey, h.KeyID, service, e.Sender.Service)
-		}
 		var err error
-		if aead, err = c.pairKey(h.PeerKeyID, h.KeyID, service); err != nil {
+		if aead, err = c.openPairKey(e.Sender.Service, h); err != nil {
 			return err
 		}
 	default:
@@ -332,6 +347,30 @@ func (c *Crypter) Decrypt(e *Envelope) error {
 	}
 	e.Payload, e.Headers, e.Error, e.Crypt, e.opened = body.Payload, body.Headers, body.Error, nil, true
 	return nil
+}
+
+// openPairKey returns the pair key of a DM sent by sender with header h:
+// to this service (h.PeerKeyID is one of its own keys), or by it (its own
+// DM, echoed back by the server).
+func (c *Crypter) openPairKey(sender string, h *Crypt) (cipher.AEAD, error) {
+	c.mu.RLock()
+	_, ownSent := c.own[h.KeyID]
+	c.mu.RUnlock()
+	if sender == c.service && ownSent {
+		peer, ok := c.keys.x25519Service(h.PeerKeyID)
+		if !ok {
+			return nil, fmt.Errorf("%w: x25519 key %q", ErrUnknownKey, h.PeerKeyID)
+		}
+		return c.pairKey(h.KeyID, h.PeerKeyID, peer)
+	}
+	service, ok := c.keys.x25519Service(h.KeyID)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: x25519 key %q", ErrUnknownKey, h.KeyID)
+	case service != sender:
+		return nil, fmt.Errorf("%w: x25519 key %q belongs to %q, not %q", ErrUnknownKey, h.KeyID, service, sender)
+	}
+	return c.pairKey(h.PeerKeyID, h.KeyID, service)
 }
 
 // pairKey returns the key this service (own key ownID) shares with

@@ -158,6 +158,11 @@ func TestEncryptPairwise(t *testing.T) {
 	if _, err := NewDecoder(DecoderConfig{Crypter: m.c["audit"], MustOpen: true}).Open(sealed, t0); !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("audit: %v, want ErrUnknownKey", err)
 	}
+	// The sender opens its own DM (the server's echo).
+	echo, _ := Unmarshal(sealed, 0)
+	if err := m.c["orders"].Decrypt(echo); err != nil || string(echo.Payload) != "secret amount" {
+		t.Fatalf("the sender's own DM: %v", err)
+	}
 	// The answer goes back under the same pair of keys.
 	back := New(KindResponse, Sender{Service: "billing", Instance: "b1"}, "bill.charge", []byte("ok"), t0)
 	bw, err := m.c["billing"].Encrypt(back, "orders")
@@ -282,7 +287,27 @@ func TestMeshKeyRotation(t *testing.T) {
 			t.Fatalf("%s: %v", w.Crypt.PeerKeyID, err)
 		}
 	}
+	// billing still answers with its first key until it switches.
+	sendKey := func() string {
+		w, err := m.c["billing"].Encrypt(New(KindResponse, Sender{Service: "billing", Instance: "b"}, "m", []byte("r"), t0), "orders")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.Crypt.KeyID
+	}
+	if k := sendKey(); k != "billing-dh1" {
+		t.Fatalf("billing encrypts with %s before switching", k)
+	}
+	if err := m.c["billing"].UseX25519("billing-dh2"); err != nil || sendKey() != "billing-dh2" {
+		t.Fatalf("UseX25519: %v", err)
+	}
+	if err := m.c["billing"].UseX25519("nope"); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("UseX25519 of an unknown key: %v", err)
+	}
 	m.c["billing"].RemoveX25519("billing-dh1")
+	if k := sendKey(); k != "billing-dh2" {
+		t.Fatalf("billing encrypts with %s after dh1 is removed", k)
+	}
 	again, _ := m.c["orders"].Encrypt(New(KindRequest, Sender{Service: "orders", Instance: "o"}, "m", []byte("1"), t0), "billing")
 	m.ring.Remove("billing-dh2")
 	if _, err := m.c["orders"].Encrypt(New(KindRequest, Sender{Service: "orders", Instance: "o"}, "m", []byte("1"), t0), "billing"); err != nil {
