@@ -214,6 +214,13 @@ func TestEncryptedPayloads(t *testing.T) {
 		t.Fatalf("request: %q %v", out, err)
 	}
 
+	// Nothing was refused along the way (DMs echoed back included).
+	for _, n := range []*mesh.Node{shop, audit} {
+		if st := n.Stats(); st.Rejected != 0 {
+			t.Errorf("%s rejected %d lines: %v", n.Nick(), st.Rejected, st.RejectedBy)
+		}
+	}
+
 	// Replayed from the recorder, in clear, in order.
 	var replayed []string
 	if _, err := history.Replay(ctx, audit, "orders", history.ReplayOptions{}, func(r history.Replayed) error {

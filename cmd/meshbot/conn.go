@@ -188,7 +188,7 @@ func (t *trustFlags) add(fs *pflag.FlagSet, signing bool) {
 		bindEnv(fs, "allow-unsigned", "MESHBOT_ALLOW_UNSIGNED")
 		fs.StringVar(&t.payloadKeyFile, "payload-key-file", "", "encrypt payloads with the mesh payload key in this key file (it opens them too; see 'meshbot keygen payload')")
 		bindEnv(fs, "payload-key-file", "MESHBOT_PAYLOAD_KEY_FILE")
-		fs.StringVar(&t.x25519KeyFile, "x25519-key-file", "", "the service's X25519 private key(s) for encrypted DMs (the last one encrypts; see 'meshbot keygen x25519')")
+		fs.StringVar(&t.x25519KeyFile, "x25519-key-file", "", "the service's X25519 private key(s) for encrypted DMs: all open, the first encrypts (see 'meshbot keygen x25519', docs/KEYS.md)")
 		bindEnv(fs, "x25519-key-file", "MESHBOT_X25519_KEY_FILE")
 	}
 	fs.StringArrayVar(&t.keyrings, "keyring", nil, "trust the keys in this key file (signature keys, payload keys, X25519 public keys); repeatable")

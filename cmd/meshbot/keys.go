@@ -192,9 +192,10 @@ type dhPrivate struct {
 	priv        *ecdh.PrivateKey
 }
 
-// loadX25519Keys reads the X25519 private keys of a key file, oldest
-// first: every one opens DMs (a rotation holds the old and the new), the
-// last encrypts them. They must all be of one service.
+// loadX25519Keys reads the X25519 private keys of a key file, in file
+// order: every one opens DMs (a rotation holds the old and the new), the
+// first encrypts them (the old one, until it is removed). They must all
+// be of one service.
 func loadX25519Keys(path string) ([]dhPrivate, error) {
 	lines, err := parseKeys(path)
 	if err != nil {
