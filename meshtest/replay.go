@@ -2,6 +2,7 @@ package meshtest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -39,11 +40,16 @@ const closeTimeout = time.Minute
 // RequireSigned) is kept: a node that requires signatures rejects
 // recorded lines signed with keys it does not trust, as it would live.
 //
-// The node connects Warmup before the first line and setup runs; then the
-// recorded lines reach it in order, each at its time, each once the node
-// is idle after the one before (so that what a line caused is done before
-// the next arrives); the node runs Settle more, then closes (draining its
-// handlers). Anything that fails the set-up fails the test.
+// The node connects Warmup before the first line and setup runs; the
+// recorded lines start at the log's first line, or when setup returns if
+// that is later — a setup that waits for recorded members (WaitFor) sees
+// them beat as the lines come, and subscribes then. The lines reach the
+// node in order, each at its time, the lines of one instant together once
+// the node is idle (so that what earlier lines caused is done); the node
+// runs Settle more, then setup's context ends and the node closes
+// (draining its handlers). A setup that fails, or that has not returned a
+// minute (virtual) after its context ended, fails the test, as does a node
+// whose handlers do not return when it closes.
 //
 // Replay must not be called inside a synctest bubble, and code run in the
 // replay must not use real network I/O (it would never be idle).
@@ -105,25 +111,41 @@ func run(t *testing.T, log *recording.Log, cfg mesh.Config, setup Setup, o *opti
 		t.Fatalf("meshtest: connecting the node: %v", err)
 	}
 	defer srv.close()
-	closed := false
-	defer func() {
-		if !closed {
-			_ = n.Close(context.Background())
+
+	// The setup runs while the log plays, as a service's main runs while
+	// the mesh goes on: a setup that waits for members (WaitFor) sees
+	// them beat once the log's lines come. The log starts when the setup
+	// returned or at the log's first line, whichever comes first.
+	setupDone := make(chan error, 1)
+	go func() { setupDone <- setup(ctx, n) }()
+	setupRunning := true
+	select {
+	case err := <-setupDone:
+		setupRunning = false
+		if err != nil {
+			closeNode(t, n)
+			t.Fatalf("meshtest: setup: %v", err)
 		}
-	}()
-	if err := setup(ctx, n); err != nil {
-		t.Fatalf("meshtest: setup: %v", err)
+	case <-time.After(time.Until(start)):
+	}
+	if wait := time.Until(start); wait > 0 {
+		time.Sleep(wait)
 	}
 
 	delivered := play(feed, srv, capt)
 	time.Sleep(o.settle)
 	cancel()
-	cctx, ccancel := context.WithTimeout(context.Background(), closeTimeout)
-	defer ccancel()
-	if err := n.Close(cctx); err != nil {
-		t.Errorf("meshtest: closing the node: %v", err)
+	if setupRunning {
+		select {
+		case err := <-setupDone:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("meshtest: setup: %v", err)
+			}
+		case <-time.After(closeTimeout):
+			t.Fatalf("meshtest: the setup did not return within %s of the end of the replay, its context cancelled (the stacks of the bubble's goroutines follow)", closeTimeout)
+		}
 	}
-	closed = true
+	closeNode(t, n)
 	stats := n.Stats()
 	srv.close()
 	synctest.Wait()
@@ -136,6 +158,27 @@ func run(t *testing.T, log *recording.Log, cfg mesh.Config, setup Setup, o *opti
 	defer capt.mu.Unlock()
 	return &Result{Log: log.Name, Service: cfg.Service, Lines: log.Len(), Delivered: delivered,
 		Entries: append([]Entry(nil), capt.entries...), Stats: stats, payload: o.payload}
+}
+
+// closeNode closes the node, draining its handlers within closeTimeout;
+// a node that does not close (a handler that ignores its context) fails
+// the test, and synctest then reports the goroutines still running.
+func closeNode(t *testing.T, n *mesh.Node) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		done <- n.Close(ctx)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("meshtest: closing the node: %v", err)
+		}
+	case <-time.After(2 * closeTimeout):
+		t.Fatalf("meshtest: the node did not close within %s: a handler or a goroutine of the service ignores its context (the stacks of the bubble's goroutines follow)", 2*closeTimeout)
+	}
 }
 
 // Load reads a recorded log for a replay; an error fails the test.

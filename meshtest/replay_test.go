@@ -326,3 +326,22 @@ func TestReplayTrust(t *testing.T) {
 		t.Errorf("unsigned log, signatures required: delivered %d, rejected %v", res.Stats.Delivered, res.Stats.RejectedBy)
 	}
 }
+
+// TestReplaySetupWaits: a setup that waits for a recorded member before it
+// subscribes (WaitFor) returns once the member's recorded heartbeat
+// arrives, and the service then handles the log as without the wait.
+func TestReplaySetupWaits(t *testing.T) {
+	t.Parallel()
+	log := meshtest.Load(t, shopLog)
+	waiting := func(ctx context.Context, n *mesh.Node) error {
+		if err := n.WaitFor(ctx, "client"); err != nil {
+			return err
+		}
+		return shopSetup(ctx, n)
+	}
+	plain := meshtest.Replay(t, log, mesh.Config{Service: shopService}, shopSetup)
+	res := meshtest.Replay(t, log, mesh.Config{Service: shopService}, waiting)
+	if a, b := outputsOf(plain), outputsOf(res); !slices.Equal(a, b) {
+		t.Errorf("waiting for the client first, the service did\n  %s\nnot waiting:\n  %s", strings.Join(b, "\n  "), strings.Join(a, "\n  "))
+	}
+}
