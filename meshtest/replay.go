@@ -41,9 +41,9 @@ const closeTimeout = time.Minute
 // recorded lines signed with keys it does not trust, as it would live.
 //
 // The node connects Warmup before the first line and setup runs; the
-// recorded lines start at the log's first line, or when setup returns if
-// that is later — a setup that waits for recorded members (WaitFor) sees
-// them beat as the lines come, and subscribes then. The lines reach the
+// recorded lines start at the log's first line whether or not setup has
+// returned — a setup that waits for recorded members (WaitFor) sees them
+// beat as the lines come, and subscribes then. The lines reach the
 // node in order, each at its time, the lines of one instant together once
 // the node is idle (so that what earlier lines caused is done); the node
 // runs Settle more, then setup's context ends and the node closes
