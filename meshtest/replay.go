@@ -114,8 +114,9 @@ func run(t *testing.T, log *recording.Log, cfg mesh.Config, setup Setup, o *opti
 
 	// The setup runs while the log plays, as a service's main runs while
 	// the mesh goes on: a setup that waits for members (WaitFor) sees
-	// them beat once the log's lines come. The log starts when the setup
-	// returned or at the log's first line, whichever comes first.
+	// them beat once the log's lines come. The lines start at the log's
+	// first line whether or not the setup has returned; a setup that
+	// fails before then fails the test at once.
 	setupDone := make(chan error, 1)
 	go func() { setupDone <- setup(ctx, n) }()
 	setupRunning := true
