@@ -54,17 +54,16 @@ type feedLine struct {
 func plan(log *recording.Log, service string, keepOwn bool) ([]feedLine, map[string][]string) {
 	owner := strings.ToLower(log.Owner())
 	ownerService, _, _ := mesh.ParseNick(owner)
-	own := map[string]bool{} // nick (lower case) → of the service under test
+	own := map[string]bool{} // nick → an instance of the service under test
 	isOwn := func(nick string) bool {
 		if keepOwn || nick == "" {
 			return false
 		}
-		k := strings.ToLower(nick)
-		v, ok := own[k]
+		v, ok := own[nick]
 		if !ok {
-			s, _, _ := mesh.ParseNick(k)
+			s, _, _ := mesh.ParseNick(nick)
 			v = s == service
-			own[k] = v
+			own[nick] = v
 		}
 		return v
 	}

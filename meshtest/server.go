@@ -45,7 +45,6 @@ const nodeHost = "meshtest"
 var offeredCaps = []string{"echo-message", "message-tags", "server-time"}
 
 type server struct {
-	o       *options
 	names   map[string][]string // channel (lower case) → members the log shows there
 	capture *capture
 
@@ -61,8 +60,8 @@ type server struct {
 	wg         sync.WaitGroup // serve goroutines
 }
 
-func newServer(o *options, names map[string][]string, c *capture) *server {
-	return &server{o: o, names: names, capture: c}
+func newServer(names map[string][]string, c *capture) *server {
+	return &server{names: names, capture: c}
 }
 
 // dial is the node's Config.Dial: a new in-memory connection, served by a
@@ -102,7 +101,7 @@ func (s *server) serve(c *memConn) {
 	}
 }
 
-// send writes lines to the node on connection c (skipped when c is no
+// sendLocked writes lines to the node on connection c (skipped when c is no
 // longer the current connection). Called with s.mu held.
 func (s *server) sendLocked(c *memConn, lines ...string) {
 	if c == nil || c != s.conn {
@@ -180,7 +179,11 @@ func (s *server) handle(c *memConn, line string) bool {
 		s.user = param(0)
 		s.welcomeLocked(c)
 	case "PING":
-		s.sendLocked(c, ":"+serverName+" PONG "+serverName+" :"+msg.Params[len(msg.Params)-1])
+		tok := ""
+		if len(msg.Params) > 0 {
+			tok = msg.Params[len(msg.Params)-1]
+		}
+		s.sendLocked(c, ":"+serverName+" PONG "+serverName+" :"+tok)
 	case "JOIN":
 		for _, ch := range strings.Split(param(0), ",") {
 			if ch == "" {
@@ -226,8 +229,8 @@ func (s *server) welcomeLocked(c *memConn) {
 	s.numericLocked(c, "376", "End of message of the day.")
 }
 
-// serverTags are the tags the server adds to a line it relays: its time
-// and a msgid, when the node asked for them.
+// serverTagsLocked adds the tags the server adds to a line it relays: its
+// time and a msgid, when the node asked for them.
 func (s *server) serverTagsLocked(msg *ircmsg.Message) {
 	if s.caps["server-time"] {
 		msg.SetTag("time", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"))
@@ -288,7 +291,7 @@ func (s *server) deliver(b []byte) {
 	}
 }
 
-// state returns the node's nick and whether it is in channel.
+// in returns the node's nick and whether it is in channel.
 func (s *server) in(channel string) (nick string, joined bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
