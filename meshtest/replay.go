@@ -92,7 +92,7 @@ func run(t *testing.T, log *recording.Log, cfg mesh.Config, setup Setup, o *opti
 		names[hb] = append(names[hb], svc+"-stub")
 	}
 	capt := newCapture(o, cfg.Namespace, start)
-	srv := newServer(names, capt)
+	srv := newServer(names, capt, cfg.Accounts)
 	cfg.Server = serverName + ":6667"
 	cfg.TLS = nil
 	cfg.Dial = srv.dial

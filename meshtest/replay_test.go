@@ -345,3 +345,18 @@ func TestReplaySetupWaits(t *testing.T) {
 		t.Errorf("waiting for the client first, the service did\n  %s\nnot waiting:\n  %s", strings.Join(b, "\n  "), strings.Join(a, "\n  "))
 	}
 }
+
+// TestReplayClosedMesh: a closed mesh's node replays like an open one —
+// its channels keyed (the replay server keeps the modes it sets) and its
+// service bound to an account (its echoed lines carry the account tag).
+func TestReplayClosedMesh(t *testing.T) {
+	t.Parallel()
+	log := meshtest.Load(t, shopLog)
+	plain := meshtest.Replay(t, log, mesh.Config{Service: shopService}, shopSetup)
+	closed := mesh.Config{Service: shopService, ChannelKey: "sesame",
+		Accounts: &envelope.AccountBinding{Accounts: map[string]string{shopService: "shop-account"}}}
+	res := meshtest.Replay(t, log, closed, shopSetup)
+	if a, b := outputsOf(plain), outputsOf(res); !slices.Equal(a, b) || res.Stats.Rejected != 0 {
+		t.Errorf("closed mesh: did\n  %s\nopen:\n  %s\nrejected %v", strings.Join(b, "\n  "), strings.Join(a, "\n  "), res.Stats.RejectedBy)
+	}
+}

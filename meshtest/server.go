@@ -12,23 +12,30 @@ import (
 
 	"github.com/ergochat/irc-go/ircmsg"
 
+	"github.com/meshbot/meshbot/envelope"
+	"github.com/meshbot/meshbot/mesh"
 	"github.com/meshbot/meshbot/meshtest/recording"
 )
 
 // The replay server is the node's only peer: the least of an IRC server a
 // node needs to run, and nothing more. It
 //
-//   - registers the node (CAP LS/REQ/END with message-tags, server-time
-//     and echo-message, then 001, 005 and end of MOTD);
-//   - confirms every JOIN with the JOIN, NAMES (the members the log shows
-//     in that channel when it was recorded) and end of NAMES, and PART
-//     with the PART;
+//   - registers the node (CAP LS/REQ/END with message-tags, server-time,
+//     echo-message and account-tag, then 001, 005 and end of MOTD);
+//   - confirms every JOIN with the JOIN, NAMES (the node as the channel's
+//     operator, and the members the log shows in that channel when it was
+//     recorded) and end of NAMES, and PART with the PART; keeps the modes
+//     the node sets (a closed mesh's keys and invite exceptions) and
+//     answers its MODE queries with them;
 //   - answers PING with PONG (the node's flow-control windows and
 //     keep-alive), and QUIT by closing the connection;
 //   - echoes every PRIVMSG the node sends with server-time and a msgid
 //     (echo-message: the node's publish confirm, and how an anycast member
 //     sees its own claims come back), and hands it to the capture;
-//   - answers a request to a service the test stubs (Answer).
+//   - answers a request to a service the test stubs (Answer);
+//   - tags the node's echoed lines, and stubs' answers, with the account
+//     Config.Accounts binds their service to (it stands for the server
+//     that logged them in; SASL itself is not replayed).
 //
 // Everything else the node sends (WHO, MODE, LIST, ...) is ignored, or
 // answered with the numeric that ends it. The recorded lines themselves
@@ -42,11 +49,12 @@ const serverName = "meshtest.replay"
 const nodeHost = "meshtest"
 
 // offeredCaps are the capabilities the replay server offers.
-var offeredCaps = []string{"echo-message", "message-tags", "server-time"}
+var offeredCaps = []string{"account-tag", "echo-message", "message-tags", "server-time"}
 
 type server struct {
-	names   map[string][]string // channel (lower case) → members the log shows there
-	capture *capture
+	names    map[string][]string // channel (lower case) → members the log shows there
+	capture  *capture
+	accounts *envelope.AccountBinding // the node's Config.Accounts: the account tags of its lines and of stubs'
 
 	mu         sync.Mutex
 	conn       *memConn // the current connection's server end
@@ -60,8 +68,8 @@ type server struct {
 	wg         sync.WaitGroup // serve goroutines
 }
 
-func newServer(names map[string][]string, c *capture) *server {
-	return &server{names: names, capture: c}
+func newServer(names map[string][]string, c *capture, accounts *envelope.AccountBinding) *server {
+	return &server{names: names, capture: c, accounts: accounts}
 }
 
 // dial is the node's Config.Dial: a new in-memory connection, served by a
@@ -241,6 +249,15 @@ func (s *server) serverTagsLocked(msg *ircmsg.Message) {
 	}
 }
 
+// accountTagLocked adds the account tag of service's instances, when the
+// node's config binds the service to an account (Config.Accounts): the
+// replay server stands for the server that logged them in.
+func (s *server) accountTagLocked(msg *ircmsg.Message, service string) {
+	if acct, ok := s.accounts.Account(service); ok && s.caps["account-tag"] {
+		msg.SetTag("account", acct)
+	}
+}
+
 // privmsg takes a PRIVMSG from the node: the capture gets it, the node its
 // echo, and a stubbed service its answer.
 func (s *server) privmsg(c *memConn, msg *ircmsg.Message) {
@@ -260,6 +277,9 @@ func (s *server) privmsg(c *memConn, msg *ircmsg.Message) {
 			}
 		}
 		s.serverTagsLocked(&out)
+		if svc, _, ok := mesh.ParseNick(nick); ok {
+			s.accountTagLocked(&out, svc)
+		}
 		s.sendLocked(c, recording.FormatLine(&out))
 	}
 	s.mu.Unlock()
@@ -276,6 +296,7 @@ func (s *server) answer(c *memConn, a answer) {
 	for _, l := range a.lines {
 		msg := ircmsg.MakeMessage(l.Tags, a.from+"!~"+a.service+"@"+nodeHost, "PRIVMSG", s.nick, l.Body)
 		s.serverTagsLocked(&msg)
+		s.accountTagLocked(&msg, a.service)
 		s.sendLocked(c, recording.FormatLine(&msg))
 	}
 }
