@@ -30,8 +30,12 @@ type capture struct {
 	beats   int
 }
 
-func newCapture(o *options, ns string, start time.Time) *capture {
-	return &capture{o: o, ns: ns, start: start, dec: envelope.NewDecoder(envelope.DecoderConfig{AcceptUnchecked: true})}
+// newCapture returns the capture of a node of namespace ns; crypter (the
+// node's Config.Crypter, or nil) opens the payloads it encrypts, so that
+// the output shows them in clear.
+func newCapture(o *options, ns string, start time.Time, crypter *envelope.Crypter) *capture {
+	dec := envelope.NewDecoder(envelope.DecoderConfig{AcceptUnchecked: true, Crypter: crypter})
+	return &capture{o: o, ns: ns, start: start, dec: dec}
 }
 
 // delivered marks that one more recorded line reached the node: entries

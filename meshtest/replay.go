@@ -91,7 +91,7 @@ func run(t *testing.T, log *recording.Log, cfg mesh.Config, setup Setup, o *opti
 	for _, svc := range o.stubServices {
 		names[hb] = append(names[hb], svc+"-stub")
 	}
-	capt := newCapture(o, cfg.Namespace, start)
+	capt := newCapture(o, cfg.Namespace, start, cfg.Crypter)
 	srv := newServer(names, capt, cfg.Accounts)
 	cfg.Server = serverName + ":6667"
 	cfg.TLS = nil

@@ -360,3 +360,28 @@ func TestReplayClosedMesh(t *testing.T) {
 		t.Errorf("closed mesh: did\n  %s\nopen:\n  %s\nrejected %v", strings.Join(b, "\n  "), strings.Join(a, "\n  "), res.Stats.RejectedBy)
 	}
 }
+
+// TestReplayEncrypted: a node that encrypts what it sends (Config.Crypter)
+// replays like one that does not, and the output shows its payloads in
+// clear, the same on every run (the nonces differ, the output does not).
+func TestReplayEncrypted(t *testing.T) {
+	t.Parallel()
+	log := meshtest.Load(t, shopLog)
+	keys := envelope.NewKeyring()
+	if err := keys.AddPayloadKey("mesh-payload", []byte("0123456789abcdef0123456789abcdef")); err != nil {
+		t.Fatal(err)
+	}
+	crypter := envelope.NewCrypter(shopService, keys)
+	if err := crypter.UseMeshKey("mesh-payload"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := mesh.Config{Service: shopService, Keys: keys, Crypter: crypter}
+	plain := meshtest.Replay(t, log, mesh.Config{Service: shopService}, shopSetup)
+	res := meshtest.Replay(t, log, cfg, shopSetup)
+	if a, b := outputsOf(plain), outputsOf(res); !slices.Equal(a, b) {
+		t.Errorf("encrypting: did\n  %s\nin clear:\n  %s", strings.Join(b, "\n  "), strings.Join(a, "\n  "))
+	}
+	if again := meshtest.Replay(t, log, cfg, shopSetup); again.Text() != res.Text() {
+		t.Errorf("two replays differ:\n%s", meshtest.Diff(res.Text(), again.Text()))
+	}
+}
