@@ -36,9 +36,13 @@ const closeTimeout = time.Minute
 // cfg is the service's production config: Service is required;
 // Namespace, when empty, is the log's; Instance defaults to
 // DefaultInstance; Server, Dial, History and RawLog are replaced (the
-// node talks only to the replay server). Trust (Signer, Keys,
-// RequireSigned) is kept: a node that requires signatures rejects
-// recorded lines signed with keys it does not trust, as it would live.
+// node talks only to the replay server), and SASL is dropped (the replay
+// server tags the node's lines with the account Accounts binds its
+// service to, as the server that logged it in would). Trust and privacy
+// (Signer, Keys, RequireSigned, Accounts, Crypter, ChannelKey) are kept:
+// a node that requires signatures rejects recorded lines signed with keys
+// it does not trust, as it would live; what it encrypts is shown in clear
+// in the Result.
 //
 // The node connects Warmup before the first line and setup runs; the
 // recorded lines start at the log's first line whether or not setup has
