@@ -12,7 +12,7 @@ import (
 // member of a group of three: seeing the event, the winner's claim, its
 // ack — as the owner (claims, starts, acks) and as a bystander.
 func BenchmarkCorePerEvent(b *testing.B) {
-	ms := []Member{{Claimant{"svc/a", 1}, heartbeat.Alive}, {Claimant{"svc/b", 1}, heartbeat.Alive}, {Claimant{"svc/c", 1}, heartbeat.Alive}}
+	ms := []Member{{Claimant: Claimant{"svc/a", 1}, State: heartbeat.Alive}, {Claimant: Claimant{"svc/b", 1}, State: heartbeat.Alive}, {Claimant: Claimant{"svc/c", 1}, State: heartbeat.Alive}}
 	for _, role := range []string{"owner", "bystander"} {
 		b.Run(role, func(b *testing.B) {
 			c := New(Config{Self: ms[0].Claimant, Retain: time.Second})

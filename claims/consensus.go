@@ -145,7 +145,13 @@ func (c *Consensus) Vote(id envelope.ID, member string, ok bool) {
 // the highest claimed offset acknowledged by a majority of them (its
 // claimant included, votes of members no longer live not counted).
 // Claims at or below the committed offset are closed.
-func (c *Consensus) Commit(live []string) envelope.Offset {
+func (c *Consensus) Commit(live []string) envelope.Offset { return c.CommitWith(live, 0) }
+
+// CommitWith is Commit for a group with absent members besides the live
+// ones (unreachable, or dead by silence: they may be voting on the other
+// side of a split, §6.14): a majority is then more than half of the live
+// and the absent together.
+func (c *Consensus) CommitWith(live []string, absent int) envelope.Offset {
 	alive := make(map[string]bool, len(live))
 	for _, m := range live {
 		alive[m] = true
@@ -160,7 +166,7 @@ func (c *Consensus) Commit(live []string) envelope.Offset {
 				votes++
 			}
 		}
-		if 2*votes > len(alive) && c.committed.Before(oc.offset) {
+		if 2*votes > len(alive)+absent && c.committed.Before(oc.offset) {
 			c.committed = oc.offset
 		}
 	}

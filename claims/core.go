@@ -19,6 +19,14 @@ type Claimant struct {
 type Member struct {
 	Claimant
 	State heartbeat.State
+	// Departed: the server said it left (heartbeat.Member.Departed). A
+	// member dead otherwise (by silence), or unreachable, may be alive on
+	// the other side of a split: it still counts in the group's majority
+	// (§6.14).
+	Departed bool
+	// Fence is, for an unreachable member, when its claims may be taken
+	// over (heartbeat.Member.Fence).
+	Fence time.Time
 }
 
 // Config sets a Core's identity and timings. Zero fields take the defaults.
@@ -47,6 +55,15 @@ type Config struct {
 	// MaxInFlight bounds this member's own claims not yet completed
 	// (0 = no bound). A member at its bound lets the epoch pass on.
 	MaxInFlight int
+	// Rejoin is how long a member claims nothing after a member of its
+	// group came back from a split or from silence, or after it regained
+	// the group's majority, so that the others' resync arrives first
+	// (1 s; §6.14).
+	Rejoin time.Duration
+	// AbsentFor is how long a member that went away without leaving for
+	// certain (unreachable, or silent) still counts in the group's
+	// majority once the heartbeat view forgot it (2 min; §6.14).
+	AbsentFor time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -61,6 +78,8 @@ func (c Config) withDefaults() Config {
 	def(&c.ClaimTimeout, 2*time.Second)
 	def(&c.Skew, time.Second)
 	def(&c.Retain, 2*time.Minute)
+	def(&c.Rejoin, time.Second)
+	def(&c.AbsentFor, 2*time.Minute)
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 5
 	}
@@ -106,6 +125,10 @@ type Action struct {
 	Reasons []string
 	// Release marks a SendNack that gives the claim back without failing.
 	Release bool
+	// Resend marks a SendAck or SendDead sent again when a member of the
+	// group comes back from a split (§6.14): of a SendDead only the marker
+	// is sent (the dead letter was published).
+	Resend bool
 }
 
 // claim is a claim seen for an event.
@@ -188,6 +211,10 @@ type Stats struct {
 	Started, Cancelled uint64 // handlers
 	Refused            uint64 // events not tracked: over MaxEvents
 	Malformed          uint64 // lines of the group that did not decode (Group only)
+	// QuorumLost counts the times this member lost the group's majority
+	// (§6.14); Resent the acks, dead markers and claims it sent again
+	// because a member came back from a split.
+	QuorumLost, Resent uint64
 }
 
 // Core is one member's claims state for one (topic, group).
@@ -202,20 +229,27 @@ type Core struct {
 	done      []*event // completed, in completion order, from doneHead
 	doneHead  int
 	members   map[string]Member
-	alive     []string // alive member ids, sorted
+	alive     []string // the ids of the members not known gone, sorted: the owners (§6.3)
 	session   time.Time
 	ready     bool
 	inFlight  int
 	out       []Action
 	stats     Stats
+	// Splits (split.go, §6.14).
+	quorum      bool                 // this member sees a majority of its group
+	lostQuorum  bool                 // it had lost it since
+	absentAt    map[string]time.Time // members unreachable or dead by silence, since when
+	rejoinUntil time.Time            // no claim before: a resync may be on its way
+	released    []Item               // own claims given back on losing the majority
 }
 
 // New returns an empty Core.
 func New(cfg Config) *Core {
 	return &Core{
-		cfg:     cfg.withDefaults(),
-		events:  make(map[envelope.ID]*event),
-		members: make(map[string]Member),
+		cfg:      cfg.withDefaults(),
+		events:   make(map[envelope.ID]*event),
+		members:  make(map[string]Member),
+		absentAt: make(map[string]time.Time),
 	}
 }
 
@@ -386,6 +420,7 @@ func (c *Core) Released(who Claimant, it Item, now time.Time) []Action {
 	if e == nil {
 		return c.out
 	}
+	c.stats.Released++
 	c.handOver(e, who.ID+": released", false, now)
 	c.eval(e, now)
 	return c.out
@@ -458,16 +493,18 @@ func (c *Core) Done(id envelope.ID, epoch uint64, err error, retry time.Duration
 // Members: the group's members changed (all of them, any state).
 func (c *Core) Members(ms []Member, now time.Time) []Action {
 	c.begin()
+	rejoined := c.absence(ms, now)
 	clear(c.members)
 	c.alive = c.alive[:0]
 	for _, m := range ms {
 		c.members[m.ID] = m
-		if m.State == heartbeat.Alive {
+		if inGroup(m) {
 			c.alive = append(c.alive, m.ID)
 		}
 	}
 	slices.Sort(c.alive)
 	c.alive = slices.Compact(c.alive)
+	c.setQuorum(ms, rejoined, now)
 	c.evalAll(now)
 	return c.out
 }
@@ -477,7 +514,15 @@ func (c *Core) Members(ms []Member, now time.Time) []Action {
 func (c *Core) Session(until, now time.Time) []Action {
 	c.begin()
 	grew := until.After(c.session)
+	lapsed := !c.session.IsZero() && !now.Before(c.session)
 	c.session = until
+	if lapsed && until.After(now) {
+		// Back after a lapse (a reconnect, a pause): the others may hold
+		// us for gone until this beat reaches them. Claim nothing for
+		// Rejoin, as after a split (§6.14).
+		c.holdClaims(now)
+		grew = false
+	}
 	if !grew {
 		c.evalAll(now)
 	}
@@ -623,13 +668,12 @@ func (c *Core) fail(e *event, reason string, now time.Time) {
 }
 
 // handOver ends the winner's claim and opens the next epoch; counted says
-// whether it was a failed attempt (a release is not).
+// whether it was a failed attempt (a release, or a claimant split away, is
+// not).
 func (c *Core) handOver(e *event, reason string, counted bool, now time.Time) {
 	if counted {
 		c.stats.Takeovers++
 		e.attempts++
-	} else {
-		c.stats.Released++
 	}
 	if len(e.reasons) < 2*c.cfg.MaxAttempts {
 		e.reasons = append(e.reasons, reason)
@@ -655,40 +699,68 @@ func (c *Core) mineValid(e *event, now time.Time) bool {
 	return c.session.IsZero() || now.Before(c.session)
 }
 
-// winnerFailed says why the winning claim no longer holds, or "".
-func (c *Core) winnerFailed(e *event, now time.Time) string {
+// winnerFailed says why the winning claim no longer holds, or "", and
+// whether that counts as a failed attempt. Without the group's majority a
+// member judges only what the server told it for certain (a departure, a
+// restart): the others' silence may be a split (§6.14).
+func (c *Core) winnerFailed(e *event, now time.Time) (string, bool) {
 	w := e.win
 	if w.who == c.cfg.Self {
 		if e.mine == nil || e.mine.epoch != w.epoch {
 			// Our claim from before a restart of this Core, or one we
 			// dropped: it is nobody's.
-			return "claim abandoned"
+			return "claim abandoned", true
 		}
 		if !c.mineValid(e, now) {
 			if now.After(e.mine.leaseEnd) {
-				return "lease expired"
+				return "lease expired", true
 			}
-			return "session expired"
+			return "session expired", true
 		}
-		return ""
+		return "", false
 	}
 	m, ok := c.members[w.who.ID]
 	switch {
-	case !ok && now.Sub(w.received) >= c.cfg.ClaimTimeout:
-		return w.who.ID + " unknown"
 	case ok && m.Incarnation > w.who.Incarnation:
-		return w.who.ID + " restarted"
+		return w.who.ID + " restarted", true
+	case ok && m.State == heartbeat.Dead && m.Departed:
+		return w.who.ID + " left", true
+	case !c.quorum || now.Before(c.rejoinUntil):
+		// Without the majority, or while a resync may be on its way.
+		return "", false
+	case !ok && now.Sub(w.received) >= c.cfg.ClaimTimeout:
+		return w.who.ID + " unknown", true
 	case ok && m.State == heartbeat.Dead:
-		return w.who.ID + " left"
+		return w.who.ID + " left", true
+	case ok && m.State == heartbeat.Unreachable && !now.Before(m.Fence):
+		// Split away: its own side cannot act on the claim any more (it
+		// lost the majority, or its session ended); no handler failed.
+		return w.who.ID + " unreachable", false
 	case ok && m.State == heartbeat.Suspect:
-		return w.who.ID + " suspected"
+		return w.who.ID + " suspected", true
 	case now.After(w.until):
-		return w.who.ID + " lease expired"
+		return w.who.ID + " lease expired", true
 	}
-	return ""
+	return "", false
 }
 
-// owner returns the member whose turn epoch is, or "".
+// skipAway passes on at once the epochs whose owners are not alive
+// (suspect, unreachable, dead by silence): they may be claiming on the
+// other side of a split, so this side never claims their epochs (§6.14).
+// It counts no attempt.
+func (c *Core) skipAway(e *event, now time.Time) {
+	for range len(c.alive) {
+		o := c.owner(e)
+		if o == "" || c.members[o].State == heartbeat.Alive {
+			return
+		}
+		e.epoch++
+		e.slotStart = now
+	}
+}
+
+// owner returns the member whose turn epoch is, or "": the group's members
+// not known gone, ranked.
 func (c *Core) owner(e *event) string {
 	if len(c.alive) == 0 {
 		return ""
@@ -736,12 +808,21 @@ func (c *Core) eval(e *event, now time.Time) {
 	}
 	// The winner.
 	if e.win != nil && !e.winFailed {
-		if reason := c.winnerFailed(e, now); reason != "" {
-			c.fail(e, reason, now)
-		} else if e.win.who != c.cfg.Self {
+		if reason, counted := c.winnerFailed(e, now); reason != "" {
+			if !counted {
+				c.stats.Takeovers++ // split away: taken over, no attempt counted
+			}
+			c.handOver(e, reason, counted, now)
+		} else if e.win.who != c.cfg.Self && c.quorum {
+			if now.Before(c.rejoinUntil) {
+				at(c.rejoinUntil)
+			}
 			at(e.win.until.Add(time.Millisecond))
-			if _, known := c.members[e.win.who.ID]; !known {
+			m, known := c.members[e.win.who.ID]
+			if !known {
 				at(e.win.received.Add(c.cfg.ClaimTimeout))
+			} else if m.State == heartbeat.Unreachable {
+				at(m.Fence)
 			}
 		}
 	}
@@ -792,15 +873,28 @@ func (c *Core) eval(e *event, now time.Time) {
 		case now.Before(e.notBefore):
 			at(e.notBefore)
 		default:
+			if !c.quorum {
+				break // nobody on this side may claim: the epoch does not pass
+			}
+			if e.slotStart.Before(c.rejoinUntil) {
+				// Nobody claims during a rejoin: the owner's time starts
+				// after it (§6.14).
+				e.slotStart = c.rejoinUntil
+			}
 			if now.Sub(e.slotStart) >= c.cfg.ClaimTimeout {
 				// The owner of this epoch did not claim: pass it on.
 				e.epoch++
 				e.slotStart = now
 			}
+			c.skipAway(e, now)
 			at(e.slotStart.Add(c.cfg.ClaimTimeout))
-			if c.owner(e) == c.cfg.Self.ID && c.mayClaim(e, now) {
-				c.claim(e, now)
-				at(now.Add(c.cfg.ClaimTimeout))
+			if c.owner(e) == c.cfg.Self.ID {
+				if c.mayClaim(e, now) {
+					c.claim(e, now)
+					at(now.Add(c.cfg.ClaimTimeout))
+				} else if now.Before(c.rejoinUntil) {
+					at(c.rejoinUntil)
+				}
 			}
 		}
 	}
@@ -819,7 +913,7 @@ func (c *Core) eval(e *event, now time.Time) {
 }
 
 func (c *Core) mayClaim(e *event, now time.Time) bool {
-	if !c.ready || !e.hasEvent {
+	if !c.ready || !e.hasEvent || !c.quorum || now.Before(c.rejoinUntil) {
 		return false
 	}
 	if !c.session.IsZero() && !now.Before(c.session) {

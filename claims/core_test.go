@@ -36,7 +36,7 @@ func who(id string) Claimant { return Claimant{ID: id, Incarnation: 1} }
 func alive(ids ...string) []Member {
 	ms := make([]Member, 0, len(ids))
 	for _, id := range ids {
-		ms = append(ms, Member{who(id), heartbeat.Alive})
+		ms = append(ms, Member{Claimant: who(id), State: heartbeat.Alive})
 	}
 	return ms
 }

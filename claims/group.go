@@ -58,6 +58,14 @@ type Group struct {
 	// saw after the hole (§6.13).
 	holed   bool
 	holeEnd envelope.Offset
+	// split: a member of the namespace is unreachable (a netsplit, §6.14).
+	// The member's view has a hole from the split on: lines of the other
+	// side never reach it. The hole's end is the first line after the
+	// group is whole again. absent counts the group's members that are not
+	// alive but not known gone (suspect, unreachable, silent): they count
+	// against a commit's majority.
+	split  bool
+	absent int
 	// ready is what SetReady said; the core claims only when the member
 	// is ready and not replaying the record.
 	ready, replaying bool
@@ -163,7 +171,7 @@ func (g *Group) Config() GroupConfig { return g.cfg }
 // envelope was one of those; anything else (another group's lines, other
 // kinds: see OfProtocol) is ignored.
 func (g *Group) Receive(r Received, now time.Time) bool {
-	if g.holed && g.holeEnd.IsZero() {
+	if g.holed && g.holeEnd.IsZero() && !g.split {
 		g.holeEnd = r.offset(now)
 	}
 	return g.receive(r, now)
@@ -227,7 +235,9 @@ func (g *Group) Replayed(now time.Time) {
 		return // a Reset came during the replay: its hole is not filled
 	}
 	g.prefix.sortPending(g.behind[len(g.behindIDs):])
-	g.holed, g.holeEnd, g.replaying = false, envelope.Offset{}, false
+	// (While a split lasts, what the other side does meanwhile is a hole
+	// still: a replay after the network joins fills it.)
+	g.holed, g.holeEnd, g.replaying = g.split, envelope.Offset{}, false
 	g.syncReady(now)
 }
 
@@ -324,7 +334,7 @@ func (g *Group) consensusLine(r Received) {
 		g.cons.Claim(env.ID, who.ID, off)
 		g.advance()
 		if who.ID != g.self.ID && !g.cfg.Passive {
-			g.vote(env.ID, off, !g.holed && g.prefix.Reaches(off))
+			g.vote(env.ID, off, !g.holed && g.core.Quorum() && g.prefix.Reaches(off))
 		}
 		return
 	}
@@ -357,20 +367,48 @@ func (g *Group) dropIfDone(id envelope.ID) {
 // announce the group for the topic are the group (GroupMembers).
 func (g *Group) Members(all []heartbeat.Member, now time.Time) {
 	g.last = now
+	// A netsplit shows as any member unreachable, in the group or not (a
+	// publisher on the other side): lines of the other side stop reaching
+	// us from now, a hole in our view (§6.14).
+	split := false
+	for i := range all {
+		split = split || all[i].State == heartbeat.Unreachable
+	}
+	if split && !g.split {
+		g.holed, g.holeEnd = true, envelope.Offset{}
+	}
+	g.split = split
 	if g.sameMembers(all) {
 		return
 	}
 	ms := GroupMembers(all, g.cfg.Topic, g.cfg.Group)
 	g.members = ms
 	g.live, g.alive = g.live[:0], g.alive[:0]
+	g.absent = 0
 	for _, m := range ms {
 		if m.State == heartbeat.Alive {
 			g.live = append(g.live, m.ID)
 			g.alive = append(g.alive, m.Claimant)
 		}
+		if inGroup(m) && m.State != heartbeat.Alive {
+			g.absent++ // suspect, unreachable, silent: may vote elsewhere
+		}
 	}
 	g.apply(g.core.Members(ms, now))
 }
+
+// Split reports whether a member of the namespace is unreachable: the
+// network is split (§6.14).
+func (g *Group) Split() bool { return g.split }
+
+// Quorum reports whether this member sees a majority of its group alive,
+// and so may claim (§6.14).
+func (g *Group) Quorum() bool { return g.core.Quorum() }
+
+// Holed reports whether this member's view has a hole (a lost connection,
+// a replay in progress, a split): it vouches for no offset until a replay
+// of the record fills it or the group's committed offset passes it.
+func (g *Group) Holed() bool { return g.holed }
 
 // sameMembers reports whether all holds the group's members as last fed
 // (without building them: the view is fed at every heartbeat).
@@ -386,7 +424,8 @@ func (g *Group) sameMembers(all []heartbeat.Member) bool {
 		}
 		// GroupMembers orders by id: the view's own order may differ.
 		k := slices.IndexFunc(g.members, func(x Member) bool { return isID(x.ID, m.Service, m.Instance) })
-		if k < 0 || g.members[k].Incarnation != m.Incarnation || g.members[k].State != m.State {
+		if k < 0 || g.members[k].Incarnation != m.Incarnation || g.members[k].State != m.State ||
+			g.members[k].Departed != m.Departed || !g.members[k].Fence.Equal(m.Fence) {
 			return false
 		}
 		n++
@@ -415,7 +454,8 @@ func GroupMembers(all []heartbeat.Member, topic, group string) []Member {
 	ms := []Member{}
 	for i := range all {
 		if m := &all[i]; announces(m, topic, group) {
-			ms = append(ms, Member{Claimant: Claimant{ID: m.Service + "/" + m.Instance, Incarnation: m.Incarnation}, State: m.State})
+			ms = append(ms, Member{Claimant: Claimant{ID: m.Service + "/" + m.Instance, Incarnation: m.Incarnation}, State: m.State,
+				Departed: m.Departed, Fence: m.Fence})
 		}
 	}
 	slices.SortFunc(ms, func(a, b Member) int {
@@ -504,7 +544,9 @@ func (g *Group) Commit(now time.Time) {
 	prefix := g.advance()
 	committed := g.cons.Committed()
 	claimed := prefix
-	if g.holed || prefix.Before(committed) {
+	if g.holed || !g.core.Quorum() || prefix.Before(committed) {
+		// A hole, or no majority (the other side of a split may have
+		// seen what we did not): vouch for the committed offset only.
 		claimed = committed
 	}
 	if g.cfg.Passive || claimed.IsZero() {
@@ -540,11 +582,24 @@ func (g *Group) advance() envelope.Offset {
 		})
 		g.behindIDs = append(g.behindIDs, passed...)
 	}
-	committed := g.cons.Commit(g.live)
+	committed := g.cons.CommitWith(g.live, g.absent)
 	if g.holed && !g.holeEnd.IsZero() && (g.holeEnd.Time < committed.Time || g.holeEnd == committed) {
 		g.holed = false // the group vouched for what we missed
 	}
 	n := Covered(g.behind[:len(g.behindIDs)], committed)
+	if g.absent > 0 || g.split {
+		// A member may be away on the other side of a split: keep what we
+		// completed, to send it again when it comes back (§6.14).
+		n = 0
+	}
+	for i, id := range g.behindIDs[:n] {
+		// Nor what was completed lately: a split is noticed only a while
+		// after it began (silence takes DeadAfter intervals).
+		if e := g.core.events[id]; e != nil && e.outcome != Pending && g.last.Sub(e.doneAt) < rejoinMargin {
+			n = i
+			break
+		}
+	}
 	for _, id := range g.behindIDs[:n] {
 		g.core.Forget(id)
 	}

@@ -109,13 +109,16 @@ func (g *Group) apply(acts []Action) {
 			}
 			g.sendOut = append(g.sendOut, env)
 		case SendDead:
+			if a.Resend {
+				// The dead letter was published: only its marker again.
+				g.sendOut = append(g.sendOut, g.deadMarker(a))
+				continue
+			}
 			r, ok := g.events[a.Event]
 			if !ok {
 				continue // cannot happen: the core dead-letters only events it saw
 			}
-			marker := g.envelope(envelope.KindDeadLetter, nil)
-			marker.Correlation, marker.Epoch, marker.Attempt = a.Event, a.Epoch, a.Attempt
-			marker.Error = &envelope.Error{Message: clipReason(strings.Join(a.Reasons, "; "))}
+			marker := g.deadMarker(a)
 			g.out.DeadLetters = append(g.out.DeadLetters, DeadLetterOut{
 				Letter: DeadLetter{Topic: g.cfg.Topic, Group: g.cfg.Group, Event: r.Envelope, Attempts: a.Attempt, Reasons: a.Reasons},
 				Marker: marker,
@@ -188,4 +191,12 @@ func clipReason(s string) string {
 		i--
 	}
 	return s[:i] + "…"
+}
+
+// deadMarker is the DEAD marker of a SendDead.
+func (g *Group) deadMarker(a Action) *envelope.Envelope {
+	marker := g.envelope(envelope.KindDeadLetter, nil)
+	marker.Correlation, marker.Epoch, marker.Attempt = a.Event, a.Epoch, a.Attempt
+	marker.Error = &envelope.Error{Message: clipReason(strings.Join(a.Reasons, "; "))}
+	return marker
 }

@@ -25,7 +25,7 @@ package claims_test
 //
 // The commands:
 //
-//	config [lease=D] [settle=D] [claim-timeout=D] [skew=D] [max-attempts=N] [retain=D] [max-events=N] [max-in-flight=N]
+//	config [lease=D] [settle=D] [claim-timeout=D] [skew=D] [max-attempts=N] [retain=D] [max-events=N] [max-in-flight=N] [rejoin=D]
 //	    Starts a scenario: no replicas, the clock at 0. Every replica
 //	    takes these (a missing key is the test timing: lease=10s
 //	    settle=20ms claim-timeout=1s skew=200ms, else the default).
@@ -36,8 +36,11 @@ package claims_test
 //	    not-ready.
 //	view [NAME[:INC][=STATE]...]
 //	    The heartbeat view every replica takes (Group.Members): the
-//	    members of the group, alive unless the state (suspect, dead) says
-//	    otherwise, incarnation 1 unless given.
+//	    members of the group, alive unless the state says otherwise,
+//	    incarnation 1 unless given. States: suspect; dead (the server said
+//	    it left: departed); silent (dead by silence, not departed);
+//	    unreachable (lost in a netsplit), with its fence now or, as
+//	    unreachable+D, D from now.
 //	at T | at +D
 //	    Sets the clock to T after the epoch, or advances it by D.
 //	event E [key=K] [to=A,B]
@@ -82,10 +85,12 @@ package claims_test
 //	committed | next  [NAME...]
 //	    Group.Committed; Group.Next.
 //	owners E [key=K]
-//	    The alive members of the view ranked by rendezvous weight of E's
-//	    id (or the key), highest first: the owner of epoch e is at rank
-//	    (e-1) mod n. Computed here with the rule of docs/PROTOCOL.md §6.3,
-//	    not with the package's code.
+//	    The members of the view not known gone (alive, suspect,
+//	    unreachable, silent: not dead) ranked by rendezvous weight of E's
+//	    id (or the key), highest first, each not alive marked with its
+//	    state: the owner of epoch e is at rank (e-1) mod n, and one that is
+//	    not alive passes its epoch on at once. Computed here with the rule
+//	    of docs/PROTOCOL.md §6.3, not with the package's code.
 //
 // After an input, every replica's outputs (Group.Ready) print, replica by
 // replica in the order they were made, each line "NAME: ":
@@ -315,7 +320,7 @@ func TestScriptHarness(t *testing.T) {
 	src := `# a comment
 config
 ----
-lease=10s settle=20ms claim-timeout=1s skew=200ms max-attempts=5 retain=2m0s max-events=100000 max-in-flight=0
+lease=10s settle=20ms claim-timeout=1s skew=200ms max-attempts=5 retain=2m0s max-events=100000 max-in-flight=0 rejoin=1s
 
 view a
 replica a
@@ -328,7 +333,7 @@ status a
 	want := `# a comment
 config
 ----
-lease=10s settle=20ms claim-timeout=1s skew=200ms max-attempts=5 retain=2m0s max-events=100000 max-in-flight=0
+lease=10s settle=20ms claim-timeout=1s skew=200ms max-attempts=5 retain=2m0s max-events=100000 max-in-flight=0 rejoin=1s
 
 view a
 replica a

@@ -86,7 +86,8 @@ func (r *scriptRunner) stats(args []string) ([]string, error) {
 		v    uint64
 	}{{"pending", uint64(s.Pending)}, {"completed", uint64(s.Completed)}, {"claims", s.Claims}, {"renewals", s.Renewals},
 		{"acked", s.Acked}, {"dead", s.Dead}, {"takeovers", s.Takeovers}, {"stale", s.Stale}, {"released", s.Released},
-		{"started", s.Started}, {"cancelled", s.Cancelled}, {"refused", s.Refused}, {"malformed", s.Malformed}} {
+		{"started", s.Started}, {"cancelled", s.Cancelled}, {"refused", s.Refused}, {"malformed", s.Malformed},
+		{"quorum-lost", s.QuorumLost}, {"resent", s.Resent}} {
 		if f.v != 0 {
 			parts = append(parts, fmt.Sprintf("%s=%d", f.name, f.v))
 		}
@@ -136,10 +137,18 @@ func (r *scriptRunner) owners(args []string) ([]string, error) {
 	if key == "" {
 		key = r.eventID(a.pos[0]).String()
 	}
+	// The members not known gone: alive, suspect, unreachable, dead by
+	// silence (§6.3, §6.14); an owner that is not alive passes its epoch.
 	var ids []string
+	state := map[string]string{}
 	for _, m := range r.view {
-		if m.State == heartbeat.Alive {
-			ids = append(ids, m.Service+"/"+m.Instance)
+		if m.State == heartbeat.Dead && m.Departed {
+			continue
+		}
+		id := m.Service + "/" + m.Instance
+		ids = append(ids, id)
+		if m.State != heartbeat.Alive {
+			state[id] = "(" + m.State.String() + ")"
 		}
 	}
 	slices.SortFunc(ids, func(x, y string) int {
@@ -149,7 +158,10 @@ func (r *scriptRunner) owners(args []string) ([]string, error) {
 		return cmp.Compare(x, y)
 	})
 	if len(ids) == 0 {
-		return []string{"(no alive member)"}, nil
+		return []string{"(no member)"}, nil
+	}
+	for i, id := range ids {
+		ids[i] = id + state[id]
 	}
 	return []string{a.pos[0] + ": " + strings.Join(ids, " ")}, nil
 }

@@ -182,7 +182,7 @@ func (a kv) uint(k string, def uint64) (uint64, error) {
 	return n, nil
 }
 
-var configKeys = []string{"lease", "settle", "claim-timeout", "skew", "max-attempts", "retain", "max-events", "max-in-flight"}
+var configKeys = []string{"lease", "settle", "claim-timeout", "skew", "max-attempts", "retain", "max-events", "max-in-flight", "rejoin"}
 
 // applyConfig sets the keys of a over cfg.
 func applyConfig(cfg *claims.Config, a kv) error {
@@ -200,6 +200,9 @@ func applyConfig(cfg *claims.Config, a kv) error {
 		return err
 	}
 	if cfg.Retain, err = a.duration("retain", cfg.Retain); err != nil {
+		return err
+	}
+	if cfg.Rejoin, err = a.duration("rejoin", cfg.Rejoin); err != nil {
 		return err
 	}
 	for k, p := range map[string]*int{"max-attempts": &cfg.MaxAttempts, "max-events": &cfg.MaxEvents, "max-in-flight": &cfg.MaxInFlight} {
@@ -223,8 +226,8 @@ func (r *scriptRunner) config(args []string) ([]string, error) {
 		return nil, err
 	}
 	c := claims.NewGroup(claims.GroupConfig{Config: r.cfg}).Config()
-	return []string{fmt.Sprintf("lease=%v settle=%v claim-timeout=%v skew=%v max-attempts=%d retain=%v max-events=%d max-in-flight=%d",
-		c.Lease, c.Settle, c.ClaimTimeout, c.Skew, c.MaxAttempts, c.Retain, c.MaxEvents, c.MaxInFlight)}, nil
+	return []string{fmt.Sprintf("lease=%v settle=%v claim-timeout=%v skew=%v max-attempts=%d retain=%v max-events=%d max-in-flight=%d rejoin=%v",
+		c.Lease, c.Settle, c.ClaimTimeout, c.Skew, c.MaxAttempts, c.Retain, c.MaxEvents, c.MaxInFlight, c.Rejoin)}, nil
 }
 
 func (r *scriptRunner) setClock(args []string) error {
@@ -314,16 +317,30 @@ func (r *scriptRunner) setView(args []string) ([]string, error) {
 			}
 		}
 		st := heartbeat.Alive
-		switch state {
+		departed := false
+		var fence time.Time
+		switch state, after, _ := strings.Cut(state, "+"); state {
 		case "", "alive":
 		case "suspect":
 			st = heartbeat.Suspect
 		case "dead":
+			st, departed = heartbeat.Dead, true
+		case "silent":
 			st = heartbeat.Dead
+		case "unreachable":
+			st, fence = heartbeat.Unreachable, r.at()
+			if after != "" {
+				d, err := time.ParseDuration(after)
+				if err != nil {
+					return nil, fmt.Errorf("%s: fence: %w", s, err)
+				}
+				fence = fence.Add(d)
+			}
 		default:
-			return nil, fmt.Errorf("%s: state %q (alive, suspect, dead)", s, state)
+			return nil, fmt.Errorf("%s: state %q (alive, suspect, dead, silent, unreachable[+D])", s, state)
 		}
 		r.view = append(r.view, heartbeat.Member{Service: scriptSvc, Instance: name, Incarnation: inc, State: st,
+			Departed: departed, Fence: fence,
 			Beat: heartbeat.Beat{Subs: []heartbeat.Sub{{Topic: scriptTop, Group: scriptGrp}}}})
 	}
 	now := r.at()

@@ -20,7 +20,8 @@ import (
 // order (a linked network), publishes, handlers that take time and
 // sometimes fail, poison events, crashes, graceful stops (releases),
 // restarts, pauses longer than a lease, disconnects (a member misses lines
-// and resets), and duplicated lines. Members exchange real envelopes: the
+// and resets), duplicated lines, and partitions of the network into two
+// sides (sim_split_test.go), cut and healed, cut again. Members exchange real envelopes: the
 // claims, acks, nacks, releases and dead markers their Groups build, and
 // the HistoryClaims and votes of their commit ticks. Invariants are checked
 // after every step; at the end the faults stop and every event must come
@@ -37,10 +38,15 @@ const (
 	simBeat    = time.Second
 	simCommit  = 2 * time.Second  // each member's commit tick (CommitInterval)
 	simFaults  = 20 * time.Second // faults and publishes happen before this
-	simQuiesce = 50 * time.Second // then everything must settle before this
+	simQuiesce = 90 * time.Second // then everything must settle before this
 	// simLinkDelay bounds a linked network's delay: lines sent this long
-	// apart arrive in the order sent everywhere.
+	// apart arrive in the order sent everywhere. Half the linked runs
+	// have links slower than the settle time (20 ms), where two members
+	// whose views differ may both start one event at one epoch before
+	// each sees the other's claim (§6.5); the others, links faster than
+	// it (simFastLink), where that must never happen.
 	simLinkDelay = 60 * time.Millisecond
+	simFastLink  = 15 * time.Millisecond
 	simTopic     = "jobs"
 	simGroup     = "svc"
 )
@@ -48,9 +54,11 @@ const (
 type lineKind uint8
 
 const (
-	lEnv  lineKind = iota // an envelope in the topic's channel
-	lBeat                 // a heartbeat
-	lQuit                 // the server's QUIT for a member
+	lEnv   lineKind = iota // an envelope in the topic's channel
+	lBeat                  // a heartbeat
+	lQuit                  // the server's QUIT for a member
+	lSplit                 // the server's split QUIT for a member of the other side
+	lJoin                  // its JOIN when the network joins again
 )
 
 type simLine struct {
@@ -87,9 +95,18 @@ type simMember struct {
 	ownSeen  map[ownKey]time.Time
 	// committed is the member's committed offset at the last check.
 	committed envelope.Offset
-	view      []heartbeat.Member // scratch for members
-	sig       [4]Member          // the view last fed to sigOf
-	sigOf     *Group
+	// Partitions (sim_split_test.go): its side, and what its view holds
+	// of the others: lost in a split since (zero: not), came back by a
+	// JOIN at.
+	side        int
+	splitAt     []time.Time
+	joinedAt    []time.Time
+	startedAt   time.Time
+	pubSplit    bool               // the publisher's split QUIT came
+	pubSplitFed bool               // as last fed to the Group
+	view        []heartbeat.Member // scratch for members
+	sig         [4]Member          // the view last fed to sigOf
+	sigOf       *Group
 }
 
 type ownKey struct {
@@ -165,7 +182,8 @@ type sim struct {
 	seq     uint64
 	ms      []*simMember
 	linked  bool
-	refill  bool // a member that reconnects replays the record (else it has a hole)
+	delay   time.Duration // a linked network's delay bound
+	refill  bool          // a member that reconnects replays the record (else it has a hole)
 	dupP    float64
 	poison  map[envelope.ID]bool
 	flakyP  float64
@@ -188,7 +206,17 @@ type sim struct {
 	commits  int // commits seen to move
 	// record is every envelope the server relayed, in its order: the
 	// history service's record (§7), from which members resume (§6.12).
+	// Through a partition it is the union of both sides' recorders, as
+	// they are once they have filled each other's holes.
 	record []simLine
+	// Partitions (sim_split_test.go).
+	part      *simPart
+	partOnly  bool                 // the run's only faults are partitions
+	failures  map[envelope.ID]int  // handler failures per event
+	startedBy map[ownKey]Claimant  // who started each event at each epoch
+	silent    map[envelope.ID]bool // published in a partition nobody noticed yet
+	parted    bool                 // a partition happened: one server is two
+	parts     int                  // partitions
 }
 
 func (s *sim) logf(format string, args ...any) {
@@ -221,9 +249,14 @@ func newSim(t *testing.T, seed uint64) *sim {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	s := &sim{t: t, seed: seed, rng: rng, now: simEpoch, poison: map[envelope.ID]bool{},
 		ledger: map[envelope.ID]*ledgerEntry{}, lastDel: map[[2]int]time.Time{},
-		eventOff: map[envelope.ID]envelope.Offset{}, received: map[envelope.ID]bool{}, done: map[envelope.ID]bool{}}
+		eventOff: map[envelope.ID]envelope.Offset{}, received: map[envelope.ID]bool{}, done: map[envelope.ID]bool{},
+		failures: map[envelope.ID]int{}, startedBy: map[ownKey]Claimant{}, silent: map[envelope.ID]bool{}}
 	s.tracing = *simTrace || *simSeed != 0
 	s.linked = rng.IntN(2) == 0
+	s.delay = simLinkDelay
+	if rng.IntN(2) == 0 {
+		s.delay = simFastLink
+	}
 	if rng.IntN(3) == 0 {
 		s.dupP = 0.05
 	}
@@ -233,6 +266,7 @@ func newSim(t *testing.T, seed uint64) *sim {
 	for i := range n {
 		m := &simMember{idx: i, id: fmt.Sprintf("w%d", i)}
 		m.beats, m.incs, m.quit = make([]time.Time, n), make([]uint64, n), make([]bool, n)
+		m.splitAt, m.joinedAt = make([]time.Time, n), make([]time.Time, n)
 		s.ms = append(s.ms, m)
 	}
 	return s
@@ -244,7 +278,7 @@ func (s *sim) sender(m *simMember) envelope.Sender {
 
 func (s *sim) start(m *simMember) {
 	m.inc++
-	m.up, m.paused = true, false
+	m.up, m.paused, m.startedAt = true, false, s.now
 	m.g = NewGroup(GroupConfig{
 		Config: Config{Lease: simLease, Settle: 20 * time.Millisecond, ClaimTimeout: 1500 * time.Millisecond,
 			Skew: 200 * time.Millisecond, Retain: time.Hour},
@@ -262,6 +296,7 @@ func (s *sim) start(m *simMember) {
 	m.committed = envelope.Offset{}
 	for j := range m.beats {
 		m.beats[j], m.incs[j], m.quit[j] = time.Time{}, 0, false
+		m.splitAt[j], m.joinedAt[j] = time.Time{}, time.Time{}
 	}
 	s.logf("w%d starts (incarnation %d)", m.idx, m.inc)
 	s.resume(m)
@@ -336,24 +371,32 @@ func (s *sim) send(from int, l simLine) {
 		s.record = append(s.record, l)
 	}
 	for _, m := range s.ms {
-		d := time.Duration(s.rng.IntN(5)) * time.Millisecond
-		if s.linked {
-			d = time.Duration(s.rng.IntN(int(simLinkDelay/time.Millisecond))) * time.Millisecond
+		if s.apart(from, m.idx) {
+			continue // a partition: nothing of the other side arrives
 		}
-		k := [2]int{from, m.idx}
-		if !s.linked {
-			k = [2]int{-2, m.idx} // one order for all senders
-		}
-		t := s.now.Add(d)
-		if last := s.lastDel[k]; t.Before(last) {
-			t = last
-		}
-		s.lastDel[k] = t
-		m := m
+		s.sendTo(from, m, l)
+	}
+}
+
+// sendTo relays a line from member from to member m, in order after what
+// from sent before (one server: after everything).
+func (s *sim) sendTo(from int, m *simMember, l simLine) {
+	d := time.Duration(s.rng.IntN(5)) * time.Millisecond
+	if s.linked {
+		d = time.Duration(s.rng.IntN(int(s.delay/time.Millisecond))) * time.Millisecond
+	}
+	k := [2]int{from, m.idx}
+	if !s.linked {
+		k = [2]int{-2, m.idx} // one order for all senders
+	}
+	t := s.now.Add(d)
+	if last := s.lastDel[k]; t.Before(last) {
+		t = last
+	}
+	s.lastDel[k] = t
+	s.at(t, func() { s.deliver(m, l) })
+	if s.dupP > 0 && s.rng.Float64() < s.dupP && l.kind == lEnv {
 		s.at(t, func() { s.deliver(m, l) })
-		if s.dupP > 0 && s.rng.Float64() < s.dupP && l.kind != lQuit {
-			s.at(t, func() { s.deliver(m, l) })
-		}
 	}
 }
 
@@ -369,6 +412,7 @@ func (s *sim) deliver(m *simMember, l simLine) {
 	case lBeat:
 		if l.from != m.idx && l.who.Incarnation >= m.incs[l.from] {
 			m.beats[l.from], m.incs[l.from], m.quit[l.from] = s.now, l.who.Incarnation, false
+			m.splitAt[l.from] = time.Time{}
 		}
 		s.members(m)
 		return
@@ -377,6 +421,9 @@ func (s *sim) deliver(m *simMember, l simLine) {
 			m.quit[l.from] = true
 			s.members(m)
 		}
+		return
+	case lSplit, lJoin:
+		s.deliverSplit(m, l)
 		return
 	}
 	s.feed(m, l, false)
@@ -391,6 +438,11 @@ func (s *sim) feed(m *simMember, l simLine, replay bool) {
 	case envelope.KindEvent:
 		m.seen[env.ID] = true
 		s.received[env.ID] = true
+		if _, _, _, ok := m.g.Status(env.ID); !ok {
+			// Forgotten behind the committed offset (or never seen): what
+			// the member learns of it now is new.
+			delete(m.outcome, env.ID)
+		}
 	case envelope.KindClaim:
 		who := ClaimantOf(env.Sender)
 		items, err := DecodeItems(env.Payload)
@@ -399,6 +451,9 @@ func (s *sim) feed(m *simMember, l simLine, replay bool) {
 			return
 		}
 		for _, it := range items {
+			if _, _, _, ok := m.g.Status(it.Event); !ok {
+				delete(m.outcome, it.Event) // forgotten: relearnt from here
+			}
 			cl := &claim{who: who, epoch: it.Epoch, weight: Weight(it.Event, who.ID)}
 			if top := m.topClaim[it.Event]; top == nil || top.less(cl) {
 				m.topClaim[it.Event] = cl
@@ -446,7 +501,12 @@ func (s *sim) feed(m *simMember, l simLine, replay bool) {
 // a member with history does (§6.12): from the committed offset carried
 // by the group's last HistoryClaim in the record, less a margin, or the
 // whole record without one.
-func (s *sim) resume(m *simMember) {
+func (s *sim) resume(m *simMember) { s.replayRecord(m, true) }
+
+// replayRecord replays the record into m's Group; fresh says the member
+// (re)started or reconnected: what it accepted before is forgotten and
+// checked again from the replay.
+func (s *sim) replayRecord(m *simMember, fresh bool) {
 	var committed envelope.Offset
 	for i := len(s.record) - 1; i >= 0; i-- {
 		if env := s.record[i].env; env.Kind == envelope.KindHistoryClaim {
@@ -461,11 +521,13 @@ func (s *sim) resume(m *simMember) {
 		since = committed.Time - int64(5*time.Second)
 	}
 	m.g.Resume(committed, s.now)
-	// What the member accepted before is replayed: its completions are
-	// checked again from what the replay gives.
-	clear(m.outcome)
-	clear(m.completed)
-	clear(m.doneEpoch)
+	if fresh {
+		// What the member accepted before is replayed: its completions
+		// are checked again from what the replay gives.
+		clear(m.outcome)
+		clear(m.completed)
+		clear(m.doneEpoch)
+	}
 	n := 0
 	for _, l := range s.record {
 		if l.off.Time >= since {
@@ -487,31 +549,37 @@ var simSubs = []heartbeat.Sub{{Topic: simTopic, Group: simGroup}}
 func (s *sim) members(m *simMember) {
 	var sig [4]Member // what the view says of each member; zero: unknown
 	for j := range s.ms {
-		inc, st := m.incs[j], heartbeat.Alive
+		inc := m.incs[j]
 		if j == m.idx {
 			inc = m.inc
 		} else if inc == 0 {
 			continue
 		}
-		switch age := s.now.Sub(m.beats[j]); {
-		case j == m.idx:
-		case m.quit[j] || age >= 3*simBeat:
-			st = heartbeat.Dead
-		case age >= 2*simBeat:
-			st = heartbeat.Suspect
+		mem, known := s.viewOf(m, j, inc)
+		if !known {
+			continue
 		}
-		sig[j] = Member{Claimant{Incarnation: inc}, st}
+		sig[j] = mem
 	}
-	if sig == m.sig && m.sigOf == m.g {
+	if sig == m.sig && m.sigOf == m.g && m.pubSplit == m.pubSplitFed {
 		return // nothing changed
 	}
+	m.pubSplitFed = m.pubSplit
 	m.sig, m.sigOf = sig, m.g
 	all := m.view[:0]
 	for j, o := range s.ms {
 		if sig[j].Incarnation != 0 {
 			all = append(all, heartbeat.Member{Service: simGroup, Instance: o.id, Incarnation: sig[j].Incarnation, State: sig[j].State,
-				Beat: heartbeat.Beat{Subs: simSubs}})
+				Departed: sig[j].Departed, Fence: sig[j].Fence, Beat: heartbeat.Beat{Subs: simSubs}})
 		}
+	}
+	all = append(all, s.pubMember(m))
+	if s.tracing {
+		var b strings.Builder
+		for _, x := range all {
+			fmt.Fprintf(&b, " %s:%s", x.Instance, x.State)
+		}
+		s.logf("w%d view%s", m.idx, b.String())
 	}
 	m.view = all
 	m.g.Members(all, s.now)
@@ -578,23 +646,50 @@ func (s *sim) publish() {
 	s.logf("publish %s key=%q poison=%v", id.Short(), key, s.poison[id])
 	env := &envelope.Envelope{Version: envelope.Version, Kind: envelope.KindEvent, ID: id, Time: s.now.UnixNano(),
 		Sender: envelope.Sender{Service: "pub", Instance: "1", Incarnation: 1}, Topic: simTopic, Payload: []byte("job")}
+	if s.silentEvent() {
+		s.silent[id] = true
+	}
 	s.send(-1, simLine{kind: lEnv, from: -1, env: env, key: key})
 	s.eventOff[id] = envelope.OffsetAt(s.now, strconv.FormatUint(s.lines, 10))
+	if s.part != nil {
+		s.logf("  (published on side %d)", s.part.pubSide)
+	}
+}
+
+// restart starts a member again after a crash or a stop. Not during a
+// partition: a member that starts then knows only its own side, and may
+// claim what the other side claims too (docs/PROTOCOL.md §6.14, limits);
+// it waits for the network to join.
+func (s *sim) restart(m *simMember) {
+	if s.part != nil {
+		s.after(500*time.Millisecond, func() { s.restart(m) })
+		return
+	}
+	s.start(m)
+	s.beatLoop(m, m.inc)
 }
 
 // fault injects one failure into a random member.
 func (s *sim) fault() {
+	if s.rng.IntN(4) == 0 {
+		s.partition()
+		return
+	}
 	m := s.ms[s.rng.IntN(len(s.ms))]
 	if !m.up || m.paused || s.now.Before(m.discoTil) {
 		return
 	}
-	switch s.rng.IntN(5) {
+	kind := s.rng.IntN(5)
+	if s.part != nil {
+		kind = 2 // during a partition membership holds: a pause only
+	}
+	switch kind {
 	case 0: // SIGKILL, restart later
 		s.logf("w%d crashes", m.idx)
 		m.up = false
 		m.running = nil
 		s.send(m.idx, simLine{kind: lQuit, from: m.idx})
-		s.after(time.Duration(500+s.rng.IntN(4000))*time.Millisecond, func() { s.start(m); s.beatLoop(m, m.inc) })
+		s.after(time.Duration(500+s.rng.IntN(4000))*time.Millisecond, func() { s.restart(m) })
 	case 1: // a graceful stop: its handlers are cut short, its claims released
 		s.logf("w%d stops", m.idx)
 		m.g.SetReady(false, s.now)
@@ -603,7 +698,7 @@ func (s *sim) fault() {
 		s.apply(m)
 		m.up = false
 		s.send(m.idx, simLine{kind: lQuit, from: m.idx})
-		s.after(time.Duration(500+s.rng.IntN(4000))*time.Millisecond, func() { s.start(m); s.beatLoop(m, m.inc) })
+		s.after(time.Duration(500+s.rng.IntN(4000))*time.Millisecond, func() { s.restart(m) })
 	case 2, 3: // SIGSTOP past a lease, SIGCONT
 		d := time.Duration(500+s.rng.IntN(2*int(simLease/time.Millisecond))) * time.Millisecond
 		s.logf("w%d pauses for %s", m.idx, d)
@@ -661,8 +756,17 @@ func (s *sim) run() {
 	for range nEvents {
 		s.at(simEpoch.Add(1500*time.Millisecond+time.Duration(s.rng.Int64N(int64(simFaults-3*time.Second)))), s.publish)
 	}
-	for range s.rng.IntN(5) {
-		s.at(simEpoch.Add(time.Duration(s.rng.Int64N(int64(simFaults)))), s.fault)
+	if s.rng.IntN(3) == 0 {
+		// Partitions only: no member fails, so no attempt may be counted
+		// but for a handler's own failure.
+		s.partOnly = true
+		for range 1 + s.rng.IntN(3) {
+			s.at(simEpoch.Add(time.Duration(s.rng.Int64N(int64(simFaults)))), s.partition)
+		}
+	} else {
+		for range s.rng.IntN(5) {
+			s.at(simEpoch.Add(time.Duration(s.rng.Int64N(int64(simFaults)))), s.fault)
+		}
 	}
 	// Refresh every member's view of the others twice a second. Once
 	// every member is up with nothing pending, a few commit ticks more
@@ -684,6 +788,7 @@ func (s *sim) run() {
 		case s.settled.IsZero():
 			s.settled = s.now
 		}
+		s.checkSides()
 		if s.now.Before(simEpoch.Add(simQuiesce)) {
 			s.after(500*time.Millisecond, views)
 		}
@@ -724,7 +829,7 @@ func TestSimulation(t *testing.T) {
 	}
 	// Seeds run in parallel shards; each schedule is independent.
 	var mu sync.Mutex
-	var events, applies, stale, redone, commits int
+	var events, applies, stale, redone, commits, parts, lost, resent int
 	const shards = 4
 	t.Run("shards", func(t *testing.T) {
 		for shard := range shards {
@@ -740,6 +845,14 @@ func TestSimulation(t *testing.T) {
 					events += len(s.events)
 					stale += s.stale
 					commits += s.commits
+					parts += s.parts
+					for _, m := range s.ms {
+						if m.g != nil {
+							st := m.g.Stats()
+							lost += int(st.QuorumLost)
+							resent += int(st.Resent)
+						}
+					}
 					for _, l := range s.ledger {
 						applies += l.applies
 						if l.applies > 1 {
@@ -753,4 +866,5 @@ func TestSimulation(t *testing.T) {
 	})
 	t.Logf("%d schedules, %d events: %d ledger writes, %d refused as stale, %d events applied again after a takeover; the committed offset moved %d times",
 		runs, events, applies, stale, redone, commits)
+	t.Logf("%d partitions: members lost the majority %d times and sent %d lines again when a member came back", parts, lost, resent)
 }
