@@ -543,9 +543,24 @@ func (c *Core) SetReady(ready bool, now time.Time) []Action {
 // Reset: this member lost its connection and may have missed lines. Every
 // handler is cancelled and every pending event forgotten: another member
 // completes them (acting on what it may have missed could run an event
-// twice). Completed events are kept.
+// twice). Its claims are released (SendNack with Release, for the driver
+// to send once connected again: a member that comes back before the
+// others judged its claims failed would otherwise hold them until their
+// lease ends). Completed events are kept.
 func (c *Core) Reset(now time.Time) []Action {
 	c.begin()
+	var mine []*event
+	for _, e := range c.events {
+		if e.outcome == Pending && e.mine != nil {
+			mine = append(mine, e)
+		}
+	}
+	slices.SortFunc(mine, func(a, b *event) int { return cmp.Compare(a.seq, b.seq) })
+	for _, e := range mine {
+		if m := e.mine; !m.dead && !m.acking && !m.seen.IsZero() {
+			c.emit(Action{Kind: SendNack, Event: e.id, Epoch: m.epoch, Release: true, Reason: "released: disconnected"})
+		}
+	}
 	for id, e := range c.events {
 		if e.outcome != Pending {
 			continue

@@ -108,15 +108,20 @@ func TestGroupStartThenCancelWithdrawn(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 	// A Reset drops a start not taken too; the core's cancel of it is
-	// harmless.
+	// harmless. The claim is released, for the driver to send once
+	// connected again.
 	g.Receive(claims.Received{Envelope: eventEnv(2)}, gt0.Add(time.Second))
 	for _, env := range g.Ready().Send {
 		g.Receive(claims.Received{Envelope: env}, gt0.Add(time.Second))
 	}
 	g.Tick(gt0.Add(2 * time.Second))
 	g.Reset(gt0.Add(2 * time.Second))
-	if rd := g.Ready(); len(rd.Start) != 0 || len(rd.Cancel) != 1 || len(rd.Send) != 0 {
+	rd = g.Ready()
+	if len(rd.Start) != 0 || len(rd.Cancel) != 1 || len(rd.Send) != 1 {
 		t.Fatalf("after a Reset: starts %v, cancels %v, sends %d", rd.Start, rd.Cancel, len(rd.Send))
+	}
+	if rel := rd.Send[0]; rel.Kind != envelope.KindNack || rel.Error == nil || rel.Error.Code != claims.CodeReleased || rel.Correlation != eventEnv(2).ID {
+		t.Fatalf("after a Reset sends %+v, want the release of its claim", rel)
 	}
 }
 
