@@ -41,7 +41,17 @@ type Beat struct {
 	Domains []Domain `cbor:"10,keyasint,omitempty"`
 	// DomainDepends lists the domains the sender depends on.
 	DomainDepends []string `cbor:"11,keyasint,omitempty"`
+	// Methods are the request methods the sender answers, sorted (at most
+	// MaxMethods: discovery, not a contract).
+	Methods []string `cbor:"12,keyasint,omitempty"`
+	// Kicked are the subscriptions of the sender that a channel operator
+	// removed from their topic with KICK: it no longer receives them, and
+	// is no member of their anycast group (Subs leaves them out).
+	Kicked []Sub `cbor:"13,keyasint,omitempty"`
 }
+
+// MaxMethods bounds the methods one beat announces.
+const MaxMethods = 64
 
 // Domain is a domain of state as a heartbeat announces it: its name, and
 // the sender's copy of it (its version, live keys and their bytes, and a

@@ -44,6 +44,12 @@ func sameBeat(a, b *Beat) bool {
 	if len(x.Depends) == 0 && len(y.Depends) == 0 {
 		x.Depends, y.Depends = nil, nil
 	}
+	if len(x.Methods) == 0 && len(y.Methods) == 0 {
+		x.Methods, y.Methods = nil, nil
+	}
+	if len(x.Kicked) == 0 && len(y.Kicked) == 0 {
+		x.Kicked, y.Kicked = nil, nil
+	}
 	return reflect.DeepEqual(x, y)
 }
 
@@ -177,6 +183,12 @@ func (beatGen) Generate(r *rand.Rand, size int) reflect.Value {
 	}
 	for range r.Intn(4) {
 		b.Depends = append(b.Depends, str())
+	}
+	for range r.Intn(3) {
+		b.Methods = append(b.Methods, str())
+	}
+	for range r.Intn(2) {
+		b.Kicked = append(b.Kicked, Sub{Topic: str(), Group: str()})
 	}
 	switch r.Intn(4) {
 	case 0:
