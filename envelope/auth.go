@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
+	"hash"
 	"sync"
 )
 
@@ -52,21 +53,41 @@ func (s *ed25519Signer) Sign(msg []byte) []byte { return ed25519.Sign(s.key, msg
 
 type hmacSigner struct {
 	auth Auth
-	key  []byte
+	key  *hmacKey
 }
 
 // NewHMACSigner signs with the mesh key under keyID. Anyone holding the mesh
 // key can sign as any service: use ed25519 where services must not be able
 // to impersonate each other.
 func NewHMACSigner(keyID string, key []byte) Signer {
-	return &hmacSigner{auth: Auth{Alg: AlgHMACSHA256, KeyID: keyID}, key: append([]byte(nil), key...)}
+	return &hmacSigner{auth: Auth{Alg: AlgHMACSHA256, KeyID: keyID}, key: newHMACKey(key)}
 }
 
-func (s *hmacSigner) Auth() Auth { return s.auth }
-func (s *hmacSigner) Sign(msg []byte) []byte {
-	m := hmac.New(sha256.New, s.key)
-	m.Write(msg)
-	return m.Sum(nil)
+func (s *hmacSigner) Auth() Auth             { return s.auth }
+func (s *hmacSigner) Sign(msg []byte) []byte { return s.key.sum(msg, nil) }
+
+// hmacKey is an HMAC-SHA256 key with a pool of its keyed hash states:
+// keying a state costs more than hashing a small envelope.
+type hmacKey struct {
+	pool sync.Pool
+}
+
+func newHMACKey(key []byte) *hmacKey {
+	k := append([]byte(nil), key...)
+	h := &hmacKey{}
+	h.pool.New = func() any { return hmac.New(sha256.New, k) }
+	return h
+}
+
+// sum returns the HMAC of a followed by b.
+func (k *hmacKey) sum(a, b []byte) []byte {
+	m := k.pool.Get().(hash.Hash)
+	m.Reset()
+	m.Write(a)
+	m.Write(b)
+	out := m.Sum(make([]byte, 0, sha256.Size))
+	k.pool.Put(m)
+	return out
 }
 
 // Seal encodes e, signed by s when s is not nil. It sets e.Auth and
@@ -105,7 +126,7 @@ type edKey struct {
 type Keyring struct {
 	mu      sync.RWMutex
 	ed      map[string]edKey
-	hmac    map[string][]byte
+	hmac    map[string]*hmacKey
 	payload map[string]cipher.AEAD
 	x25519  map[string]dhKey
 	dhOrder map[string][]string // service → its X25519 key ids, oldest first
@@ -113,7 +134,7 @@ type Keyring struct {
 
 // NewKeyring returns an empty keyring.
 func NewKeyring() *Keyring {
-	return &Keyring{ed: map[string]edKey{}, hmac: map[string][]byte{}, payload: map[string]cipher.AEAD{},
+	return &Keyring{ed: map[string]edKey{}, hmac: map[string]*hmacKey{}, payload: map[string]cipher.AEAD{},
 		x25519: map[string]dhKey{}, dhOrder: map[string][]string{}}
 }
 
@@ -128,7 +149,7 @@ func (k *Keyring) AddEd25519(keyID, service string, pub ed25519.PublicKey) {
 func (k *Keyring) AddHMAC(keyID string, key []byte) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.hmac[keyID] = append([]byte(nil), key...)
+	k.hmac[keyID] = newHMACKey(key)
 }
 
 // Verifier checks envelope signatures against a keyring.
@@ -151,7 +172,8 @@ func (v *Verifier) Verify(enc []byte, e *Envelope) error {
 		}
 		return nil
 	}
-	msg, err := signedPart(enc, e.Signature)
+	var buf [9]byte
+	head, body, err := signedParts(buf[:0], enc, e.Signature)
 	if err != nil {
 		return err
 	}
@@ -169,6 +191,7 @@ func (v *Verifier) Verify(enc []byte, e *Envelope) error {
 		if k.service != e.Sender.Service {
 			return fmt.Errorf("%w: key %q belongs to %q, not %q", ErrUnknownKey, e.Auth.KeyID, k.service, e.Sender.Service)
 		}
+		msg := append(append(make([]byte, 0, len(head)+len(body)), head...), body...)
 		if len(e.Signature) != ed25519.SignatureSize || !ed25519.Verify(k.pub, msg, e.Signature) {
 			return ErrForged
 		}
@@ -177,9 +200,7 @@ func (v *Verifier) Verify(enc []byte, e *Envelope) error {
 		if !ok {
 			return fmt.Errorf("%w: hmac key %q", ErrUnknownKey, e.Auth.KeyID)
 		}
-		m := hmac.New(sha256.New, key)
-		m.Write(msg)
-		if !hmac.Equal(m.Sum(nil), e.Signature) {
+		if !hmac.Equal(key.sum(head, body), e.Signature) {
 			return ErrForged
 		}
 	default:

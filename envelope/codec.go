@@ -71,7 +71,9 @@ func Marshal(e *Envelope) ([]byte, error) {
 }
 
 // Unmarshal decodes one envelope from data, which must hold exactly one CBOR
-// item of at most max bytes (max ≤ 0 means DefaultMaxEnvelope). It refuses
+// item of at most max bytes (max ≤ 0 means DefaultMaxEnvelope). The
+// envelope may share bytes of data (its nonce and signature): data must
+// not change while the envelope is in use. It refuses
 // a newer version with a *VersionError, and anything that is not a
 // well-formed envelope with ErrMalformed. Unknown keys are ignored. It does
 // not verify the signature; see Verifier.
@@ -83,6 +85,13 @@ func Unmarshal(data []byte, max int) (*Envelope, error) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), max)
 	}
 	e := new(Envelope)
+	if fastUnmarshal(data, e) { // fastdecode.go: the form Marshal writes
+		if err := e.check(); err != nil {
+			return nil, err
+		}
+		return e, nil
+	}
+	*e = Envelope{}
 	if err := decMode.Unmarshal(data, e); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%w: %v", ErrTruncated, err)
@@ -121,17 +130,27 @@ func signedPart(enc []byte, sig []byte) ([]byte, error) {
 	if len(sig) == 0 {
 		return enc, nil
 	}
+	var buf [9]byte
+	head, body, err := signedParts(buf[:0], enc, sig)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(make([]byte, 0, len(head)+len(body)), head...), body...), nil
+}
+
+// signedParts is signedPart in two pieces, without a copy: the map header
+// of the signed bytes (appended to buf), then the rest of them (a slice
+// of enc). sig must not be empty.
+func signedParts(buf, enc, sig []byte) (head, body []byte, err error) {
 	tail := sigEntryLen(len(sig))
-	key := appendHead(nil, 0, sigKey)
-	if len(enc) < tail+1 || string(enc[len(enc)-tail:len(enc)-tail+len(key)]) != string(key) {
-		return nil, fmt.Errorf("%w: signature is not the last entry", ErrMalformed)
+	if len(enc) < tail+3 || enc[len(enc)-tail] != 0x19 || enc[len(enc)-tail+1] != 0xff || enc[len(enc)-tail+2] != 0xff {
+		return nil, nil, fmt.Errorf("%w: signature is not the last entry", ErrMalformed)
 	}
 	n, hdr, err := mapHeader(enc)
-	if err != nil || n == 0 {
-		return nil, fmt.Errorf("%w: bad map header", ErrMalformed)
+	if err != nil || n == 0 || hdr > len(enc)-tail {
+		return nil, nil, fmt.Errorf("%w: bad map header", ErrMalformed)
 	}
-	out := appendMapHeader(make([]byte, 0, len(enc)-tail), n-1)
-	return append(out, enc[hdr:len(enc)-tail]...), nil
+	return appendMapHeader(buf, n-1), enc[hdr : len(enc)-tail], nil
 }
 
 // appendSignature returns enc (an encoding without a signature) with the

@@ -264,7 +264,7 @@ func (c *Crypter) Encrypt(e *Envelope, peer string) (*Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
-	body, err := encMode.Marshal(&cryptBody{Payload: e.Payload, Headers: e.Headers, Error: e.Error})
+	body, err := appendBody(make([]byte, 0, len(e.Payload)+16+aead.Overhead()), e)
 	if err != nil {
 		return nil, err
 	}
@@ -274,8 +274,39 @@ func (c *Crypter) Encrypt(e *Envelope, peer string) (*Envelope, error) {
 	_, _ = rand.Read(hdr.Nonce) // never fails (Go ≥ 1.24)
 	out.Crypt = &hdr
 	var aad [256]byte
-	out.Payload = aead.Seal(make([]byte, 0, len(body)+aead.Overhead()), hdr.Nonce, body, appendAAD(aad[:0], &out))
+	out.Payload = aead.Seal(body[:0], hdr.Nonce, body, appendAAD(aad[:0], &out)) // in place
 	return &out, nil
+}
+
+// appendBody appends the plaintext of e's encrypted fields: the CBOR of a
+// cryptBody, written by hand for the common case (a payload alone) with
+// the bytes the deterministic encoder would write.
+func appendBody(b []byte, e *Envelope) ([]byte, error) {
+	if !e.Headers.IsZero() || e.Error != nil {
+		enc, err := encMode.Marshal(&cryptBody{Payload: e.Payload, Headers: e.Headers, Error: e.Error})
+		return append(b, enc...), err
+	}
+	if len(e.Payload) == 0 {
+		return append(b, 0xa0), nil // {}
+	}
+	return appendBytes(append(b, 0xa1, 0x01), e.Payload), nil // {1: payload}
+}
+
+// decodeBody reads a cryptBody, the common case (a payload alone) without
+// reflection and without a copy.
+func decodeBody(p []byte) (cryptBody, error) {
+	var body cryptBody
+	if len(p) > 2 && p[0] == 0xa1 && p[1] == 0x01 && p[2]>>5 == 2 {
+		if n, rest, err := readHead(p[2:], 2); err == nil && n == uint64(len(rest)) {
+			body.Payload = rest
+			return body, nil
+		}
+	}
+	if len(p) == 1 && p[0] == 0xa0 {
+		return body, nil
+	}
+	err := bodyDecMode.Unmarshal(p, &body)
+	return body, err
 }
 
 // sendKey picks the key that encrypts for peer.
@@ -309,8 +340,14 @@ func (c *Crypter) sendKey(peer string) (Crypt, cipher.AEAD, error) {
 // clear values, Crypt is cleared and Encrypted stays true. A key it does
 // not hold is ErrUnknownKey; a payload that does not open (tampered, or
 // routing fields changed) is ErrForged; a malformed header ErrMalformed.
-// An envelope that is not encrypted is left alone.
-func (c *Crypter) Decrypt(e *Envelope) error {
+// An envelope that is not encrypted is left alone. The bytes e.Payload
+// held are not changed (a new slice replaces it).
+func (c *Crypter) Decrypt(e *Envelope) error { return c.decrypt(e, false) }
+
+// decrypt is Decrypt; inPlace opens the payload in its own bytes (they
+// are overwritten, also when it does not open): for envelopes the caller
+// owns, as a Decoder owns what it decoded.
+func (c *Crypter) decrypt(e *Envelope, inPlace bool) error {
 	h := e.Crypt
 	if h == nil {
 		return nil
@@ -337,12 +374,16 @@ func (c *Crypter) Decrypt(e *Envelope) error {
 		return fmt.Errorf("%w: encrypted payload of %d bytes", ErrForged, len(e.Payload))
 	}
 	var aad [256]byte
-	plain, err := aead.Open(nil, h.Nonce, e.Payload, appendAAD(aad[:0], e))
+	var dst []byte
+	if inPlace {
+		dst = e.Payload[:0]
+	}
+	plain, err := aead.Open(dst, h.Nonce, e.Payload, appendAAD(aad[:0], e))
 	if err != nil {
 		return fmt.Errorf("%w: the payload does not open with key %q", ErrForged, h.KeyID)
 	}
-	var body cryptBody
-	if err := bodyDecMode.Unmarshal(plain, &body); err != nil {
+	body, err := decodeBody(plain)
+	if err != nil {
 		return fmt.Errorf("%w: encrypted payload: %v", ErrMalformed, err)
 	}
 	e.Payload, e.Headers, e.Error, e.Crypt, e.opened = body.Payload, body.Headers, body.Error, nil, true
@@ -433,7 +474,7 @@ func (d *Decoder) openPayload(env *Envelope) error {
 		}
 		return nil
 	}
-	err := d.cfg.Crypter.Decrypt(env)
+	err := d.cfg.Crypter.decrypt(env, true) // env is ours: Unmarshal made it
 	if err != nil && !d.cfg.MustOpen && errors.Is(err, ErrUnknownKey) {
 		return nil // hand it on encrypted
 	}
