@@ -38,9 +38,10 @@ type closedState struct {
 	joinErrs map[string]*JoinError // lower-case channel → why its last join failed
 	chans    map[string]*chanState // lower-case channel → state, while in it
 	// nick.go
-	fixedInstance bool  // Config.Instance was given
-	registered    bool  // the node registered once
-	refusal       error // why the node ends its current connection
+	fixedInstance bool   // Config.Instance was given
+	registered    bool   // the node registered once
+	refusal       error  // why the node ends its current connection
+	account       string // what the server logged the node in as (900), on this connection
 }
 
 // chanState is what the node knows of one closed channel it is in.
@@ -386,10 +387,15 @@ func (n *Node) onLeaveClosed(ch, nick string) {
 // onQuitClosed forgets a member that quit, in every channel; nick "" (our
 // own connection dropped) forgets everything.
 func (n *Node) onQuitClosed(nick string) {
+	s := n.closed
+	if nick == "" {
+		s.mu.Lock()
+		s.account = "" // a new connection logs in again
+		s.mu.Unlock()
+	}
 	if !n.closedChannels() {
 		return
 	}
-	s := n.closed
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	who := strings.ToLower(nick)

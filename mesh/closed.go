@@ -48,8 +48,8 @@ func (c *Config) validateClosed() error {
 		if c.Accounts == nil || len(c.Accounts.Accounts) == 0 {
 			return fmt.Errorf("%w: InviteOnly needs the mesh's accounts (Accounts.Accounts): they are the only ones let in", ErrInvalidConfig)
 		}
-		if c.SASLUser == "" {
-			return fmt.Errorf("%w: InviteOnly needs the node to log in (SASLUser) to one of the mesh's accounts", ErrInvalidConfig)
+		if _, ok := c.Accounts.Accounts[c.Service]; !ok {
+			return fmt.Errorf("%w: InviteOnly: service %s has no account in Accounts.Accounts, so it could not join", ErrInvalidConfig, c.Service)
 		}
 	}
 	if strings.ContainsAny(c.ChannelKey, " ,\r\n\x00") || c.ChannelKey != "" && c.ChannelKey[0] == ':' {
@@ -89,7 +89,11 @@ func (n *Node) closedLine(l *line) bool {
 		n.checkWelcome(l.param(0))
 	case "432":
 		n.onErroneousNick(l)
-	case "376", "422": // registered: the capabilities are known
+	case "900": // RPL_LOGGEDIN: <nick> <nick!user@host> <account> :text
+		n.closed.mu.Lock()
+		n.closed.account = l.param(2)
+		n.closed.mu.Unlock()
+	case "376", "422": // registered: the capabilities and the login are known
 		n.checkAccountTags()
 	case "353":
 		n.onNames(l)
@@ -144,5 +148,17 @@ func (n *Node) checkAccountTags() {
 	n.mu.Unlock()
 	if !ok {
 		n.refuseConnection(fmt.Errorf("%w: Config.Accounts binds services to accounts, but the server sends no account tags (account-tag): no line could be checked", ErrInvalidConfig))
+		return
+	}
+	want, bound := n.cfg.Accounts.Account(n.cfg.Service)
+	n.closed.mu.Lock()
+	got := n.closed.account
+	n.closed.mu.Unlock()
+	if bound && !strings.EqualFold(got, want) {
+		why := "it is not logged in"
+		if got != "" {
+			why = "it is logged in as " + got
+		}
+		n.refuseConnection(fmt.Errorf("%w: service %s is bound to account %s, but %s (SASL): every other node would refuse its lines", ErrInvalidConfig, n.cfg.Service, want, why))
 	}
 }

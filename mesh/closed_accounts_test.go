@@ -109,11 +109,17 @@ func testAccountBinding(t *testing.T, srv *ircd.Server) {
 		t.Fatalf("request to the shop: %q %v", out, err)
 	}
 	// A node whose own account is not its service's is refused before it
-	// connects: every other node would refuse its lines.
+	// connects (or, not logged in, once the server says so): every other
+	// node would refuse its lines.
 	bad := loggedIn(srv, "ab", "shop", "mallory")
 	bad.Accounts = bind
 	if _, err := mesh.Connect(ctx, bad); !errors.Is(err, mesh.ErrInvalidConfig) {
 		t.Errorf("a bound node logging in to another account: %v", err)
+	}
+	anon := loggedIn(srv, "ab", "shop", "")
+	anon.Accounts = bind
+	if _, err := mesh.Connect(ctx, anon); !errors.Is(err, mesh.ErrInvalidConfig) || !strings.Contains(err.Error(), "not logged in") {
+		t.Errorf("a bound node not logged in: %v", err)
 	}
 }
 
