@@ -19,6 +19,16 @@
 //   - Fragment reassembly is bounded in bytes, fragments, envelopes per
 //     sender, total memory and age; what does not fit is evicted and
 //     counted by reason.
+//   - With DecoderConfig.BindSender, an envelope is accepted only from the
+//     nick of its sender ("<service>-<instance>"), and with Accounts from
+//     the account its service is bound to (ErrWrongSender), before its
+//     signature is checked: in every trust mode, for live lines and for
+//     recorded ones (OpenFrom).
+//   - Payloads can be encrypted (Crypter: XChaCha20-Poly1305 under a mesh
+//     key, or a key two services agree on with X25519), with every routing
+//     field bound as associated data and key ids for rotation. A decoder
+//     with the keys opens them (Envelope.Encrypted stays true); summaries
+//     of encrypted envelopes say "+encrypted" and show nothing of them.
 //
 // What the user must do: pick the carrier from the server's capabilities
 // (CarrierTag needs message-tags), size lines from what receivers see
