@@ -137,6 +137,6 @@ func EncodeBatchLine(envs []*Envelope, sealed [][]byte, lim Limits) (Line, error
 		payload += len(envs[i].Payload)
 	}
 	first := envs[0]
-	body := SummaryPrefix + " " + first.Summary() + " +" + strconv.Itoa(len(envs)-1) + " more (" + strconv.Itoa(payload) + " B)"
+	body := withHuman(SummaryPrefix+" "+first.Summary()+" +"+strconv.Itoa(len(envs)-1)+" more ("+strconv.Itoa(payload)+" B)", first, lim.BodyBytes)
 	return Line{Tags: map[string]string{TagData: b64.EncodeToString(raw)}, Body: clip(body, lim.BodyBytes)}, nil
 }

@@ -273,7 +273,7 @@ func TestDecodeLineRejected(t *testing.T) {
 		entries []error // of the envelopes
 	}{
 		{"bad base64", []Line{{Tags: map[string]string{TagData: "%%%"}, Body: "mesh"}}, CarrierTag, ErrMalformed, 0, nil},
-		{"newer line format", []Line{{Body: "~m2 event t 1a2b3c4d AAAA"}}, 0, ErrVersion, 0, nil},
+		{"newer line format", []Line{{Body: "~m3 event t 1a2b3c4d AAAA"}}, 0, ErrVersion, 0, nil},
 		{"bad fragment tag", []Line{{Tags: map[string]string{TagData: "AAAA", TagFragment: "zz"}}}, 0, ErrMalformed, 0, nil},
 		{"fragments of junk", junk, CarrierTag, ErrMalformed, len(junk), nil},
 		{"undecodable element", []Line{{Tags: map[string]string{TagData: b64.EncodeToString(batch)}}}, CarrierTag, nil, 0, []error{ErrMalformed, ErrMalformed}},

@@ -154,6 +154,16 @@ type Envelope struct {
 	// other) and covers everything before it; see docs/PROTOCOL.md §4.
 	Signature []byte `cbor:"65535,keyasint,omitempty"`
 
+	// Human, when set, is what the envelope's lines show people after its
+	// size instead of a preview of its payload: a sender's note for
+	// envelopes whose payload means more decoded (a heartbeat, the events
+	// a claim refers to). Secret keeps the payload out of the lines (they
+	// show SecretMark). Neither travels: they shape the sender's lines
+	// only (docs/PROTOCOL.md §3.2), and an encrypted envelope shows
+	// neither.
+	Human  string `cbor:"-"`
+	Secret bool   `cbor:"-"`
+
 	// opened: a decoder decrypted the payload (Encrypted stays true).
 	opened bool
 }

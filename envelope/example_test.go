@@ -23,7 +23,7 @@ func ExampleEncodeLines() {
 	got, mesh, err := dec.Decode("orders-a1b2c3", lines[0].Tags, lines[0].Body, now)
 	fmt.Println(mesh, err, got[0].Kind, got[0].Topic, string(got[0].Payload))
 	// Output:
-	// 1 line starting ~m1
+	// 1 line starting ~m2
 	// true <nil> event orders.created {"id":42}
 }
 

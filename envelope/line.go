@@ -15,9 +15,9 @@ const (
 	// short human summary in the PRIVMSG text. Needs the message-tags
 	// capability; roomy (about 4 KB per line) and legible.
 	CarrierTag Carrier = 1
-	// CarrierBody puts base64 CBOR in the PRIVMSG text behind the marker
-	// "~m1 kind topic shortid". The fallback for servers without
-	// message-tags (ngIRCd).
+	// CarrierBody puts base64 CBOR at the end of the PRIVMSG text, behind
+	// the marker and the legible summary "~m2 kind topic shortid (n B)
+	// text". The fallback for servers without message-tags (ngIRCd).
 	CarrierBody Carrier = 2
 )
 
@@ -37,9 +37,13 @@ const (
 	TagData = "+meshbot/e"
 	// TagFragment holds "shortid:index/count" on fragment lines.
 	TagFragment = "+meshbot/f"
-	// BodyMarker starts every body-carrier line; the digit is the line
-	// format version.
-	BodyMarker = "~m1"
+	// BodyMarker starts every body-carrier line this build writes; the
+	// digit is the line format version. Format 2 adds the size and the
+	// human text before the data (docs/PROTOCOL.md §3.3).
+	BodyMarker = "~m2"
+	// BodyMarkerV1 is the first body format, without the human text;
+	// still read.
+	BodyMarkerV1 = "~m1"
 	// SummaryPrefix starts the human summary of a tag-carrier line.
 	SummaryPrefix = "mesh"
 )
@@ -91,10 +95,23 @@ func ParseLine(tags map[string]string, body string) (f Frame, mesh bool, err err
 	if !isMarker(marker) {
 		return Frame{}, false, nil
 	}
-	if marker != BodyMarker {
-		return Frame{}, true, fmt.Errorf("%w: line format %q (this build speaks %q)", ErrVersion, marker, BodyMarker)
+	switch marker {
+	case BodyMarker:
+		f, err = parseBody2(rest)
+	case BodyMarkerV1:
+		f, err = parseBody1(rest)
+	default:
+		return Frame{}, true, fmt.Errorf("%w: line format %q (this build speaks %q and %q)", ErrVersion, marker, BodyMarkerV1, BodyMarker)
 	}
-	// ~m1 kind topic short [i/n] data
+	if err != nil {
+		return Frame{}, true, err
+	}
+	return f, true, checkData(f.Data)
+}
+
+// parseBody1 reads the fields of a format 1 body line after its marker:
+// "kind topic short [i/n] data".
+func parseBody1(rest string) (f Frame, err error) {
 	tok := strings.SplitN(rest, " ", 5)
 	f = Frame{Carrier: CarrierBody, Index: 1, Count: 1}
 	switch len(tok) {
@@ -102,16 +119,45 @@ func ParseLine(tags map[string]string, body string) (f Frame, mesh bool, err err
 		f.Data = tok[3]
 	case 5:
 		if f.Index, f.Count, err = parseIndex(tok[3]); err != nil {
-			return Frame{}, true, err
+			return Frame{}, err
 		}
 		f.Short, f.Data = tok[2], tok[4]
 		if !validShort(f.Short) {
-			return Frame{}, true, fmt.Errorf("%w: short id %q", ErrMalformed, f.Short)
+			return Frame{}, fmt.Errorf("%w: short id %q", ErrMalformed, f.Short)
 		}
 	default:
-		return Frame{}, true, fmt.Errorf("%w: %d fields after the marker, want 4 or 5", ErrTruncated, len(tok))
+		return Frame{}, fmt.Errorf("%w: %d fields after the marker, want 4 or 5", ErrTruncated, len(tok))
 	}
-	return f, true, checkData(f.Data)
+	return f, nil
+}
+
+// parseBody2 reads the fields of a format 2 body line after its marker:
+// "kind topic short [i/n] (size B) [text] data". The data is the last
+// field (base64 holds no space); the text before it is for people only.
+func parseBody2(rest string) (f Frame, err error) {
+	tok := strings.SplitN(rest, " ", 4)
+	if len(tok) < 4 {
+		return Frame{}, fmt.Errorf("%w: %d fields after the marker, want at least 4", ErrTruncated, len(tok))
+	}
+	f = Frame{Carrier: CarrierBody, Index: 1, Count: 1}
+	tail := tok[3]
+	cut := strings.LastIndexByte(tail, ' ')
+	f.Data = tail[cut+1:]
+	if cut < 0 {
+		return f, nil
+	}
+	first, _, _ := strings.Cut(tail[:cut], " ")
+	if first == "" || first[0] == '(' {
+		return f, nil // no fragment index
+	}
+	if f.Index, f.Count, err = parseIndex(first); err != nil {
+		return Frame{}, err
+	}
+	f.Short = tok[2]
+	if !validShort(f.Short) {
+		return Frame{}, fmt.Errorf("%w: short id %q", ErrMalformed, f.Short)
+	}
+	return f, nil
 }
 
 // isMarker reports whether s looks like a body marker of any version:
@@ -236,8 +282,9 @@ func tagLines(e *Envelope, data string, lim Limits) ([]Line, error) {
 	// "@" + TagData "=" data [";" TagFragment "=" short ":" i "/" n] " "
 	room := tagRoom(lim)
 	summary := SummaryPrefix + " " + e.Summary()
+	size := " (" + strconv.Itoa(len(e.Payload)) + " B)"
 	if len(data) <= room {
-		body := summary + " (" + strconv.Itoa(len(e.Payload)) + " B)"
+		body := withHuman(summary+size, e, lim.BodyBytes)
 		return []Line{{Tags: map[string]string{TagData: data}, Body: clip(body, lim.BodyBytes)}}, nil
 	}
 	chunk, n, err := split(len(data), func(digits int) int {
@@ -250,9 +297,13 @@ func tagLines(e *Envelope, data string, lim Limits) ([]Line, error) {
 	lines := make([]Line, 0, n)
 	for i := 0; i < n; i++ {
 		idx := strconv.Itoa(i+1) + "/" + strconv.Itoa(n)
+		body := summary + " [" + idx + "]" + size
+		if i == 0 {
+			body = withHuman(body, e, lim.BodyBytes) // once, on the first fragment
+		}
 		lines = append(lines, Line{
 			Tags: map[string]string{TagData: data[i*chunk : min((i+1)*chunk, len(data))], TagFragment: short + ":" + idx},
-			Body: clip(summary+" ["+idx+"] ("+strconv.Itoa(len(e.Payload))+" B)", lim.BodyBytes),
+			Body: clip(body, lim.BodyBytes),
 		})
 	}
 	return lines, nil
@@ -260,11 +311,14 @@ func tagLines(e *Envelope, data string, lim Limits) ([]Line, error) {
 
 func bodyLines(e *Envelope, data string, lim Limits) ([]Line, error) {
 	head := BodyMarker + " " + e.Summary() + " "
-	if len(head)+len(data) <= lim.BodyBytes {
-		return []Line{{Body: head + data}}, nil
+	size := "(" + strconv.Itoa(len(e.Payload)) + " B) "
+	if len(head)+len(size)+len(data) <= lim.BodyBytes {
+		// The human text takes what room the data leaves.
+		text := withHuman(head+size[:len(size)-1], e, lim.BodyBytes-len(data)-1)
+		return []Line{{Body: text + " " + data}}, nil
 	}
 	chunk, n, err := split(len(data), func(digits int) int {
-		return lim.BodyBytes - len(head) - len("/ ") - 2*digits
+		return lim.BodyBytes - len(head) - len(size) - len("/ ") - 2*digits
 	})
 	if err != nil {
 		return nil, err
@@ -272,9 +326,18 @@ func bodyLines(e *Envelope, data string, lim Limits) ([]Line, error) {
 	lines := make([]Line, 0, n)
 	for i := 0; i < n; i++ {
 		idx := strconv.Itoa(i+1) + "/" + strconv.Itoa(n)
-		lines = append(lines, Line{Body: head + idx + " " + data[i*chunk:min((i+1)*chunk, len(data))]})
+		lines = append(lines, Line{Body: head + idx + " " + size + data[i*chunk:min((i+1)*chunk, len(data))]})
 	}
 	return lines, nil
+}
+
+// withHuman appends e's human text to the summary s, in what room is left
+// of max bytes.
+func withHuman(s string, e *Envelope, max int) string {
+	if h := e.humanText(max - len(s) - 1); h != "" {
+		return s + " " + h
+	}
+	return s
 }
 
 // split finds the chunk size and count of fragments for total bytes, where

@@ -79,7 +79,7 @@ func TestParseLineRejects(t *testing.T) {
 		body string
 		want error
 	}{
-		{nil, "~m2 event t 12345678 AAAA", ErrVersion},
+		{nil, "~m3 event t 12345678 AAAA", ErrVersion},
 		{nil, "~m1 event t", ErrTruncated},
 		{nil, "~m1 event t 12345678 AA*A", ErrMalformed},
 		{nil, "~m1 event t 12345678 3/2 AAAA", ErrMalformed},
