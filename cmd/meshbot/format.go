@@ -341,9 +341,14 @@ func clean(s string) string {
 }
 
 // legible returns the part of a mesh line's text a person can read: the tag
-// carrier's summary, or the body carrier's header without the base64 data.
+// carrier's summary, or the body carrier's header without the base64 data
+// (the last field of a format 2 line).
 func legible(body string) string {
-	if strings.HasPrefix(body, "~m") {
+	if strings.HasPrefix(body, envelope.BodyMarker+" ") {
+		if i := strings.LastIndexByte(body, ' '); i > 0 {
+			body = body[:i]
+		}
+	} else if strings.HasPrefix(body, "~m") {
 		tok := strings.SplitN(body, " ", 6)
 		n := 4 // ~m1 kind topic short
 		if len(tok) > 4 && strings.Contains(tok[4], "/") && len(tok) == 6 {
