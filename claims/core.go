@@ -241,6 +241,7 @@ type Core struct {
 	absentAt    map[string]time.Time // members unreachable or dead by silence, since when
 	rejoinUntil time.Time            // no claim before: a resync may be on its way
 	released    []Item               // own claims given back on losing the majority
+	reconnected bool                 // Reset since the last session: hold claims at the next
 }
 
 // New returns an empty Core.
@@ -514,12 +515,13 @@ func (c *Core) Members(ms []Member, now time.Time) []Action {
 func (c *Core) Session(until, now time.Time) []Action {
 	c.begin()
 	grew := until.After(c.session)
-	lapsed := !c.session.IsZero() && !now.Before(c.session)
 	c.session = until
-	if lapsed && until.After(now) {
-		// Back after a lapse (a reconnect, a pause): the others may hold
-		// us for gone until this beat reaches them. Claim nothing for
-		// Rejoin, as after a split (§6.14).
+	if c.reconnected && until.After(now) {
+		// The first beat after a Reset: the others held us for gone
+		// (our QUIT), and rank the group without us until this beat
+		// reaches them. Claim nothing for Rejoin, as after a split
+		// (§6.14).
+		c.reconnected = false
 		c.holdClaims(now)
 		grew = false
 	}
@@ -575,6 +577,7 @@ func (c *Core) Reset(now time.Time) []Action {
 		delete(c.events, id)
 	}
 	c.timers = c.timers[:0]
+	c.reconnected = true
 	return c.out
 }
 
@@ -759,14 +762,15 @@ func (c *Core) winnerFailed(e *event, now time.Time) (string, bool) {
 	return "", false
 }
 
-// skipAway passes on at once the epochs whose owners are not alive
-// (suspect, unreachable, dead by silence): they may be claiming on the
-// other side of a split, so this side never claims their epochs (§6.14).
-// It counts no attempt.
+// skipAway passes on at once the epochs whose owners are away
+// (unreachable, dead by silence): they cannot claim where this member
+// sees it, and their epochs stay theirs (§6.14). It counts no attempt. A
+// suspect owner keeps its epoch for the claim timeout: it may only be
+// late.
 func (c *Core) skipAway(e *event, now time.Time) {
 	for range len(c.alive) {
 		o := c.owner(e)
-		if o == "" || c.members[o].State == heartbeat.Alive {
+		if o == "" || !absent(c.members[o]) {
 			return
 		}
 		e.epoch++

@@ -241,6 +241,19 @@ func (g *Group) Replayed(now time.Time) {
 	g.syncReady(now)
 }
 
+// ReplayFailed ends a replay that could not cover what it had to: the
+// member claims again (its own view is no worse than before the replay),
+// but its hole stays, so it vouches for no offset until a replay fills it
+// or the committed offset passes it.
+func (g *Group) ReplayFailed(now time.Time) {
+	g.last = now
+	if !g.replaying {
+		return
+	}
+	g.replaying = false
+	g.syncReady(now)
+}
+
 func (g *Group) event(r Received, now time.Time) {
 	id := r.Envelope.ID
 	e := g.core.events[id]

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -824,8 +825,13 @@ func TestSimulation(t *testing.T) {
 		return
 	}
 	runs := *simRuns
-	if testing.Short() {
+	switch {
+	case testing.Short():
 		runs = 1000
+	case raceEnabled() && !flagSet("schedules"):
+		// The simulation is pure: the race detector only slows it down
+		// (about tenfold), so a -race run does fewer schedules.
+		runs = 2000
 	}
 	// Seeds run in parallel shards; each schedule is independent.
 	var mu sync.Mutex
@@ -867,4 +873,25 @@ func TestSimulation(t *testing.T) {
 	t.Logf("%d schedules, %d events: %d ledger writes, %d refused as stale, %d events applied again after a takeover; the committed offset moved %d times",
 		runs, events, applies, stale, redone, commits)
 	t.Logf("%d partitions: members lost the majority %d times and sent %d lines again when a member came back", parts, lost, resent)
+}
+
+// raceEnabled reports whether the test binary was built with -race.
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+// flagSet reports whether the flag was given on the command line.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -18,13 +18,19 @@ import (
 //     the heartbeat view forgot after it went away that way (a frozen
 //     server's link may take that long to time out). A member claims
 //     — first claims and takeovers alike — only while it sees more than
-//     half of it alive (exactly half: the half holding the lowest id).
+//     half of it present, alive or suspect (exactly half: the half
+//     holding the lowest id): a suspect may only be late, and a busy
+//     moment must not take the majority away.
 //     Two sides of a split cannot both hold a majority, so only one side
 //     claims.
 //   - Without the majority a member judges no claim failed but by the
 //     server's word (a departure, a restart), passes no epoch on, and gives
 //     back its own claims at once (releases, handlers cancelled); it sends
 //     those releases again when it regains the majority.
+//   - Owners are ranked over the whole group; the epoch of an owner away
+//     (unreachable, silent) passes on at once, a suspect's after the
+//     claim timeout: each side claims only epochs whose owners it sees, so
+//     the two never claim one epoch.
 //   - With the majority, the claim of an unreachable member is taken over
 //     at its fence (its last beat plus SuspectAfter intervals: by then its
 //     own side has fenced it) and counts no attempt: no handler failed.
@@ -34,10 +40,10 @@ import (
 //     two sides agree on what each did; for Rejoin after that, and after
 //     regaining the majority, it claims nothing, so that the others'
 //     resync arrives first.
-//   - For Rejoin after a member stops being alive (suspect, unreachable,
-//     silent), it claims nothing and judges no claim failed: the others'
-//     split QUITs or silences reach it one by one, and a view half way
-//     could grant it a majority, or an epoch, it does not have.
+//   - For Rejoin after a member goes away (unreachable, silent), it
+//     claims nothing and judges no claim failed: the others' split QUITs
+//     or silences reach it one by one, and a view half way could grant it
+//     a majority it does not have.
 
 // rejoinMargin is how far before a member went away a resync reaches:
 // lines sent just before a split was noticed may not have crossed.
@@ -56,16 +62,15 @@ func inGroup(m Member) bool {
 
 // absence updates when each member went away and returns the earliest
 // time a member that is back now went away (zero: nobody came back). A
-// member that was alive and is not now (suspect, unreachable, silent)
-// starts a Rejoin: a split's QUITs, or the silence of a partition, reach
-// this member one by one, and it claims nothing until its view settled.
+// member that goes away (unreachable, or dead by silence) starts a
+// Rejoin: a split's QUITs, or the silences of a partition, reach this
+// member one by one, and it claims nothing until its view settled.
 func (c *Core) absence(ms []Member, now time.Time) time.Time {
 	var back time.Time
 	seen := make(map[string]bool, len(ms))
 	for _, m := range ms {
 		seen[m.ID] = true
-		if prev, ok := c.members[m.ID]; ok && prev.State == heartbeat.Alive && m.State != heartbeat.Alive &&
-			inGroup(m) && prev.Incarnation == m.Incarnation {
+		if prev, ok := c.members[m.ID]; ok && !absent(prev) && absent(m) && prev.Incarnation == m.Incarnation {
 			c.holdClaims(now)
 		}
 		since, was := c.absentAt[m.ID]
@@ -90,8 +95,9 @@ func (c *Core) absence(ms []Member, now time.Time) time.Time {
 }
 
 // hasQuorum reports whether ms, as this member sees them, hold a majority
-// of the group alive; the members away that the view forgot (absentAt,
-// not in ms) count against it.
+// of the group present (alive or suspect: a suspect may only be late);
+// the members away, and those away that the view forgot (absentAt, not in
+// ms), count against it.
 func (c *Core) hasQuorum(ms []Member) bool {
 	group, alive := 0, 0
 	lowest, lowestAlive := "", false
@@ -108,7 +114,7 @@ func (c *Core) hasQuorum(ms []Member) bool {
 	for _, m := range ms {
 		seen[m.ID] = true
 		if inGroup(m) {
-			count(m.ID, m.State == heartbeat.Alive)
+			count(m.ID, !absent(m))
 		}
 	}
 	for id := range c.absentAt {
