@@ -51,6 +51,10 @@ type Observation struct {
 	// before and the next one. It is not a line (only Time, Channel and
 	// Topic are set).
 	Gap bool
+	// GapSince is, for a Gap after a netsplit (the network joined again),
+	// when the lines missing from the other side started; zero for a gap
+	// of this node's own connection (docs/PROTOCOL.md §7.10).
+	GapSince time.Time
 }
 
 // ObserveOption tunes one Observe.
