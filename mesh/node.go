@@ -30,7 +30,8 @@ type Node struct {
 	incarnation uint64
 	writer      *writer
 	hb          *membership
-	domains     *domains // domain state (state_mirror.go)
+	splits      netsplits // netsplits and netjoins (netsplit.go)
+	domains     *domains  // domain state (state_mirror.go)
 	closed      *closedState
 	stats       counters
 
@@ -486,6 +487,8 @@ func (n *Node) onLine(l *line) bool {
 	case "JOIN":
 		if strings.EqualFold(l.nick, n.ownNick()) {
 			n.learnPrefix(l)
+		} else {
+			n.memberJoined(l) // back from a split (netsplit.go)
 		}
 	case "366": // end of NAMES after our JOIN: joined (closed channels: once their modes are checked), members known
 		n.onEndOfNames(l.param(1))
@@ -504,7 +507,7 @@ func (n *Node) onLine(l *line) bool {
 	case "QUIT":
 		n.dec.Forget(l.nick)
 		n.failPendingTargets(l.nick)
-		n.memberGone(l.nick, "quit: "+l.last())
+		n.memberQuit(l.nick, l.last()) // a split's QUIT: unreachable (netsplit.go)
 	case "NICK":
 		if strings.EqualFold(l.nick, n.ownNick()) {
 			n.mu.Lock()
