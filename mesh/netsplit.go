@@ -1,0 +1,301 @@
+package mesh
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshbot/meshbot/envelope"
+	"github.com/meshbot/meshbot/heartbeat"
+)
+
+// Netsplits (docs/PROTOCOL.md §5.5, §6.14, §7.10). On a network of linked
+// servers a QUIT that names two servers is a split: its member is
+// unreachable, not dead (heartbeat.View.SplitAway). When the network joins
+// again the server sends the JOINs of the other side before any of its
+// lines: a JOIN of the heartbeat channel brings such a member back at once
+// (Rejoined), and its return — an event naming the split — tells the node
+// that lines of that side sent since the split never reached it. Once the
+// burst of returns has settled, the node fills that gap where it can: its
+// multicast subscriptions from history (twice: at once, and once the
+// recorders had time to fill their own holes from each other), its anycast
+// subscriptions by replaying the split in the group's record, and its gap
+// observers (recorders) with a gap that says since when. Without history
+// the gap is logged and counted (SplitStats).
+
+// netjoinSettle is how long after the first return of a split's members
+// the node waits for the rest of the netjoin's burst before it fills.
+const netjoinSettle = 250 * time.Millisecond
+
+// netjoinRefill is when a multicast subscription or an anycast group fills
+// the split's gap a second time: by then the recorders of both sides have
+// filled theirs from each other (§7.10).
+const netjoinRefill = 3 * time.Second
+
+// splitMargin is how far before a split's first QUIT its gap starts: lines
+// sent just before the link broke may not have crossed it.
+const splitMargin = 2 * time.Second
+
+// netsplits is a node's record of the splits it saw and the netjoins it is
+// filling. mu guards pending; it is a leaf lock.
+type netsplits struct {
+	mu      sync.Mutex
+	pending time.Time // the earliest split start of the returns not dispatched yet
+	waiting bool      // a dispatch is scheduled
+
+	splits, netjoins, gaps, missed, filled atomic.Uint64
+}
+
+// SplitStats counts what a node saw of netsplits.
+type SplitStats struct {
+	// Splits counts the members the node saw leave in a netsplit;
+	// Netjoins the times the network joined again (the returns of one
+	// burst count once).
+	Splits, Netjoins uint64
+	// Gaps counts the gaps a netjoin left in subscriptions and gap
+	// observers; Missed those that could not be filled (no history);
+	// Filled the events delivered from history into them.
+	Gaps, Missed, Filled uint64
+}
+
+// SplitStats returns what the node saw of netsplits.
+func (n *Node) SplitStats() SplitStats {
+	s := &n.splits
+	return SplitStats{Splits: s.splits.Load(), Netjoins: s.netjoins.Load(), Gaps: s.gaps.Load(),
+		Missed: s.missed.Load(), Filled: s.filled.Load()}
+}
+
+// memberQuit takes the server's QUIT of nick: a split's (its text names
+// two servers) makes the member unreachable, any other its death.
+func (n *Node) memberQuit(nick, text string) {
+	if near, far, ok := heartbeat.ParseSplitQuit(text); ok {
+		n.applyMemberEvents(func(v *heartbeat.View) []heartbeat.Event { return v.SplitAway(nick, near, far, time.Now()) })
+		return
+	}
+	n.memberGone(nick, "quit: "+text)
+}
+
+// memberJoined takes a JOIN of another nick: in the heartbeat channel it
+// brings back a member lost in a split or to silence (a netjoin's burst).
+func (n *Node) memberJoined(l *line) {
+	if len(l.params) == 0 || !strings.EqualFold(l.params[0], HeartbeatChannel(n.cfg.Namespace)) {
+		return
+	}
+	n.applyMemberEvents(func(v *heartbeat.View) []heartbeat.Event { return v.Rejoined(l.nick, time.Now()) })
+}
+
+// noteSplits counts the splits among evs and schedules the filling of the
+// gaps of the netjoins among them (members back from a split).
+func (n *Node) noteSplits(evs []heartbeat.Event) {
+	s := &n.splits
+	for _, ev := range evs {
+		switch {
+		case ev.Kind == heartbeat.SplitAway:
+			s.splits.Add(1)
+			n.log.Info("member unreachable: netsplit", "member", ev.Member.Service+"/"+ev.Member.Instance,
+				"nick", ev.Member.Nick, "servers", ev.Reason)
+		case (ev.Kind == heartbeat.Recovered || ev.Kind == heartbeat.Restarted) && !ev.Split.IsZero():
+			s.mu.Lock()
+			if s.pending.IsZero() || ev.Split.Since.Before(s.pending) {
+				s.pending = ev.Split.Since
+			}
+			start := !s.waiting
+			s.waiting = true
+			s.mu.Unlock()
+			if start {
+				n.wg.Add(1)
+				go n.netjoin()
+			}
+		}
+	}
+}
+
+// netjoin waits for the burst of returns to settle, then tells the
+// subscriptions and the gap observers.
+func (n *Node) netjoin() {
+	defer n.wg.Done()
+	select {
+	case <-time.After(netjoinSettle):
+	case <-n.done:
+		return
+	}
+	s := &n.splits
+	s.mu.Lock()
+	since := s.pending
+	s.pending, s.waiting = time.Time{}, false
+	s.mu.Unlock()
+	if n.closing.Load() || since.IsZero() {
+		return
+	}
+	s.netjoins.Add(1)
+	n.log.Info("the network joined again: filling what the split kept from this node", "split since", since)
+	for _, m := range n.modes() {
+		if j, ok := m.(netjoiner); ok {
+			j.netjoin(since)
+		}
+	}
+	n.observeSplitGaps(since)
+}
+
+// netjoiner is a delivery mode that fills what a split kept from it.
+type netjoiner interface {
+	// netjoin: the network joined again; lines of the other side sent
+	// since since (less splitMargin) never reached this node.
+	netjoin(since time.Time)
+}
+
+// observeSplitGaps gives every observer that asked for gaps one that says
+// since when lines are missing.
+func (n *Node) observeSplitGaps(since time.Time) {
+	n.mu.Lock()
+	var gaps []*Observer
+	for _, list := range n.observers {
+		for _, o := range list {
+			if o.gaps {
+				gaps = append(gaps, o)
+			}
+		}
+	}
+	n.mu.Unlock()
+	for _, o := range gaps {
+		n.splits.gaps.Add(1)
+		ob := o.gap(time.Now())
+		ob.GapSince = since.Add(-splitMargin)
+		select {
+		case o.q <- ob:
+		default:
+			o.gapLost.Store(true)
+		}
+	}
+}
+
+// netjoin: a multicast subscription fills the split's gap from history,
+// at once and again after netjoinRefill; without history it is missed.
+func (sub *Subscription) netjoin(since time.Time) {
+	n := sub.n
+	n.splits.gaps.Add(1)
+	if sub.catch == nil {
+		n.splits.missed.Add(1)
+		n.log.Warn("the network joined again after a split: events published on the other side meanwhile are missing (set Config.History to fill them)",
+			"topic", sub.topic, "since", since)
+		return
+	}
+	from := since.Add(-splitMargin)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.fillSplit(sub, from, 1)
+		select {
+		case <-time.After(netjoinRefill):
+		case <-sub.ctx.Done():
+			return
+		case <-n.done:
+			return
+		}
+		n.fillSplit(sub, from, 2)
+	}()
+}
+
+// fillSplit delivers to sub the events of its topic recorded since from
+// that it has not delivered yet (pass 1 at the netjoin, 2 later).
+func (n *Node) fillSplit(sub *Subscription, from time.Time, pass int) {
+	ctx, cancel := context.WithTimeout(sub.ctx, n.cfg.BackfillTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var filled uint64
+	count, err := n.cfg.History.Replay(ctx, n, sub.topic, from, func(r Recorded) error {
+		env := r.Envelope
+		at := r.Offset.At()
+		if env.Kind != envelope.KindEvent || !sub.catch.deliverOnce(env.ID, at) {
+			return nil
+		}
+		filled++
+		sub.offer(&Message{Topic: sub.topic, ID: env.ID, Payload: env.Payload, Headers: env.Headers, Sender: env.Sender,
+			SentAt: env.SentAt(), ServerTime: at, MsgID: r.Offset.MsgID, From: r.Nick, Envelope: env})
+		return nil
+	})
+	n.stats.backfilled.Add(filled)
+	n.splits.filled.Add(filled)
+	n.warnRejected("filling a netsplit's gap", sub.topic, count)
+	if err != nil {
+		n.log.Warn("filling a netsplit's gap failed: events published on the other side may be missing", "topic", sub.topic,
+			"since", from, "pass", pass, "filled", filled, "err", err)
+		return
+	}
+	n.log.Info("filled a netsplit's gap", "topic", sub.topic, "since", from, "pass", pass, "filled", filled)
+}
+
+// netjoin: an anycast member with history replays the split in the
+// group's record (the other side's events, claims and acks), at once and
+// again after netjoinRefill; without history the resync of §6.14 is what
+// it learns of the other side.
+func (a *anycast) netjoin(since time.Time) {
+	n, b := a.n, a.n.cfg.History
+	n.splits.gaps.Add(1)
+	if b == nil || a.s.ctx.Err() != nil {
+		if b == nil {
+			n.splits.missed.Add(1)
+		}
+		return
+	}
+	from := since.Add(-splitMargin)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		a.replaySplit(b, from)
+		select {
+		case <-time.After(netjoinRefill):
+		case <-a.s.ctx.Done():
+			return
+		case <-n.done:
+			return
+		}
+		a.replaySplit(b, from)
+	}()
+}
+
+// replaySplit replays the topic's record from from into the Group
+// (claims.Group.Resume, Replay, Replayed): what the other side did during
+// the split; the group's committed offset is kept.
+func (a *anycast) replaySplit(b HistorySource, from time.Time) {
+	a.resuming.Lock()
+	defer a.resuming.Unlock()
+	ctx, cancel := context.WithTimeout(a.s.ctx, a.n.cfg.BackfillTimeout)
+	defer cancel()
+	a.step(func(now time.Time) { a.g.Resume(envelope.Offset{}, now) })
+	var events, lines int
+	count, err := b.Replay(ctx, a.n, a.s.topic, from, func(r Recorded) error {
+		rc := a.received(&inbound{env: r.Envelope, from: r.Nick, target: a.s.channel, serverTime: r.Offset.At(), msgid: r.Offset.MsgID})
+		a.step(func(now time.Time) {
+			switch {
+			case !a.g.Replay(rc, now):
+			case rc.Envelope.Kind == envelope.KindEvent:
+				events++
+			default:
+				lines++
+			}
+		})
+		return nil
+	})
+	a.n.warnRejected("anycast: replaying a netsplit", a.s.topic, count)
+	a.step(func(now time.Time) {
+		if err == nil {
+			a.g.Replayed(now)
+		} else {
+			a.g.ReplayFailed(now) // claims again; its hole stays
+		}
+	})
+	if err != nil {
+		a.n.log.Warn("anycast: the netsplit could not be replayed from history", "topic", a.s.topic, "group", a.group, "since", from, "err", err)
+		return
+	}
+	a.n.log.Info("anycast: replayed a netsplit", "topic", a.s.topic, "group", a.group, "since", from, "events", events, "claims-lines", lines)
+}
