@@ -19,6 +19,15 @@ import (
 type Config struct {
 	// Server is the IRC server as host:port.
 	Server string
+	// Servers are more servers of the same network (host:port each): the
+	// node moves to the next one when its server dies, falls silent for
+	// FailoverAfter, or splits away from most of the mesh, keeping its
+	// instance, subscriptions and domains (failover.go).
+	Servers []string
+	// FailoverAfter is how long a server may say nothing before a node
+	// with other Servers leaves it (1 s; it is pinged after a third of
+	// that).
+	FailoverAfter time.Duration
 	// TLS, when set, connects with TLS using this configuration.
 	TLS *tls.Config
 	// SASLUser and SASLPassword, when set, authenticate with SASL PLAIN.
@@ -222,6 +231,7 @@ func (c Config) withDefaults() Config {
 	setD(&c.CommitInterval, d.CommitInterval)
 	setD(&c.ReconnectMin, d.ReconnectMin)
 	setD(&c.ReconnectMax, d.ReconnectMax)
+	setD(&c.FailoverAfter, time.Second)
 	setD(&c.HeartbeatInterval, d.HeartbeatInterval)
 	if c.SuspectAfter <= 0 {
 		c.SuspectAfter = d.SuspectAfter
@@ -242,6 +252,9 @@ func (c Config) withDefaults() Config {
 func (c *Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Server); err != nil {
 		return fmt.Errorf("%w: server %q: want host:port", ErrInvalidConfig, c.Server)
+	}
+	if err := validServers(c.Servers); err != nil {
+		return err
 	}
 	if err := validName("namespace", c.Namespace, false); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
