@@ -55,6 +55,7 @@ type tapDialer struct {
 }
 
 func (d tapDialer) Dial(network, addr string) (net.Conn, error) {
+	addr = d.n.dialAddr(addr) // the current server of Config.Servers (failover.go)
 	ctx, cancel := context.WithTimeout(context.Background(), d.n.cfg.ConnectTimeout)
 	defer cancel()
 	var raw net.Conn
