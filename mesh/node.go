@@ -31,6 +31,7 @@ type Node struct {
 	writer      *writer
 	hb          *membership
 	splits      netsplits // netsplits and netjoins (netsplit.go)
+	failover    failover  // the servers of Config.Servers (failover.go)
 	domains     *domains  // domain state (state_mirror.go)
 	closed      *closedState
 	stats       counters
@@ -175,6 +176,11 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 	n.initMembership()
 	n.domains = newDomains(n)
 
+	n.initFailover()
+	if len(n.failover.servers) > 1 {
+		n.wg.Add(1)
+		go n.watchServer()
+	}
 	n.wg.Add(4)
 	go n.heartbeatLoop()
 	go n.connLoop()
@@ -296,9 +302,11 @@ func (n *Node) connLoop() {
 		}
 		err = n.explainAttempt(err, started) // what happened, in words (connerr.go)
 		n.lastErr.Store(&err)
-		select {
-		case n.firstErr <- err: // only the first attempt's error fits
-		default:
+		if !n.untried() { // with servers of the list untried, not Connect's error yet
+			select {
+			case n.firstErr <- err: // only the first attempt's error fits
+			default:
+			}
 		}
 		n.onDisconnect(err)
 		if n.closing.Load() {
@@ -308,6 +316,9 @@ func (n *Node) connLoop() {
 			backoff = n.cfg.ReconnectMin
 		}
 		wait := backoff/2 + mrand.N(backoff/2+1)
+		if n.failoverNext() { // another server, not tried yet: at once
+			wait = mrand.N(n.cfg.ReconnectMin / 4)
+		}
 		if !n.attemptFailed(err, wait) { // reports it once per outage (connerr.go)
 			<-n.done // nothing to retry: Connect fails and closes the node
 			return
@@ -352,6 +363,7 @@ func (n *Node) onDisconnect(err error) {
 // join every channel and mark the connection ready once the joins are
 // confirmed.
 func (n *Node) onConnected() {
+	n.failoverRegistered()
 	st := &connState{carrier: envelope.CarrierBody, lineLen: 512, chanLen: defChanLen, nickLen: defNickLen}
 	n.mu.Lock()
 	if n.caps["message-tags"] {
