@@ -318,6 +318,8 @@ func (n *Node) connLoop() {
 		wait := backoff/2 + mrand.N(backoff/2+1)
 		if n.failoverNext() { // another server, not tried yet: at once
 			wait = mrand.N(n.cfg.ReconnectMin / 4)
+		} else if len(n.failover.servers) > 1 {
+			wait = min(wait, n.cfg.FailoverAfter) // with several servers, one is soon back
 		}
 		if !n.attemptFailed(err, wait) { // reports it once per outage (connerr.go)
 			<-n.done // nothing to retry: Connect fails and closes the node
