@@ -111,6 +111,10 @@ type Config struct {
 	// RequestQueue bounds requests waiting for a worker (1024). A request
 	// that finds the queue full is answered with CodeOverloaded.
 	RequestWorkers, RequestQueue int
+	// WaitWhilePaused makes Publish to a paused topic (its channel +m)
+	// wait until a channel operator resumes it (-m), or the publish's
+	// context ends, instead of failing at once with ErrPaused.
+	WaitWhilePaused bool
 	// RequestTimeout is the deadline of a Request whose context has none
 	// (10 s).
 	RequestTimeout time.Duration
