@@ -34,6 +34,7 @@ type Node struct {
 	failover    failover  // the servers of Config.Servers (failover.go)
 	domains     *domains  // domain state (state_mirror.go)
 	closed      *closedState
+	talk        *talk // people: channel operators and modes, kicks, text, CTCP (modes.go, text.go)
 	stats       counters
 
 	// Reader-owned (the tap runs onLine for one line at a time).
@@ -142,6 +143,7 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		firstErr:    make(chan error, 1),
 		done:        make(chan struct{}),
 		closed:      newClosedState(),
+		talk:        newTalk(),
 	}
 	n.closed.fixedInstance = fixedInstance
 	dc := n.decoderConfig() // closed.go: the node's trust
@@ -402,6 +404,7 @@ func (n *Node) onConnected() {
 		}
 	}
 	n.mu.Unlock()
+	channels = n.notKicked(channels) // modes.go: topics an operator removed the node from
 	st.prefix = nick + "!~" + n.cfg.Service + "@" + hostGuess
 	n.log.Info("connected", "nick", nick, "carrier", st.carrier, "echo", st.echo, "linelen", st.lineLen)
 
@@ -479,6 +482,9 @@ func (n *Node) onLine(l *line) bool {
 	}
 	if l.cmd != "PRIVMSG" && n.closedLine(l) { // closed.go: a join refusal
 		return true
+	}
+	if l.cmd != "PRIVMSG" {
+		n.talkLine(l) // modes.go: channel operators and modes, invites, WHOIS
 	}
 	switch l.cmd {
 	case "PRIVMSG":
@@ -620,6 +626,9 @@ func (n *Node) onLeave(l *line) {
 		who = l.params[1]
 	}
 	if strings.EqualFold(who, n.ownNick()) {
+		if l.cmd == "KICK" && n.kickedOut(l.params[0], l.nick, l.last()) {
+			return // an operator removed the node from a topic: it stays out (modes.go)
+		}
 		// We left, were kicked or parted by the server: rejoin if still
 		// subscribed.
 		key := strings.ToLower(l.params[0])
@@ -684,6 +693,7 @@ func (n *Node) onPrivmsg(l *line) {
 	}
 	if !mesh {
 		n.stats.notMesh.Add(1)
+		n.onHumanText(l, target, text) // text.go: CTCP, and text for the console
 		return
 	}
 	for _, e := range envelope.Errors(err) {
