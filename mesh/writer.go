@@ -33,6 +33,7 @@ type job struct {
 	direct  bool  // done once written (DMs: requests, responses); no window
 	prio    bool  // jumps the queue (heartbeats); always direct
 	batch   int   // events of the batch line it went out in (0: a line of its own)
+	notice  bool  // human text (text.go): lines are NOTICEs, there is no envelope
 }
 
 func (j *job) finish(err error) {
@@ -211,7 +212,7 @@ func (w *writer) add(j *job) {
 		j.finish(fmt.Errorf("%w: %w", ErrNotConfirmed, context.Cause(j.ctx)))
 		return
 	}
-	if j.lines == nil || j.gen != w.conn.gen {
+	if !j.notice && (j.lines == nil || j.gen != w.conn.gen) {
 		lines, err := envelope.EncodeLines(j.env, j.sealed, w.conn.carrier, w.n.limits(w.conn, j.target))
 		if err != nil {
 			j.finish(err)
@@ -247,6 +248,10 @@ func (w *writer) add(j *job) {
 func (w *writer) appendLines(j *job) {
 	j.batch = 0 // a line of its own (also when a batch is resent alone)
 	for _, l := range j.lines {
+		if j.notice {
+			w.buf = appendNotice(w.buf, j.target, l.Body)
+			continue
+		}
 		w.buf = appendPrivmsg(w.buf, l.Tags, j.target, l.Body)
 	}
 	w.n.stats.linesOut.Add(uint64(len(j.lines)))
@@ -309,7 +314,9 @@ func (w *writer) flushWindow() {
 		if err != nil {
 			j.finish(fmt.Errorf("%w: %w", ErrDisconnected, err))
 		} else {
-			j.ack = PubAck{ID: j.env.ID, Lines: len(j.lines)}
+			if j.env != nil {
+				j.ack = PubAck{ID: j.env.ID, Lines: len(j.lines)}
+			}
 			j.finish(nil)
 		}
 	}
@@ -478,6 +485,9 @@ func (w *writer) refuse(r refusal) {
 		for _, j := range win.jobs {
 			if j.refused == nil && strings.EqualFold(j.target, r.target) {
 				j.refused = fmt.Errorf("%w: %s", ErrRefused, r.text)
+				if p, _ := w.n.talk.paused(j.target); p != nil { // modes.go: the server refuses it for +m
+					j.refused = fmt.Errorf("%w: %w: %s", ErrPaused, ErrRefused, r.text)
+				}
 				return
 			}
 		}
