@@ -93,7 +93,13 @@ func (n *Node) PublishAsync(ctx context.Context, topic string, payload []byte, o
 	// With a history recorder live, it records the topic before the first
 	// line is there, subscribed or not (stored.go, docs/PROTOCOL.md §7.9).
 	_ = n.trackTopic(ctx, topic, false)
+	if err := n.checkKicked(channel); err != nil { // modes.go
+		return nil, err
+	}
 	if err := n.joinToPublish(ctx, channel); err != nil {
+		return nil, err
+	}
+	if err := n.checkPaused(ctx, channel); err != nil { // modes.go: +m
 		return nil, err
 	}
 	j, err := n.send(ctx, channel, env)
@@ -105,6 +111,9 @@ func (n *Node) PublishAsync(ctx context.Context, topic string, payload []byte, o
 
 // send seals env and queues it for target.
 func (n *Node) send(ctx context.Context, target string, env *envelope.Envelope) (*job, error) {
+	if env.Human == "" && !env.Secret {
+		env.Human = humanNote(env) // legible.go: what people read of its line
+	}
 	env, plain, err := n.wireEnvelope(target, env) // crypt.go: encrypted with Config.Crypter
 	if err != nil {
 		return nil, err
