@@ -146,6 +146,7 @@ func (n *Node) beat(seq uint64) *heartbeat.Beat {
 	}
 	n.mu.Unlock()
 	slices.SortFunc(b.Subs, func(x, y heartbeat.Sub) int { return strings.Compare(x.Topic, y.Topic) })
+	n.announceTalk(b) // status.go: the methods answered, the subscriptions kicked from
 	if capacity > 0 {
 		b.Load = float32(queued) / float32(capacity)
 	}
