@@ -259,17 +259,21 @@ func TestWatchFromIRCClient(t *testing.T) {
 	}
 
 	// (1) The client sees one legible line per event (one per fragment for
-	// a large one), from the publisher, naming kind, topic and short id.
-	// Tag carrier: "mesh event orders.created 1a2b3c4d (7 B)" or, for a
-	// fragment, "mesh event orders.created 1a2b3c4d [1/2] (5000 B)"; body carrier:
-	// "~m1 event orders.created 1a2b3c4d [1/2 ]<base64>".
+	// a large one), from the publisher, naming kind, topic and short id,
+	// size and what the payload says (§3.2, §3.3). Tag carrier: "mesh event
+	// orders.created 1a2b3c4d (7 B) order-1" or, for a fragment, "mesh
+	// event orders.created 1a2b3c4d [1/2] (5000 B)[ big-order…]"; body
+	// carrier: "~m2 event orders.created 1a2b3c4d [1/2 ](7 B)[ order-1] <base64>".
 	var lineRE *regexp.Regexp
 	if tagCarrier {
-		lineRE = regexp.MustCompile(`<` + regexp.QuoteMeta(pub.Nick()) + `> mesh (\S+) (\S+) ([0-9a-f]{8}) (?:\[(\d+)/(\d+)\] )?\((\d+) B\)$`)
+		lineRE = regexp.MustCompile(`<` + regexp.QuoteMeta(pub.Nick()) + `> mesh (\S+) (\S+) ([0-9a-f]{8}) (?:\[(\d+)/(\d+)\] )?\((\d+) B\)(?: (.+))?$`)
 	} else {
-		lineRE = regexp.MustCompile(`<` + regexp.QuoteMeta(pub.Nick()) + `> ~m1 (\S+) (\S+) ([0-9a-f]{8}) (?:(\d+)/(\d+) )?[A-Za-z0-9_-]+$`)
+		lineRE = regexp.MustCompile(`<` + regexp.QuoteMeta(pub.Nick()) + `> ~m2 (\S+) (\S+) ([0-9a-f]{8}) (?:(\d+)/(\d+) )?\((\d+) B\) (?:(.+) )?[A-Za-z0-9_-]+$`)
 	}
-	type seen struct{ lines, whole, frags int }
+	type seen struct {
+		lines, whole, frags int
+		text                string // the human text of its first line
+	}
 	view := func(ls []string) map[string]*seen {
 		m := map[string]*seen{}
 		for _, l := range ls {
@@ -283,6 +287,9 @@ func TestWatchFromIRCClient(t *testing.T) {
 				m[sm[3]] = s
 			}
 			s.lines++
+			if s.lines == 1 {
+				s.text = sm[7]
+			}
 			n := sm[5]
 			if n == "" {
 				s.whole++
@@ -335,6 +342,8 @@ func TestWatchFromIRCClient(t *testing.T) {
 			t.Errorf("event %d (%s): sent whole, client saw fragments of %d", i, a.ID.Short(), s.frags)
 		case a.Lines > 1 && s.frags != a.Lines:
 			t.Errorf("event %d (%s): %d lines, client saw fragments of %d", i, a.ID.Short(), a.Lines, s.frags)
+		case a.Lines == 1 && s.text != payloads[i]:
+			t.Errorf("event %d (%s): the client reads %q of payload %q", i, a.ID.Short(), s.text, payloads[i])
 		}
 	}
 	for short, s := range v {
