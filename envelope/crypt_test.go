@@ -86,7 +86,7 @@ func TestEncryptChannelPayload(t *testing.T) {
 		t.Fatal("the sealed bytes hold the clear payload or headers")
 	}
 	line := lineOf(t, wire, sealed)
-	if !strings.HasPrefix(line.Body, BodyMarker + " event+encrypted orders.created "+e.ID.Short()+" ") {
+	if !strings.HasPrefix(line.Body, BodyMarker+" event+encrypted orders.created "+e.ID.Short()+" ") {
 		t.Fatalf("body line %q", line.Body[:60])
 	}
 	tl, _ := EncodeLines(wire, sealed, CarrierTag, Limits{BodyBytes: 400})
