@@ -10,6 +10,7 @@ import (
 	"github.com/meshbot/meshbot/claims"
 	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/heartbeat"
+	"github.com/meshbot/meshbot/internal/claimsview"
 )
 
 func groupMember(service, instance string, inc uint64, state heartbeat.State, subs ...heartbeat.Sub) heartbeat.Member {
@@ -48,36 +49,36 @@ func TestClaimsWatch(t *testing.T) {
 	}
 	acked, nacked, held, unseen := ev(0), ev(1), ev(2), envelope.NewID()
 
-	w := newClaimsWatch("jobs", "", envelope.Sender{Service: "meshbot", Instance: "x"})
-	w.line(claims.Received{Envelope: acked}, at(0))
-	w.line(claims.Received{Envelope: claimEnv(t, envelope.KindClaim, w1, "wk", acked.ID, 1, 1, at(10))}, at(10))
-	w.line(claims.Received{Envelope: claimEnv(t, envelope.KindAck, w1, "wk", acked.ID, 1, 0, at(60))}, at(60))
-	w.line(claims.Received{Envelope: nacked}, at(1))
-	w.line(claims.Received{Envelope: claimEnv(t, envelope.KindClaim, w2, "wk", nacked.ID, 1, 1, at(11))}, at(11))
+	w := claimsview.NewWatch("jobs", "", envelope.Sender{Service: "meshbot", Instance: "x"})
+	w.Line(claims.Received{Envelope: acked}, at(0))
+	w.Line(claims.Received{Envelope: claimEnv(t, envelope.KindClaim, w1, "wk", acked.ID, 1, 1, at(10))}, at(10))
+	w.Line(claims.Received{Envelope: claimEnv(t, envelope.KindAck, w1, "wk", acked.ID, 1, 0, at(60))}, at(60))
+	w.Line(claims.Received{Envelope: nacked}, at(1))
+	w.Line(claims.Received{Envelope: claimEnv(t, envelope.KindClaim, w2, "wk", nacked.ID, 1, 1, at(11))}, at(11))
 	nack := envelope.New(envelope.KindNack, w2, "wk", nil, at(70))
 	nack.Correlation, nack.Epoch, nack.LeaseMillis, nack.Error = nacked.ID, 1, 60000, &envelope.Error{Message: "boom"}
-	w.line(claims.Received{Envelope: nack}, at(70))
-	w.line(claims.Received{Envelope: held}, at(2))
-	w.line(claims.Received{Envelope: claimEnv(t, envelope.KindClaim, w1, "wk", held.ID, 1, 1, at(12))}, at(12))
+	w.Line(claims.Received{Envelope: nack}, at(70))
+	w.Line(claims.Received{Envelope: held}, at(2))
+	w.Line(claims.Received{Envelope: claimEnv(t, envelope.KindClaim, w1, "wk", held.ID, 1, 1, at(12))}, at(12))
 	// Another group's claim, higher: not ours.
-	w.line(claims.Received{Envelope: claimEnv(t, envelope.KindClaim, w2, "billing", held.ID, 5, 5, at(13))}, at(13))
+	w.Line(claims.Received{Envelope: claimEnv(t, envelope.KindClaim, w2, "billing", held.ID, 5, 5, at(13))}, at(13))
 	// A malformed claim of the group.
-	w.line(claims.Received{Envelope: envelope.New(envelope.KindClaim, w2, "wk", []byte("junk"), at(14))}, at(14))
+	w.Line(claims.Received{Envelope: envelope.New(envelope.KindClaim, w2, "wk", []byte("junk"), at(14))}, at(14))
 	dead := envelope.New(envelope.KindDeadLetter, w2, "wk", nil, at(80))
 	dead.Correlation, dead.Epoch, dead.Attempt = unseen, 6, 5
 	dead.Error = &envelope.Error{Message: "wk/1: boom; wk/2: bang"}
-	w.line(claims.Received{Envelope: dead}, at(80))
-	if d := w.doc(at(90)); len(d.Events) != 0 {
+	w.Line(claims.Received{Envelope: dead}, at(80))
+	if d := w.Doc(at(90)); len(d.Events) != 0 {
 		t.Fatalf("events before start: %+v", d.Events)
 	}
 
-	g, err := w.defaultGroup(members)
+	g, err := w.DefaultGroup(members)
 	if err != nil || g != "wk" {
 		t.Fatalf("default group %q, %v", g, err)
 	}
-	w.group = g
-	w.start(members, at(100))
-	d := w.doc(at(200))
+	w.SetGroup(g)
+	w.Start(members, at(100))
+	d := w.Doc(at(200))
 	byID := map[string]*claimsEventView{}
 	for _, e := range d.Events {
 		byID[e.Short] = e
@@ -93,34 +94,34 @@ func TestClaimsWatch(t *testing.T) {
 		}
 	}
 	check(acked.ID, "acked", "wk/1", 1, 0, true)
-	check(nacked.ID, stateWaiting, "", 2, 1, true, "wk/2: boom")
-	check(held.ID, stateClaimed, "wk/1", 1, 0, true)
+	check(nacked.ID, claimsview.StateWaiting, "", 2, 1, true, "wk/2: boom")
+	check(held.ID, claimsview.StateClaimed, "wk/1", 1, 0, true)
 	check(unseen, "dead", "wk/2", 6, 5, false, "wk/1: boom", "wk/2: bang") // from the marker
 	if e := byID[held.ID.Short()]; e.LeaseLeftMS == nil || *e.LeaseLeftMS < 29_000 || *e.LeaseLeftMS > 30_000 {
 		t.Errorf("lease left of the held event: %v", e.LeaseLeftMS)
 	}
-	if want := (claimsTotals{Pending: 2, Acked: 1, Dead: 1, FailedAttempts: 1, Malformed: 1}); d.Totals != want {
+	if want := (claimsview.Totals{Pending: 2, Acked: 1, Dead: 1, FailedAttempts: 1, Malformed: 1}); d.Totals != want {
 		t.Errorf("totals %+v, want %+v", d.Totals, want)
 	}
-	if len(d.Members) != 2 || d.Members[0] != (claimsMemberView{ID: "wk/1", Incarnation: 11, State: "alive"}) {
+	if len(d.Members) != 2 || d.Members[0] != (claimsview.MemberView{ID: "wk/1", Incarnation: 11, State: "alive"}) {
 		t.Errorf("members: %+v", d.Members)
 	}
-	if d.Events[0].State != stateWaiting && d.Events[0].State != stateClaimed || d.Events[len(d.Events)-1].State == stateClaimed {
+	if d.Events[0].State != claimsview.StateWaiting && d.Events[0].State != claimsview.StateClaimed || d.Events[len(d.Events)-1].State == claimsview.StateClaimed {
 		t.Errorf("pending events are not first: %+v", d.Events)
 	}
 
 	// wk/1 dies: its claim is due for a takeover.
 	members[0].State = heartbeat.Dead
-	w.tick(members, at(300))
-	d = w.doc(at(300))
+	w.Tick(members, at(300))
+	d = w.Doc(at(300))
 	for _, e := range d.Events {
 		byID[e.Short] = e
 	}
-	check(held.ID, stateWaiting, "", 2, 1, true, "wk/1 left")
+	check(held.ID, claimsview.StateWaiting, "", 2, 1, true, "wk/1 left")
 
 	d.Channel = "#mesh.jobs"
 	var b strings.Builder
-	writeClaimsTable(&b, d)
+	claimsview.WriteTable(&b, d)
 	out := b.String()
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d  #mesh\.jobs  group wk  watching since \d\d:\d\d:\d\d \(.*\)$`),
@@ -151,19 +152,19 @@ func TestClaimsWatch(t *testing.T) {
 // topic; none or several is an error that names what was seen.
 func TestClaimsDefaultGroup(t *testing.T) {
 	t.Parallel()
-	w := newClaimsWatch("jobs", "", envelope.Sender{Service: "meshbot", Instance: "x"})
-	w.line(claims.Received{Envelope: envelope.New(envelope.KindClaim, envelope.Sender{Service: "wk", Instance: "1"}, "ghosts", nil, time.Now())}, time.Now())
+	w := claimsview.NewWatch("jobs", "", envelope.Sender{Service: "meshbot", Instance: "x"})
+	w.Line(claims.Received{Envelope: envelope.New(envelope.KindClaim, envelope.Sender{Service: "wk", Instance: "1"}, "ghosts", nil, time.Now())}, time.Now())
 	none := []heartbeat.Member{groupMember("audit", "1", 1, heartbeat.Alive, heartbeat.Sub{Topic: "jobs"}),
 		groupMember("wk", "9", 1, heartbeat.Dead, heartbeat.Sub{Topic: "jobs", Group: "gone"})}
-	if _, err := w.defaultGroup(none); err == nil || !strings.Contains(err.Error(), `no member announces an anycast group for jobs in its heartbeats; groups seen in claims lines: "ghosts"; give --group`) {
+	if _, err := w.DefaultGroup(none); err == nil || !strings.Contains(groupUsage(err).Error(), `no member announces an anycast group for jobs in its heartbeats; groups seen in claims lines: "ghosts"; give --group`) {
 		t.Errorf("no group: %v", err)
 	}
 	two := append(none, groupMember("wk", "1", 1, heartbeat.Alive, heartbeat.Sub{Topic: "jobs", Group: "wk"}),
 		groupMember("bill", "1", 1, heartbeat.Suspect, heartbeat.Sub{Topic: "jobs", Group: "billing"}))
-	if _, err := w.defaultGroup(two); err == nil || !strings.Contains(err.Error(), "2 anycast groups share jobs: billing, wk;") {
+	if _, err := w.DefaultGroup(two); err == nil || !strings.Contains(err.Error(), "2 anycast groups share jobs: billing, wk;") {
 		t.Errorf("two groups: %v", err)
 	}
-	if g, err := w.defaultGroup(two[:3]); g != "wk" || err != nil {
+	if g, err := w.DefaultGroup(two[:3]); g != "wk" || err != nil {
 		t.Errorf("one group: %q, %v", g, err)
 	}
 }
@@ -212,11 +213,11 @@ func TestClaimsWatchRelease(t *testing.T) {
 	worker.Session(t0.Add(time.Hour), at(0))
 	worker.SetReady(true, at(0))
 
-	w := newClaimsWatch("jobs", "wk", envelope.Sender{Service: "meshbot", Instance: "x"})
-	w.start(members, at(0))
+	w := claimsview.NewWatch("jobs", "wk", envelope.Sender{Service: "meshbot", Instance: "x"})
+	w.Start(members, at(0))
 	// Both see every line, the worker's own included.
 	seen := func(env *envelope.Envelope, ms int) {
-		w.line(claims.Received{Envelope: env}, at(ms))
+		w.Line(claims.Received{Envelope: env}, at(ms))
 		worker.Receive(claims.Received{Envelope: env}, at(ms))
 	}
 	ev := envelope.New(envelope.KindEvent, envelope.Sender{Service: "orders", Instance: "1"}, "jobs", []byte("job"), at(1))
@@ -237,19 +238,19 @@ func TestClaimsWatchRelease(t *testing.T) {
 	}
 	seen(rd.Send[0], 200)
 
-	d := w.doc(at(300))
+	d := w.Doc(at(300))
 	if len(d.Events) != 1 {
 		t.Fatalf("events %+v", d.Events)
 	}
 	e := d.Events[0]
-	if e.State != stateWaiting || e.Epoch != 2 || e.Attempts != 0 || strings.Join(e.Reasons, "|") != "wk/1: released" {
+	if e.State != claimsview.StateWaiting || e.Epoch != 2 || e.Attempts != 0 || strings.Join(e.Reasons, "|") != "wk/1: released" {
 		t.Errorf("released event: %+v; want waiting at epoch 2, no failed attempt, reason %q", e, "wk/1: released")
 	}
-	if want := (claimsTotals{Pending: 1, Released: 1}); d.Totals != want {
+	if want := (claimsview.Totals{Pending: 1, Released: 1}); d.Totals != want {
 		t.Errorf("totals %+v, want %+v", d.Totals, want)
 	}
 	var b strings.Builder
-	writeClaimsTable(&b, d)
+	claimsview.WriteTable(&b, d)
 	if !strings.Contains(b.String(), "1 pending, 0 acked, 0 dead-lettered, 0 failed attempts, 1 released\n") {
 		t.Errorf("table:\n%s", b.String())
 	}
