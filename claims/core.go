@@ -167,6 +167,15 @@ type own struct {
 	dead     bool      // this is a dead-letter posting, not a claim
 }
 
+// ownNack is a NACK or release this member sent.
+type ownNack struct {
+	at      time.Time
+	epoch   uint64
+	retry   time.Duration
+	reason  string
+	release bool
+}
+
 // Outcome is how an event ended.
 type Outcome uint8
 
@@ -193,6 +202,7 @@ type event struct {
 	win       *claim // highest claim seen
 	winFailed bool   // this observer judged the winner failed
 	mine      *own
+	nacked    ownNack // our last NACK or release of it, sent again in a resync (§6.14)
 	outcome   Outcome
 	by        Claimant // who completed it
 	byEpoch   uint64
@@ -316,9 +326,19 @@ func (c *Core) pending(id envelope.ID, now time.Time) *event {
 // nil (counted as stale) unless it comes from the current winner's claim at
 // its epoch: the event is unknown or completed, the claim is not the
 // winner's, or the winner was already judged failed here (and that attempt
-// is counted once).
-func (c *Core) fromWinner(who Claimant, it Item) *event {
+// is counted once). A NACK of a claim at an epoch above any claim this
+// member saw implies that claim (its line was lost to a disconnect or a
+// split; the NACK came in a resync, §6.14): it is the winner the NACK
+// ends.
+func (c *Core) fromWinner(who Claimant, it Item, now time.Time) *event {
 	e := c.events[it.Event]
+	if e != nil && e.outcome == Pending {
+		if e.win == nil || it.Epoch > e.win.epoch {
+			cl := &claim{who: who, epoch: it.Epoch, weight: Weight(it.Event, who.ID), received: now, until: now}
+			e.win, e.winFailed = cl, false
+			e.epoch = max(e.epoch, cl.epoch)
+		}
+	}
 	if e == nil || e.outcome != Pending || e.win == nil || e.winFailed || e.win.who != who || e.win.epoch != it.Epoch {
 		c.stats.Stale++
 		return nil
@@ -399,7 +419,7 @@ func (c *Core) Ack(who Claimant, it Item, now time.Time) []Action {
 // Nack: a NACK from who was seen: the attempt failed; retry after retry.
 func (c *Core) Nack(who Claimant, it Item, retry time.Duration, reason string, now time.Time) []Action {
 	c.begin()
-	e := c.fromWinner(who, it)
+	e := c.fromWinner(who, it, now)
 	if e == nil {
 		return c.out
 	}
@@ -417,7 +437,7 @@ func (c *Core) Nack(who Claimant, it Item, retry time.Duration, reason string, n
 // down): the next epoch opens at once and no attempt is counted.
 func (c *Core) Released(who Claimant, it Item, now time.Time) []Action {
 	c.begin()
-	e := c.fromWinner(who, it)
+	e := c.fromWinner(who, it, now)
 	if e == nil {
 		return c.out
 	}
@@ -444,6 +464,7 @@ func (c *Core) ReleaseAll(now time.Time) []Action {
 		m := e.mine
 		m.acking, m.running = true, false
 		c.emit(Action{Kind: SendNack, Event: e.id, Epoch: m.epoch, Release: true, Reason: "released"})
+		e.nacked = ownNack{at: now, epoch: m.epoch, reason: "released", release: true}
 	}
 	return c.out
 }
@@ -487,6 +508,7 @@ func (c *Core) Done(id envelope.ID, epoch uint64, err error, retry time.Duration
 		c.emit(Action{Kind: SendAck, Event: id, Epoch: epoch})
 	} else {
 		c.emit(Action{Kind: SendNack, Event: id, Epoch: epoch, Lease: retry, Reason: err.Error()})
+		e.nacked = ownNack{at: now, epoch: epoch, retry: retry, reason: err.Error()}
 	}
 	return c.out
 }

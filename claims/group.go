@@ -395,6 +395,13 @@ func (g *Group) Members(all []heartbeat.Member, now time.Time) {
 		return
 	}
 	ms := GroupMembers(all, g.cfg.Topic, g.cfg.Group)
+	for _, m := range ms {
+		if k := slices.IndexFunc(g.members, func(x Member) bool { return x.ID == m.ID }); k >= 0 && absent(g.members[k]) && !absent(m) {
+			// Back from a split or from silence: it missed our last
+			// HistoryClaim; the next commit tick posts one (§6.14).
+			g.claimedLive = nil
+		}
+	}
 	g.members = ms
 	g.live, g.alive = g.live[:0], g.alive[:0]
 	g.absent = 0

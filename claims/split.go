@@ -169,6 +169,7 @@ func (c *Core) giveBack(now time.Time) {
 		if !m.dead && !m.acking {
 			c.emit(Action{Kind: SendNack, Event: e.id, Epoch: m.epoch, Release: true, Reason: "released: lost the group's majority"})
 			c.released = append(c.released, Item{Event: e.id, Epoch: m.epoch})
+			e.nacked = ownNack{at: now, epoch: m.epoch, reason: "released: lost the group's majority", release: true}
 			if w := e.win; w != nil && !e.winFailed && w.who == c.cfg.Self && w.epoch == m.epoch {
 				// Given back, not failed: no attempt (our release, when
 				// it comes back, is then stale).
@@ -202,7 +203,9 @@ func (c *Core) holdClaims(now time.Time) {
 
 // resync sends again what this member did since since, for a member that
 // comes back from a split: the acks and dead markers of the events it
-// completed, and the claims it holds.
+// completed, the claims it holds, and its NACKs and releases of events
+// still pending (a NACK implies its claim: the other side learns which
+// epochs were used).
 func (c *Core) resync(since, now time.Time) {
 	var done []*event
 	for _, e := range c.events {
@@ -224,6 +227,18 @@ func (c *Core) resync(since, now time.Time) {
 			c.emit(Action{Kind: SendClaim, Event: e.id, Epoch: m.epoch, Attempt: m.attempt, Lease: c.cfg.Lease})
 			c.stats.Resent++
 		}
+	}
+	var nacked []*event
+	for _, e := range c.events {
+		if e.outcome == Pending && !e.nacked.at.IsZero() && !e.nacked.at.Before(since) {
+			nacked = append(nacked, e)
+		}
+	}
+	slices.SortFunc(nacked, func(a, b *event) int { return cmp.Compare(a.seq, b.seq) })
+	for _, e := range nacked {
+		k := e.nacked
+		c.emit(Action{Kind: SendNack, Event: e.id, Epoch: k.epoch, Lease: k.retry, Reason: k.reason, Release: k.release, Resend: true})
+		c.stats.Resent++
 	}
 }
 
