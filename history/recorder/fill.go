@@ -14,7 +14,12 @@ import (
 // fill copies what another recorder has of topic after this store's last
 // line (everything, for a topic new to this store): the hole this recorder
 // left while it was down or disconnected, or history from before it
-// existed. Live lines wait meanwhile and follow, without the ones the fill
+// existed. After a netsplit (docs/PROTOCOL.md §7.10) the hole is not at
+// the end: the other side's lines since the split are missing among this
+// side's, which the store kept; the fill then asks from the split's start
+// and appends only the lines this store lacks (by msgid, or sender and
+// text), after its own — reads from any time before the netjoin return
+// them. Live lines wait meanwhile and follow, without the ones the fill
 // brought. A disconnect during the fill makes it go again.
 func (r *Recorder) fill(ctx context.Context, topic string, tl *topicLog) {
 	for {
@@ -32,12 +37,36 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 	if err := r.st.Flush(); err != nil {
 		r.cfg.Log.Warn("flushing the record before a fill", "topic", topic, "err", err)
 	}
-	if last, ok := r.st.Last(ch); ok {
-		req.AfterTime, req.AfterMsgID = last.Time.UnixNano(), last.MsgID
+	tl.mu.Lock()
+	since := tl.splitSince
+	tl.splitSince = time.Time{}
+	tl.mu.Unlock()
+	var have map[string]bool // after a split: what this store holds since its start
+	if since.IsZero() {
+		if last, ok := r.st.Last(ch); ok {
+			req.AfterTime, req.AfterMsgID = last.Time.UnixNano(), last.MsgID
+		}
+	} else {
+		req.Since = since.UnixNano()
+		have = r.heldSince(ch, since)
 	}
 	var filled uint64
 	overlap := false // the fill reached a line this recorder received live
 	take := func(recs []store.Record) {
+		if have != nil && len(recs) > 0 {
+			// The request goes on after the page's last line, held or not.
+			pageLast := recs[len(recs)-1]
+			defer func() {
+				req.AfterTime, req.AfterMsgID, req.Since = pageLast.Time.UnixNano(), pageLast.MsgID, 0
+			}()
+			kept := recs[:0:0]
+			for _, rec := range recs {
+				if !have[lineID(rec.MsgID, rec.Nick, rec.Body)] {
+					kept = append(kept, rec)
+				}
+			}
+			recs = kept
+		}
 		tl.mu.Lock()
 		for _, rec := range recs {
 			if id := lineID(rec.MsgID, rec.Nick, rec.Body); tl.ids[id] {
@@ -128,6 +157,27 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 	}
 	if filled > 0 {
 		r.cfg.Log.Info("filled the record", "topic", topic, "from", source, "lines", filled)
+	}
+}
+
+// heldSince returns the identities of the lines channel holds from
+// since on (reading the store from the first record at or after it).
+func (r *Recorder) heldSince(ch string, since time.Time) map[string]bool {
+	have := map[string]bool{}
+	from := r.st.SeekTime(ch, since)
+	for {
+		through, last, err := r.st.ReadRange(ch, from, from+4095, func(rec store.Record) bool {
+			have[lineID(rec.MsgID, rec.Nick, rec.Body)] = true
+			return true
+		})
+		if err != nil {
+			r.cfg.Log.Warn("reading the record before filling a netsplit's hole", "channel", ch, "err", err)
+			return have
+		}
+		if through >= last {
+			return have
+		}
+		from = through + 1
 	}
 }
 
