@@ -84,10 +84,14 @@ type topicLog struct {
 	mu      sync.Mutex
 	filling bool
 	again   bool // the connection dropped during a fill: fill again
-	buf     []store.Record
-	ids     map[string]bool // identities of the buffered lines
-	dup     map[string]bool // buffered lines the fill brought (not appended again)
-	over    uint64          // lines beyond the buffer bound (lost)
+	// splitSince is, for a gap a netsplit left (the network joined
+	// again), when the other side's missing lines start: the fill then
+	// fetches from there what this store lacks (fill.go).
+	splitSince time.Time
+	buf        []store.Record
+	ids        map[string]bool // identities of the buffered lines
+	dup        map[string]bool // buffered lines the fill brought (not appended again)
+	over       uint64          // lines beyond the buffer bound (lost)
 }
 
 // maxFillBuffer bounds the live lines held while a hole is filled.
@@ -258,6 +262,9 @@ func (tl *topicLog) record(ctx context.Context, ob mesh.Observation) {
 	if ob.Gap {
 		tl.mu.Lock()
 		defer tl.mu.Unlock()
+		if !ob.GapSince.IsZero() && (tl.splitSince.IsZero() || ob.GapSince.Before(tl.splitSince)) {
+			tl.splitSince = ob.GapSince
+		}
 		if tl.filling {
 			tl.again = true
 			return
