@@ -64,7 +64,12 @@ func Parse(line string) (Command, error) {
 	if len(line) > maxLine {
 		line = line[:maxLine]
 	}
-	line = strings.TrimSpace(strings.ToValidUTF8(line, "\uFFFD"))
+	line = strings.ToValidUTF8(line, "\uFFFD")
+	for len(line) > maxLine { // replacement characters are longer than the bytes they replace
+		_, size := utf8.DecodeLastRuneInString(line)
+		line = line[:len(line)-size]
+	}
+	line = strings.TrimSpace(line)
 	name, rest := cutField(line)
 	name = strings.ToLower(name)
 	sp, ok := lookup(name)
