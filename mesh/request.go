@@ -124,6 +124,9 @@ func (n *Node) Request(ctx context.Context, service, method string, payload []by
 			}
 			return nil, fmt.Errorf("%w: %s (every instance asked has left)", ErrNoResponders, service)
 		}
+		if strings.EqualFold(target, n.Nick()) {
+			return n.requestSelf(ctx, env) // selfreq.go: no line to itself
+		}
 		n.mu.Lock()
 		pr.target = target
 		n.mu.Unlock()
