@@ -16,6 +16,9 @@ type Config struct {
 	// of them (the server's account tag: ergo's own accounts, InspIRCd
 	// with a services daemon such as atheme) may run every command.
 	Accounts []string
+	// TrustEveryone lets anyone act: for a demo on a throwaway server of
+	// one's own, never for a mesh others can reach.
+	TrustEveryone bool
 	// NoChannelOperators stops trusting the channel operators of the
 	// mesh's channels this node is in; NoIRCOperators the server's IRC
 	// operators (asked with WHOIS). By default both are trusted.

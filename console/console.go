@@ -202,6 +202,8 @@ func (c *Console) run(cmd Command) []string {
 // seen (for the refusal).
 func (c *Console) trusted(tx mesh.Text) (who string, ok bool) {
 	switch {
+	case c.cfg.TrustEveryone:
+		return "anyone (TrustEveryone)", true
 	case c.cfg.allowed(tx.Account):
 		return "account " + tx.Account, true
 	case tx.ChannelOperator && !c.cfg.NoChannelOperators:
