@@ -29,6 +29,7 @@ func newHistoryCmd(st *state) *cobra.Command {
 		maxBytes  int64
 		skipBeats bool
 		rescan    time.Duration
+		consoleF  consoleFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "history --store FILE",
@@ -89,6 +90,7 @@ It prints "ready NICK" on stdout once it records, and runs until interrupted.`,
 				return err
 			}
 			defer conn.closeNode(st, n)
+			defer consoleF.attach(st, n)()
 			rec := recorder.New(n, s, recorder.Config{Rescan: rescan, SkipHeartbeats: skipBeats, Log: st.log})
 			done := make(chan error, 1)
 			go func() { done <- rec.Run(ctx) }()
@@ -105,6 +107,7 @@ It prints "ready NICK" on stdout once it records, and runs until interrupted.`,
 	conn.add(f, true)
 	id.add(f, history.Service)
 	trust.add(f, true)
+	consoleF.add(f)
 	f.StringVar(&storePath, "store", "", "the store `FILE` (created if missing)")
 	f.DurationVar(&maxAge, "max-age", 0, "drop lines older than this (0: keep)")
 	f.Int64Var(&maxBytes, "max-bytes", 0, "keep at most about this many bytes of lines, oldest dropped first (0: no bound)")

@@ -48,6 +48,7 @@ func newServeCmd(st *state) *cobra.Command {
 		postURL     string
 		catchUp     bool
 		execF       execFlags
+		consoleF    consoleFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --service SERVICE [--subscribe TOPIC [--anycast]]... [--handle METHOD]...",
@@ -240,6 +241,7 @@ events are taken, running handlers and unconfirmed publishes get
 				return err
 			}
 			defer conn.closeNode(st, n) // after the publisher stopped: defers run last first
+			defer consoleF.attach(st, n)()
 			s.node = n
 			s.service, s.instance = n.Service(), n.Instance()
 			if metrics != nil {
@@ -280,6 +282,7 @@ events are taken, running handlers and unconfirmed publishes get
 	f.Lookup("service").Usage = "service name of this instance (a-z, 0-9, _ and -; required unless an ed25519 key file names it); its nick is SERVICE-INSTANCE"
 	f.Lookup("instance").Usage = "instance id (a-z, 0-9): fix it so that a restarted process is the same instance (random when empty)"
 	trust.add(f, true)
+	consoleF.add(f)
 	f.StringArrayVar(&subscribe, "subscribe", nil, "receive the events of `TOPIC` (repeatable)")
 	f.BoolVar(&anycast, "anycast", false, "subscribe anycast: each event of the --subscribe topics is handled by one instance of the group")
 	f.StringVar(&group, "group", "", "the anycast group `NAME` (default: the service name); implies --anycast")
