@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshbot/meshbot/console"
 	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/internal/ircd"
 	"github.com/meshbot/meshbot/mesh"
@@ -62,8 +63,10 @@ the commands of another terminal use it.
 It prints what happens, in time order: lines with a topic are what the
 channel carries, decoded as 'meshbot tail' prints them; "DM pricing.quote"
 lines are the requests and their answers; lines with [nick] are what the
-services log. The first lines say how to watch the same traffic from any
-IRC client and what to try from another terminal. The demo runs until
+services log. The first lines say what to type in any IRC client to watch
+the same traffic and ask the bots (every bot answers /msg NICK help; on the
+demo's own server anyone may ask pricing a quote), and what to try from
+another terminal. The demo runs until
 Ctrl-C (or --duration), then stops the bots and the server and sums up
 what the mesh did.
 
@@ -150,6 +153,8 @@ type demo struct {
 	orders, pricing, watch *mesh.Node
 	audits, billing        []*mesh.Node
 
+	consoles []*console.Console
+
 	keyDir string // the run's key files (demo_keys.go)
 	signer envelope.Signer
 	keys   *envelope.Keyring
@@ -212,13 +217,13 @@ func (d *demo) run(ctx context.Context, addr string, duration time.Duration) err
 		return err
 	}
 	host, portStr, _ := net.SplitHostPort(addr)
-	ns := d.orders.Namespace()
 	where := "the IRC server at " + addr
 	if d.serverName != "" {
 		where = d.serverName + " at " + addr
 	}
-	d.out.print(fmt.Sprintf("meshbot demo: a mesh on %s. Watch it from any IRC client: connect to %s port %s, then /join %s,%s",
-		where, host, portStr, mesh.Channel(ns, demoTopic), mesh.HeartbeatChannel(ns)))
+	d.attachConsoles()
+	d.out.print(fmt.Sprintf("meshbot demo: a mesh on %s. Watch it and talk to it from any IRC client (irssi, weechat, HexChat):", where))
+	d.out.print(d.ircLines(host, portStr))
 	d.out.print(fmt.Sprintf("  orders asks pricing for a quote every %s, then publishes the order on %s; audit-1 and audit-2 record every order (multicast);\n"+
 		"  billing-1 and billing-2 charge each order once (anycast). orders depends on pricing. Ctrl-C stops.", d.interval, demoTopic))
 	d.out.print(d.keysNote())
@@ -234,6 +239,27 @@ func (d *demo) run(ctx context.Context, addr string, duration time.Duration) err
 	d.close()
 	d.out.print(d.summary(addr))
 	return nil
+}
+
+// ircLines are what a person types in an IRC client to watch the demo and
+// ask it something (every bot answers /msg NICK help).
+func (d *demo) ircLines(host, port string) string {
+	ns := d.orders.Namespace()
+	return fmt.Sprintf("    /connect %s %s\n    /join %s\n    /msg %s quote {\"item\":\"tea\",\"qty\":2}\n"+
+		"  (/msg %s help lists what every bot answers; /join %s shows who is alive)",
+		host, port, mesh.Channel(ns, demoTopic), d.pricing.Nick(), d.pricing.Nick(), mesh.HeartbeatChannel(ns))
+}
+
+// attachConsoles gives every service of the demo its IRC console. On the
+// demo's own server anyone may act (ask pricing a quote, publish); on a
+// server given with --server, only the mesh's operators.
+func (d *demo) attachConsoles() {
+	for _, n := range d.nodes() {
+		if n == d.watch {
+			continue
+		}
+		d.consoles = append(d.consoles, console.Attach(n, console.Config{TrustEveryone: d.serverName != "", Logger: d.st.log}))
+	}
 }
 
 // tryNext lists commands to run against the demo from another terminal
@@ -335,6 +361,9 @@ func (d *demo) nodes() []*mesh.Node {
 // close stops the publisher first, then the others (letting them handle
 // what was published), each within the drain timeout.
 func (d *demo) close() {
+	for _, c := range d.consoles {
+		c.Stop()
+	}
 	if d.orders != nil {
 		d.conn.closeNode(d.st, d.orders)
 	}

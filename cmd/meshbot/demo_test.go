@@ -19,7 +19,7 @@ import (
 // answers as traffic, the channel's events, the services' logs, the
 // multicast and anycast handlers, and the summary.
 var demoWants = []*regexp.Regexp{
-	regexp.MustCompile(`Watch it from any IRC client: connect to 127\.0\.0\.1 port \d+, then /join #mesh\.orders\.created,#mesh\._hb`),
+	regexp.MustCompile(`Watch it and talk to it from any IRC client \(irssi, weechat, HexChat\):\n    /connect 127\.0\.0\.1 \d+\n    /join #mesh\.orders\.created\n    /msg pricing-1 quote \{"item":"tea","qty":2\}\n`),
 	regexp.MustCompile(`(?m)^\S+  DM pricing\.quote  orders-1 +request  ([0-9a-f]{8})  \{"order":1,"item":"\w+","qty":\d\}$`),
 	regexp.MustCompile(`(?m)^\S+  DM pricing\.quote  pricing-1 +answer   [0-9a-f]{8}  \{"order":1,"item":"\w+","qty":\d,"total":"\d+\.\d\d"\}$`),
 	regexp.MustCompile(`(?m)^\S+    \[orders-1\] order #1: .* → published [0-9a-f]{8}$`),
