@@ -202,9 +202,11 @@ func (r *Replica) echoed(p *pendingWrite, now time.Time) {
 // version) does not make it lose.
 func (r *Replica) Tick(now time.Time) {
 	var due []*pendingWrite
-	for _, p := range r.pending {
-		if !p.due.IsZero() && !p.due.After(now) {
-			due = append(due, p)
+	for _, ws := range r.casKeys {
+		for _, p := range ws {
+			if !p.due.IsZero() && !p.due.After(now) {
+				due = append(due, p)
+			}
 		}
 	}
 	slices.SortFunc(due, func(a, b *pendingWrite) int {
@@ -247,9 +249,11 @@ func (r *Replica) Disconnected() {
 // Next returns when Tick has work, or the zero time.
 func (r *Replica) Next() time.Time {
 	var next time.Time
-	for _, p := range r.pending {
-		if !p.due.IsZero() && (next.IsZero() || p.due.Before(next)) {
-			next = p.due
+	for _, ws := range r.casKeys { // only compare-and-sets wait for a tick
+		for _, p := range ws {
+			if !p.due.IsZero() && (next.IsZero() || p.due.Before(next)) {
+				next = p.due
+			}
 		}
 	}
 	return next
