@@ -33,7 +33,7 @@ func newMembersCmd(st *state) *cobra.Command {
 listen for --settle (1.5s: every node beats every second, so that is enough
 to hear each of them once), and print what the heartbeats say:
 
-  SERVICE  INSTANCE  NICK  STATE  LAST BEAT  LOAD  SUBSCRIPTIONS  DEPENDS
+  SERVICE  INSTANCE  NICK  STATE  LAST BEAT  LOAD  SUBSCRIPTIONS  METHODS  DEPENDS
 
 then the dependency graph (service → the services it depends on; a
 dependency with no live instance is marked) and every dependency cycle,
@@ -41,8 +41,10 @@ flagged as "cycle: a → b → a". STATE is alive, or suspect when beats are
 late (2 intervals); after 3 intervals or when the server reports it gone, an
 instance is dead and shown only with --all (dead ones are those seen dying
 while this command listened). Subscriptions are topics, "group:topic" for
-an anycast group. Given SERVICE arguments, only those services are shown
-(and the cycles through them).
+an anycast group, "(kicked)" for a topic a channel operator removed the
+instance from; METHODS are the request methods it answers (try one with
+'meshbot req SERVICE METHOD PAYLOAD'). Given SERVICE arguments, only those
+services are shown (and the cycles through them).
 
 With --watch, the table is followed by every change as it happens, until
 interrupted:
@@ -235,7 +237,11 @@ type memberView struct {
 	Load          float32   `json:"load"`
 	StateVersion  uint64    `json:"state_version,omitempty"`
 	Subs          []subView `json:"subs"`
-	Depends       []string  `json:"depends"`
+	// Kicked are the subscriptions a channel operator removed it from.
+	Kicked []subView `json:"kicked,omitempty"`
+	// Methods are the request methods it answers.
+	Methods []string `json:"methods"`
+	Depends []string `json:"depends"`
 }
 
 type subView struct {
@@ -250,11 +256,15 @@ func newMemberView(m heartbeat.Member, now time.Time) *memberView {
 		LastBeatAgeMS: max(0, now.Sub(m.LastBeat).Milliseconds()),
 		IntervalMS:    m.Beat.IntervalMillis, Seq: m.Beat.Seq, Load: m.Beat.Load,
 		StateVersion: m.Beat.StateVersion,
-		Subs:         []subView{}, Depends: []string{},
+		Subs:         []subView{}, Depends: []string{}, Methods: []string{},
 	}
 	for _, s := range m.Beat.Subs {
 		v.Subs = append(v.Subs, subView{s.Topic, s.Group})
 	}
+	for _, s := range m.Beat.Kicked {
+		v.Kicked = append(v.Kicked, subView{s.Topic, s.Group})
+	}
+	v.Methods = append(v.Methods, m.Beat.Methods...)
 	v.Depends = append(v.Depends, m.Beat.Depends...)
 	return v
 }
@@ -356,10 +366,14 @@ func (r *membersRun) printTable(t *topology, shown []heartbeat.Member) {
 		return
 	}
 	tw := tabwriter.NewWriter(r.w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tINSTANCE\tNICK\tSTATE\tLAST BEAT\tLOAD\tSUBSCRIPTIONS\tDEPENDS")
+	fmt.Fprintln(tw, "SERVICE\tINSTANCE\tNICK\tSTATE\tLAST BEAT\tLOAD\tSUBSCRIPTIONS\tMETHODS\tDEPENDS")
 	for _, m := range shown {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\n", m.Service, m.Instance, m.Nick, m.State,
-			ago(t.at.Sub(m.LastBeat)), m.Beat.Load, orDash(subsText(m.Beat.Subs)), orDash(strings.Join(m.Beat.Depends, ", ")))
+		subs := subsText(m.Beat.Subs)
+		if k := subsText(m.Beat.Kicked); k != "" {
+			subs = strings.TrimPrefix(subs+", "+strings.ReplaceAll(k, ", ", " (kicked), ")+" (kicked)", ", ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\n", m.Service, m.Instance, m.Nick, m.State,
+			ago(t.at.Sub(m.LastBeat)), m.Beat.Load, orDash(subs), orDash(strings.Join(m.Beat.Methods, ", ")), orDash(strings.Join(m.Beat.Depends, ", ")))
 	}
 	_ = tw.Flush()
 
@@ -591,6 +605,9 @@ func eventDetail(ev heartbeat.Event) string {
 		}
 		if s := subsText(m.Beat.Subs); s != "" {
 			d = append(d, "subs="+strings.ReplaceAll(s, ", ", ","))
+		}
+		if len(m.Beat.Methods) > 0 {
+			d = append(d, "methods="+strings.Join(m.Beat.Methods, ","))
 		}
 		if len(m.Beat.Depends) > 0 {
 			d = append(d, "depends="+strings.Join(m.Beat.Depends, ","))

@@ -49,7 +49,10 @@ func TestMembers(t *testing.T) {
 	t.Parallel()
 	srv := ircdtest.Start(t)
 	environ := map[string]string{"MESHBOT_SERVER": srv.Addr(), "MESHBOT_NAMESPACE": "mb"}
-	meshNode(t, srv, "mb", "alpha", "1", []string{"beta"})
+	alpha := meshNode(t, srv, "mb", "alpha", "1", []string{"beta"})
+	if err := alpha.Handle("ping", func(context.Context, *mesh.Request) ([]byte, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
 	meshNode(t, srv, "mb", "beta", "1", []string{"alpha"})
 	meshNode(t, srv, "mb", "gamma", "x7", []string{"alpha", "zeta"}, "orders.created", "orders.cancelled")
 	meshNode(t, srv, "other", "delta", "1", nil) // another namespace: not a member
@@ -61,10 +64,10 @@ func TestMembers(t *testing.T) {
 			t.Fatalf("exit %d\n%s", r.code, r.stderr)
 		}
 		for _, want := range []*regexp.Regexp{
-			regexp.MustCompile(`(?m)^SERVICE +INSTANCE +NICK +STATE +LAST BEAT +LOAD +SUBSCRIPTIONS +DEPENDS$`),
-			regexp.MustCompile(`(?m)^alpha +1 +alpha-1 +alive +\d+\.\ds ago +0\.00 +- +beta$`),
-			regexp.MustCompile(`(?m)^beta +1 +beta-1 +alive +\d+\.\ds ago +0\.00 +- +alpha$`),
-			regexp.MustCompile(`(?m)^gamma +x7 +gamma-x7 +alive +\d+\.\ds ago +0\.00 +orders\.cancelled, orders\.created +alpha, zeta$`),
+			regexp.MustCompile(`(?m)^SERVICE +INSTANCE +NICK +STATE +LAST BEAT +LOAD +SUBSCRIPTIONS +METHODS +DEPENDS$`),
+			regexp.MustCompile(`(?m)^alpha +1 +alpha-1 +alive +\d+\.\ds ago +0\.00 +- +ping +beta$`),
+			regexp.MustCompile(`(?m)^beta +1 +beta-1 +alive +\d+\.\ds ago +0\.00 +- +- +alpha$`),
+			regexp.MustCompile(`(?m)^gamma +x7 +gamma-x7 +alive +\d+\.\ds ago +0\.00 +orders\.cancelled, orders\.created +- +alpha, zeta$`),
 			regexp.MustCompile(`(?m)^DEPENDENCIES\n  alpha → beta +\(on a cycle\)\n  beta +→ alpha +\(on a cycle\)\n  gamma → alpha, zeta \(no live instance\)\n\ncycle: alpha → beta → alpha\n$`),
 		} {
 			if !want.MatchString(r.stdout) {
@@ -111,6 +114,9 @@ func TestMembers(t *testing.T) {
 			if m.Service == "gamma" {
 				g = m
 			}
+			if m.Service == "alpha" && strings.Join(m.Methods, ",") != "ping" {
+				t.Errorf("alpha's methods: %v", m.Methods)
+			}
 		}
 		if g.Service != "gamma" || g.Instance != "x7" || g.Nick != "gamma-x7" || g.State != "alive" ||
 			g.Incarnation == 0 || g.IntervalMS != 1000 || g.Seq == 0 || g.LastBeat.IsZero() ||
@@ -130,7 +136,7 @@ func TestMembers(t *testing.T) {
 		var raw map[string]any
 		_ = json.Unmarshal([]byte(r.stdout), &raw)
 		m0 := raw["members"].([]any)[0].(map[string]any)
-		for _, k := range []string{"service", "instance", "nick", "incarnation", "state", "since", "last_beat", "last_beat_age_ms", "interval_ms", "load", "subs", "depends"} {
+		for _, k := range []string{"service", "instance", "nick", "incarnation", "state", "since", "last_beat", "last_beat_age_ms", "interval_ms", "load", "subs", "methods", "depends"} {
 			if _, ok := m0[k]; !ok {
 				t.Errorf("member lacks %q: %v", k, m0)
 			}
