@@ -32,7 +32,7 @@ type connFlags struct {
 func (c *connFlags) add(fs *pflag.FlagSet, serverEnv bool) {
 	c.serverEnv = serverEnv
 	if serverEnv {
-		fs.StringVar(&c.server, "server", "127.0.0.1:6667", "IRC server as host:port")
+		fs.StringVar(&c.server, "server", "127.0.0.1:6667", "IRC server as host:port; several, comma-separated, are servers of one network the node moves between when its server dies or splits away")
 		bindEnv(fs, "server", "MESHBOT_SERVER")
 	} else {
 		fs.StringVar(&c.server, "server", "", "use this running IRC server (host:port) instead of starting one")
@@ -55,11 +55,18 @@ func (c *connFlags) add(fs *pflag.FlagSet, serverEnv bool) {
 // empty).
 func (c *connFlags) config(st *state, service, instance string) (mesh.Config, error) {
 	cfg := mesh.DefaultConfig()
-	host, _, err := net.SplitHostPort(c.server)
-	if err != nil {
-		return cfg, usagef("--server %q: want host:port, e.g. 127.0.0.1:6667", c.server)
+	servers := strings.Split(c.server, ",")
+	for i := range servers {
+		servers[i] = strings.TrimSpace(servers[i])
+		if _, _, err := net.SplitHostPort(servers[i]); err != nil {
+			return cfg, usagef("--server %q: want host:port, e.g. 127.0.0.1:6667 (several: comma-separated)", c.server)
+		}
 	}
-	cfg.Server = c.server
+	host, _, _ := net.SplitHostPort(servers[0])
+	if len(servers) > 1 {
+		host = "" // each server's own name, when dialled
+	}
+	cfg.Server, cfg.Servers = servers[0], servers[1:]
 	cfg.Namespace = c.namespace
 	cfg.Service = service
 	cfg.Instance = instance
@@ -81,7 +88,13 @@ func (c *connFlags) config(st *state, service, instance string) (mesh.Config, er
 // network's own error) and connects a node.
 func (c *connFlags) connect(ctx context.Context, cfg mesh.Config) (*mesh.Node, error) {
 	d := net.Dialer{Timeout: min(cfg.ConnectTimeout, 5*time.Second)}
-	conn, err := d.DialContext(ctx, "tcp", cfg.Server)
+	var conn net.Conn
+	var err error
+	for _, addr := range append([]string{cfg.Server}, cfg.Servers...) {
+		if conn, err = d.DialContext(ctx, "tcp", addr); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, errors.New("interrupted")
