@@ -13,8 +13,9 @@ import (
 // netsplit) and refuses new ones until Heal. Its methods are safe for
 // concurrent use.
 type linkProxy struct {
-	l      net.Listener
-	target func() string // the address to forward to, read at each accept
+	l        net.Listener
+	target   func() string // the address to forward to, read at each accept
+	quickAck bool          // acknowledge what a server sends at once (no delayed ACKs)
 
 	mu    sync.Mutex
 	cut   bool
@@ -23,12 +24,14 @@ type linkProxy struct {
 }
 
 // newLinkProxy listens on a free loopback port and forwards to target().
-func newLinkProxy(target func() string) (*linkProxy, error) {
+// With quick, it acknowledges the data of both servers at once, as a
+// route with quickack set between them would.
+func newLinkProxy(target func() string, quick bool) (*linkProxy, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	p := &linkProxy{l: l, target: target, conns: map[net.Conn]struct{}{}}
+	p := &linkProxy{l: l, target: target, quickAck: quick, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -83,7 +86,23 @@ func (p *linkProxy) track(a, b net.Conn) bool {
 // broken on one side is broken on the other.
 func (p *linkProxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
+	if p.quickAck {
+		buf := make([]byte, 64<<10)
+		for {
+			quickAck(src)
+			n, err := src.Read(buf)
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+	} else {
+		_, _ = io.Copy(dst, src)
+	}
 	_ = dst.Close()
 	_ = src.Close()
 	p.mu.Lock()

@@ -46,6 +46,12 @@ type NetworkOptions struct {
 	// Options apply to every server; Port and ServerName must be zero
 	// (the network picks them).
 	Options Options
+	// DelayedAcks leaves the links as InspIRCd has them: no TCP_NODELAY,
+	// and the receiving server delays its ACKs, so a line can wait up to
+	// 40 ms at each hop. By default the link proxies acknowledge at once,
+	// as `ip route ... quickack 1` on the routes between servers does
+	// (docs/performance.md).
+	DelayedAcks bool
 }
 
 // NetworkServerName is the name of server i (from 0) of a network.
@@ -145,7 +151,7 @@ func startNetworkOnce(ctx context.Context, spec Spec, opts NetworkOptions) (*Net
 	for _, p := range pairs {
 		a, b := p[0], p[1]
 		target := hostPort(ports[count+b])
-		proxy, err := newLinkProxy(func() string { return target })
+		proxy, err := newLinkProxy(func() string { return target }, !opts.DelayedAcks)
 		if err != nil {
 			n.stopAll()
 			return nil, err

@@ -1,0 +1,242 @@
+package mesh_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/meshbot/meshbot/internal/ircd"
+	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
+	"github.com/meshbot/meshbot/internal/meshtest"
+	"github.com/meshbot/meshbot/mesh"
+)
+
+// Benchmarks on a network of linked InspIRCd servers (docs/performance.md,
+// "A network of servers"): the same work as on one server, with the nodes
+// spread over a chain of three, compared with one server in the same run.
+// Links go through the harness's proxies; with acks=delayed they behave as
+// InspIRCd's links do by default (no TCP_NODELAY, delayed ACKs: a line can
+// wait 40 ms at each hop), with acks=quick as with `ip route ... quickack
+// 1` on the routes between the servers.
+//
+//	go test -run '^$' -bench Network -benchtime 1x ./mesh/
+
+func benchNetwork(b *testing.B, delayed bool) *ircd.Network {
+	return ircdtest.StartNetwork(b, ircd.NetworkOptions{Servers: 3, Topology: ircd.Chain, DelayedAcks: delayed})
+}
+
+func benchNetConfig(nw *ircd.Network, i int, service string) mesh.Config {
+	cfg := benchConfig(nw.Server(i), service)
+	cfg.Namespace = "bnet"
+	return cfg
+}
+
+func ackModes() []struct {
+	name    string
+	delayed bool
+} {
+	return []struct {
+		name    string
+		delayed bool
+	}{{"acks=quick", false}, {"acks=delayed", true}}
+}
+
+// BenchmarkNetworkRoundTrip measures requests from a node on the first
+// server of a chain to an echo service on the same server, one hop away
+// and two hops away: p50, p99 and the worst (µs), and each p99 over the
+// same-server p99.
+func BenchmarkNetworkRoundTrip(b *testing.B) {
+	for _, mode := range ackModes() {
+		b.Run(mode.name, func(b *testing.B) {
+			nw := benchNetwork(b, mode.delayed)
+			cfgs := []mesh.Config{benchNetConfig(nw, 0, "client")}
+			for i := range 3 {
+				cfgs = append(cfgs, benchNetConfig(nw, i, fmt.Sprintf("echo%d", i)))
+			}
+			nodes := meshtest.ConnectAll(b, cfgs...)
+			cli := nodes[0]
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			for i, n := range nodes[1:] {
+				if err := n.Handle("echo", func(_ context.Context, r *mesh.Request) ([]byte, error) { return r.Payload, nil }); err != nil {
+					b.Fatal(err)
+				}
+				if err := cli.WaitFor(ctx, fmt.Sprintf("echo%d", i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			payload := bytes.Repeat([]byte("x"), benchBody)
+			rt := func(hops int) (time.Duration, error) {
+				rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+				defer rcancel()
+				start := time.Now()
+				_, err := cli.Request(rctx, fmt.Sprintf("echo%d", hops), "echo", payload)
+				return time.Since(start), err
+			}
+			for hops := range 3 { // warm up
+				for range 50 {
+					if _, err := rt(hops); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			ds := make([][]time.Duration, 3)
+			for b.Loop() {
+				start := time.Now()
+				for done := 0; done < benchRTs && time.Since(start) < benchRoundLimit; done += benchRTChunk {
+					for hops := range 3 {
+						for range benchRTChunk {
+							d, err := rt(hops)
+							if err != nil {
+								b.Fatalf("%d hops: %v", hops, err)
+							}
+							ds[hops] = append(ds[hops], d)
+						}
+					}
+				}
+			}
+			us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+			var line []string
+			for hops, d := range ds {
+				slices.Sort(d)
+				p50, p99, worst := benchPercentile(d, 50), benchPercentile(d, 99), d[len(d)-1]
+				b.ReportMetric(us(p50), fmt.Sprintf("hops%d_p50_µs", hops))
+				b.ReportMetric(us(p99), fmt.Sprintf("hops%d_p99_µs", hops))
+				b.ReportMetric(us(worst), fmt.Sprintf("hops%d_max_µs", hops))
+				if hops > 0 {
+					b.ReportMetric(float64(p99)/float64(benchPercentile(ds[0], 99)), fmt.Sprintf("hops%d_p99/local", hops))
+				}
+				line = append(line, fmt.Sprintf("%d hops: p50 %v p99 %v max %v", hops, p50, p99, worst))
+			}
+			b.Logf("%s, %d requests each: %s", mode.name, len(ds[0]), strings.Join(line, "; "))
+		})
+	}
+}
+
+// BenchmarkNetworkFanout measures multicast: a node on the first server of
+// a chain publishes benchLines 200-byte events (PublishAsync) to a topic
+// with a subscriber on each server, and, in the same run, to three
+// subscribers on its own server. It reports each subscriber's rate
+// (events/s from the first publish to its last event), each network
+// subscriber's rate over the same-server one, and the p99 of the events'
+// delivery delay on each server (µs from publish to handler).
+func BenchmarkNetworkFanout(b *testing.B) {
+	for _, mode := range ackModes() {
+		b.Run(mode.name, func(b *testing.B) {
+			nw := benchNetwork(b, mode.delayed)
+			cfgs := []mesh.Config{benchNetConfig(nw, 0, "pub")}
+			for i := range 3 {
+				cfgs = append(cfgs, benchNetConfig(nw, i, fmt.Sprintf("net%d", i)))
+			}
+			for i := range 3 {
+				cfgs = append(cfgs, benchNetConfig(nw, 0, fmt.Sprintf("local%d", i)))
+			}
+			nodes := meshtest.ConnectAll(b, cfgs...)
+			pub := nodes[0]
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			type sub struct {
+				name  string
+				count atomic.Int64
+				want  int64
+				done  chan struct{}
+				last  atomic.Int64 // unix nanos of the last event
+				mu    sync.Mutex
+				delay []time.Duration
+			}
+			var subs []*sub
+			for i, n := range nodes[1:] {
+				s := &sub{name: n.Service()}
+				subs = append(subs, s)
+				topic := "fan.net"
+				if i >= 3 {
+					topic = "fan.local"
+				}
+				if _, err := n.Subscribe(ctx, topic, func(_ context.Context, m *mesh.Message) error {
+					now := time.Now()
+					s.mu.Lock()
+					s.delay = append(s.delay, now.Sub(m.SentAt))
+					s.mu.Unlock()
+					s.last.Store(now.UnixNano())
+					if s.count.Add(1) == s.want {
+						close(s.done)
+					}
+					return nil
+				}, mesh.QueueLen(benchLines+1000)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			time.Sleep(time.Second) // the joins spread over the links
+			payload := bytes.Repeat([]byte("x"), benchBody)
+			round := func(topic string, group []*sub) ([]float64, error) {
+				for _, s := range group {
+					s.count.Store(0)
+					s.want, s.done = benchLines, make(chan struct{})
+					s.mu.Lock()
+					s.delay = s.delay[:0]
+					s.mu.Unlock()
+				}
+				start := time.Now()
+				for range benchLines {
+					if _, err := pub.PublishAsync(ctx, topic, payload); err != nil {
+						return nil, err
+					}
+				}
+				var rates []float64
+				for _, s := range group {
+					select {
+					case <-s.done:
+					case <-time.After(benchRoundLimit * 2):
+						return nil, fmt.Errorf("%s got %d of %d", s.name, s.count.Load(), benchLines)
+					}
+					rates = append(rates, float64(benchLines)/time.Unix(0, s.last.Load()).Sub(start).Seconds())
+				}
+				return rates, nil
+			}
+			var netRates, localRates [3][]float64
+			for b.Loop() {
+				l, err := round("fan.local", subs[3:])
+				if err != nil {
+					b.Fatal("same server: ", err)
+				}
+				nr, err := round("fan.net", subs[:3])
+				if err != nil {
+					b.Fatal("network: ", err)
+				}
+				for i := range 3 {
+					localRates[i] = append(localRates[i], l[i])
+					netRates[i] = append(netRates[i], nr[i])
+				}
+			}
+			mean := func(v []float64) float64 {
+				s := 0.0
+				for _, x := range v {
+					s += x
+				}
+				return s / float64(len(v))
+			}
+			local := (mean(localRates[0]) + mean(localRates[1]) + mean(localRates[2])) / 3
+			b.ReportMetric(local, "local_events/s")
+			var line []string
+			for i := range 3 {
+				r := mean(netRates[i])
+				s := subs[i]
+				s.mu.Lock()
+				slices.Sort(s.delay)
+				p99 := benchPercentile(s.delay, 99)
+				s.mu.Unlock()
+				b.ReportMetric(r, fmt.Sprintf("server%d_events/s", i))
+				b.ReportMetric(r/local, fmt.Sprintf("server%d/local", i))
+				b.ReportMetric(float64(p99)/float64(time.Microsecond), fmt.Sprintf("server%d_delay_p99_µs", i))
+				line = append(line, fmt.Sprintf("server %d: %.0f/s (%.0f%%), delay p99 %v", i, r, 100*r/local, p99))
+			}
+			b.Logf("%s: same server %.0f events/s per subscriber; %s", mode.name, local, strings.Join(line, "; "))
+		})
+	}
+}
