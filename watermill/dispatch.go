@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -42,6 +41,7 @@ type topicSub struct {
 	subMu sync.Mutex
 	sub   interface{ Unsubscribe(context.Context) error }
 	obs   *mesh.Observer
+	seen  lastSeen // the last event obs saw
 
 	mu        sync.Mutex
 	consumers []*consumer
@@ -80,14 +80,8 @@ func (ts *topicSub) startLocked(ctx context.Context) error {
 		ts.sub = sub
 		return nil
 	}
-	if cfg.ResumeSettle > 0 && ts.s.n.History() != nil {
-		select {
-		case <-time.After(cfg.ResumeSettle):
-		case <-ctx.Done():
-			return fmt.Errorf("meshwatermill: subscribing to %s: %w", ts.topic, context.Cause(ctx))
-		case <-ts.s.closeCtx.Done():
-			return ErrSubscriberClosed
-		}
+	if err := ts.settleBeforeJoin(ctx); err != nil {
+		return fmt.Errorf("meshwatermill: subscribing to %s: %w", ts.topic, err)
 	}
 	opts = append(opts, mesh.Group(cfg.ConsumerGroup))
 	if cfg.RetryDelay > 0 {
@@ -112,7 +106,7 @@ func (ts *topicSub) observeLocked(ctx context.Context) error {
 	if ts.obs != nil {
 		return nil
 	}
-	o, err := ts.s.n.Observe(ctx, ts.meshTopic, func(mesh.Observation) {})
+	o, err := ts.s.n.Observe(ctx, ts.meshTopic, ts.seen.observe)
 	if err != nil {
 		return fmt.Errorf("meshwatermill: joining %s: %w", ts.topic, err)
 	}

@@ -2,7 +2,6 @@ package meshwatermill_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -41,7 +40,10 @@ func newEnv(t *testing.T, ns string, spare int) *env {
 	e := &env{srv: ircdtest.Start(t), ns: ns}
 	rcfg := e.config(history.Service)
 	e.rec = historytest.StartRecorder(t, rcfg, filepath.Join(t.TempDir(), "history.db"), recorder.Config{Rescan: 100 * time.Millisecond})
-	e.pool = newPool(e.config("wm"), spare, min(spare, 12))
+	pcfg := e.config("wm")
+	// A registration the loaded test machine cuts short is tried again.
+	pcfg.RetryOnFailedConnect = true
+	e.pool = newPool(pcfg, spare, min(spare, 12))
 	t.Cleanup(e.pool.close)
 	return e
 }
@@ -129,19 +131,19 @@ func (e *env) waitRecorded(topic string) error {
 type nodePool struct {
 	cfg   mesh.Config
 	ready chan *mesh.Node
-	errs  chan error
 	stop  chan struct{}
 	wg    sync.WaitGroup
 
-	mu   sync.Mutex
-	all  []*mesh.Node
-	once sync.Once
+	mu      sync.Mutex
+	all     []*mesh.Node
+	lastErr error
+	once    sync.Once
 }
 
 // newPool keeps spare nodes of cfg ready, connecting up to parallel at
 // once.
 func newPool(cfg mesh.Config, spare, parallel int) *nodePool {
-	p := &nodePool{cfg: cfg, ready: make(chan *mesh.Node, spare), errs: make(chan error, parallel), stop: make(chan struct{})}
+	p := &nodePool{cfg: cfg, ready: make(chan *mesh.Node, spare), stop: make(chan struct{})}
 	for range parallel {
 		p.wg.Go(p.fill)
 	}
@@ -159,10 +161,9 @@ func (p *nodePool) fill() {
 		n, err := mesh.Connect(ctx, p.cfg)
 		cancel()
 		if err != nil {
-			select {
-			case p.errs <- err:
-			default:
-			}
+			p.mu.Lock()
+			p.lastErr = err
+			p.mu.Unlock()
 			select {
 			case <-p.stop:
 				return
@@ -181,15 +182,15 @@ func (p *nodePool) fill() {
 	}
 }
 
-// get returns a connected node.
+// get returns a connected node, or fails after 60 s without one.
 func (p *nodePool) get() (*mesh.Node, error) {
 	select {
 	case n := <-p.ready:
 		return n, nil
-	case err := <-p.errs:
-		return nil, fmt.Errorf("node pool: %w", err)
 	case <-time.After(60 * time.Second):
-		return nil, errors.New("node pool: no node connected in 60 s")
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return nil, fmt.Errorf("node pool: no node connected in 60 s (last error: %v)", p.lastErr)
 	}
 }
 

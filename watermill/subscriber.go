@@ -60,10 +60,12 @@ type SubscriberConfig struct {
 	// the node has mesh.Config.History, before it joins the group and
 	// the node replays the group's record (500 ms): a history recorder
 	// commits what it receives in groups (every 100 ms by default), and
-	// the replay finds only what is committed. Messages published at
-	// least ResumeSettle before Subscribe are found; one published during
-	// Subscribe, while no member of the group is subscribed, may be
-	// found only by the group's next resume. Negative: no wait.
+	// the replay finds only what is committed. When the Subscriber
+	// initialized the topic (SubscribeInitialize), it waits instead until
+	// the record holds the last event it saw on the topic (20 s at most).
+	// A message published during Subscribe, while no member of the group
+	// is subscribed, may be found only by the group's next resume.
+	// Negative: no wait.
 	ResumeSettle time.Duration
 	// CloseNode makes Close close the node too (ConnectSubscriber sets it).
 	CloseNode bool
@@ -161,7 +163,8 @@ func ConnectSubscriber(ctx context.Context, mcfg mesh.Config, cfg SubscriberConf
 // Node returns the subscriber's node.
 func (s *Subscriber) Node() *mesh.Node { return s.n }
 
-// topic returns the state of topic, made on first use; nil after Close.
+// topic returns the state of topic, made on first use;
+// ErrSubscriberClosed after Close.
 func (s *Subscriber) topic(topic string) (*topicSub, error) {
 	t, err := mapTopic(s.cfg.TopicMapper, s.n.Namespace(), topic)
 	if err != nil {
@@ -280,11 +283,11 @@ const initTimeout = 30 * time.Second
 
 // Close closes every subscription: when it returns, every output channel
 // is closed, no message is sent on one any more, every delivered message's
-// context is cancelled, and the node runs no handler of this Subscriber
-// (messages handed out and not acknowledged are delivered again: with a
-// consumer group to another member, with multicast never). Subscribe
-// fails afterwards. The node is closed when the Subscriber owns it. Close
-// is safe to call twice.
+// context is cancelled, and the node runs no handler of this Subscriber.
+// A message handed out and not acknowledged goes to another member of a
+// consumer group; a multicast Subscriber drops it, and what waits in its
+// queues. Subscribe fails afterwards. The node is closed when the
+// Subscriber owns it. Close is safe to call twice.
 func (s *Subscriber) Close() error {
 	s.once.Do(func() {
 		s.mu.Lock()
