@@ -120,7 +120,7 @@ func TestDecode(t *testing.T) {
 			"rejected mesh line (malformed) from x to #c: envelope: malformed: byte '%' at 0 is not base64url\n",
 			"  it reads: mesh event t 1a2b3c4d (3 B)\n",
 		}},
-		{"newer line format", []string{"decode", "~m2 event t 1a2b3c4d AAAA"}, 1, []string{"rejected mesh line (version)"}},
+		{"newer line format", []string{"decode", "~m9 event t 1a2b3c4d AAAA"}, 1, []string{"rejected mesh line (version)", `line format "~m9"`}},
 		{"not IRC", []string{"decode", "@"}, 1, []string{"not an IRC line"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
