@@ -120,8 +120,16 @@ func dm(from, text string) mesh.Text { return mesh.Text{From: from, Text: text} 
 
 func newTestConsole(f *fakeNode, cfg Config) *Console {
 	c := attach(f, cfg)
+	// A clock 10 s further on at each read: never rate-limited. Slow
+	// commands read it on their own goroutines, hence the lock.
+	var mu sync.Mutex
 	clock := time.Unix(1_700_000_000, 0)
-	c.now = func() time.Time { clock = clock.Add(10 * time.Second); return clock } // never rate-limited
+	c.now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(10 * time.Second)
+		return clock
+	}
 	return c
 }
 
