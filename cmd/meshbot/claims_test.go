@@ -29,8 +29,9 @@ func claimEnv(t *testing.T, kind envelope.Kind, who envelope.Sender, group strin
 
 // TestClaimsWatch feeds the passive view by hand: lines seen before the
 // group is known are replayed, claims, acks, nacks and dead markers land
-// where they should, other groups are ignored, a member's death shows as a
-// takeover due, and the table and JSON say so.
+// where they should, other groups are ignored, a member's silence takes
+// nothing over in a group of two (it may be a split), its departure shows
+// as a takeover due, and the table and JSON say so.
 func TestClaimsWatch(t *testing.T) {
 	t.Parallel()
 	sub := heartbeat.Sub{Topic: "jobs", Group: "wk"}
@@ -110,10 +111,23 @@ func TestClaimsWatch(t *testing.T) {
 		t.Errorf("pending events are not first: %+v", d.Events)
 	}
 
-	// wk/1 dies: its claim is due for a takeover.
+	// wk/1 falls silent (dead by silence, no QUIT seen): it may be alive
+	// on the other side of a split, so wk/2 alone is no majority of the
+	// two (half, without the lowest id: PROTOCOL §6.14) and judges
+	// nothing: the claim stays wk/1's.
 	members[0].State = heartbeat.Dead
 	w.Tick(members, at(300))
 	d = w.Doc(at(300))
+	for _, e := range d.Events {
+		byID[e.Short] = e
+	}
+	check(held.ID, claimsview.StateClaimed, "wk/1", 1, 0, true)
+
+	// The server reports wk/1's departure (a QUIT): its claim is due for a
+	// takeover.
+	members[0].Departed = true
+	w.Tick(members, at(400))
+	d = w.Doc(at(400))
 	for _, e := range d.Events {
 		byID[e.Short] = e
 	}
