@@ -111,8 +111,13 @@ func (n *Node) PublishAsync(ctx context.Context, topic string, payload []byte, o
 
 // send seals env and queues it for target.
 func (n *Node) send(ctx context.Context, target string, env *envelope.Envelope) (*job, error) {
+	// legible.go: what people read of its line. Written only when there is
+	// a note: a request is sent again (another instance, a reconnect) while
+	// the writer may still encode its previous line, and has none.
 	if env.Human == "" && !env.Secret {
-		env.Human = humanNote(env) // legible.go: what people read of its line
+		if note := humanNote(env); note != "" {
+			env.Human = note
+		}
 	}
 	env, plain, err := n.wireEnvelope(target, env) // crypt.go: encrypted with Config.Crypter
 	if err != nil {
