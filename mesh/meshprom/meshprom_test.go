@@ -3,6 +3,7 @@ package meshprom_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
 	"github.com/meshbot/meshbot/internal/meshtest"
 	"github.com/meshbot/meshbot/mesh"
@@ -75,7 +77,16 @@ meshbot_handler_errors_total{` + labels + `} 1
 # HELP meshbot_rejected_total Mesh lines rejected (malformed, forged, duplicate, ...), by reason.
 # TYPE meshbot_rejected_total counter
 `
+	// Every reason the decoder can report is exported from the first
+	// scrape, at 0; the list is the envelope package's, with these among
+	// them.
+	reasons := slices.Sorted(slices.Values(envelope.Reasons()))
 	for _, r := range []string{"duplicate", "expired", "forged", "fragment", "malformed", "too-large", "truncated", "unknown-key", "unsigned", "version"} {
+		if !slices.Contains(reasons, r) {
+			t.Errorf("envelope.Reasons() lacks %q: %q", r, reasons)
+		}
+	}
+	for _, r := range reasons {
 		want += `meshbot_rejected_total{instance="a1",namespace="prom",reason="` + r + `",service="svc"} 0` + "\n"
 	}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
