@@ -21,7 +21,9 @@ import (
 // node needs to run, and nothing more. It
 //
 //   - registers the node (CAP LS/REQ/END with message-tags, server-time,
-//     echo-message and account-tag, then 001, 005 and end of MOTD);
+//     echo-message and account-tag, then RPL_LOGGEDIN with the account
+//     Config.Accounts binds its service to, if any, 001, 005 and end of
+//     MOTD);
 //   - confirms every JOIN with the JOIN, NAMES (the node as the channel's
 //     operator, and the members the log shows in that channel when it was
 //     recorded) and end of NAMES, and PART with the PART; keeps the modes
@@ -232,9 +234,24 @@ func (s *server) welcomeLocked(c *memConn) {
 		return
 	}
 	s.registered = true
+	s.loggedInLocked(c)
 	s.numericLocked(c, "001", "Welcome to the meshtest replay server "+s.prefixLocked())
 	s.numericLocked(c, "005", "CASEMAPPING=ascii", "CHANNELLEN=64", "CHANTYPES=#", "NICKLEN=30", "are supported by this server")
 	s.numericLocked(c, "376", "End of message of the day.")
+}
+
+// loggedInLocked tells the node the account it is logged in to
+// (RPL_LOGGEDIN, as a server does after SASL), when its config binds its
+// service to one (Config.Accounts): the replay server stands for the server
+// that logged it in.
+func (s *server) loggedInLocked(c *memConn) {
+	svc, _, ok := mesh.ParseNick(s.nick)
+	if !ok {
+		return
+	}
+	if acct, bound := s.accounts.Account(svc); bound {
+		s.numericLocked(c, "900", s.prefixLocked(), acct, "You are now logged in as "+acct)
+	}
 }
 
 // serverTagsLocked adds the tags the server adds to a line it relays: its
@@ -355,12 +372,14 @@ func (s *server) channelModeLocked(c *memConn, params []string) {
 	m := s.modeLocked(ch)
 	switch {
 	case len(params) == 1:
-		modes, args := "+nt"+m.flags, ""
+		// The key is a parameter of its own: in the modes' parameter its
+		// letters would read as modes (an 'm' in it as +m).
+		p := []string{ch, "+nt" + m.flags}
 		if m.key != "" {
-			modes += "k"
-			args = " " + m.key
+			p[1] += "k"
+			p = append(p, m.key)
 		}
-		s.numericLocked(c, "324", ch, modes+args)
+		s.numericLocked(c, "324", p...)
 		return
 	case params[1] == "I" || params[1] == "+I" && len(params) == 2:
 		for _, mask := range m.invex {
