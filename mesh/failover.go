@@ -137,7 +137,7 @@ func (n *Node) leaveServer(reason string, force bool) bool {
 	f.movedAt, f.reason = time.Now(), reason
 	f.mu.Unlock()
 	n.log.Warn("leaving the server", "server", n.Server(), "why", reason)
-	n.client.Close()
+	n.dropConnection()
 	return true
 }
 

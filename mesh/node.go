@@ -750,7 +750,7 @@ func (n *Node) keepAlive() {
 		case idle > n.cfg.KeepAliveTimeout:
 			n.log.Warn("server silent; dropping the connection", "idle", idle)
 			n.stats.timeouts.Add(1)
-			n.client.Close()
+			n.dropConnection()
 		case idle > n.cfg.KeepAlive:
 			n.client.Cmd.Ping("ka")
 		}

@@ -325,7 +325,7 @@ func (w *writer) flushWindow() {
 	// are written again on the next one.
 	if err != nil {
 		w.n.log.Warn("write failed; dropping the connection", "err", err)
-		w.n.client.Close()
+		w.n.dropConnection()
 	}
 }
 
