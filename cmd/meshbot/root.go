@@ -132,6 +132,7 @@ the file's default context); a flag on the command line always wins:
 		newServeCmd(st),
 		newCheckCmd(st),
 		newStateCmd(st),
+		newBenchCmd(st),
 	)
 	return root, st
 }
