@@ -69,25 +69,46 @@ func (s *hmacSigner) Sign(msg []byte) []byte { return s.key.sum(msg, nil) }
 // hmacKey is an HMAC-SHA256 key with a pool of its keyed hash states:
 // keying a state costs more than hashing a small envelope.
 type hmacKey struct {
-	pool sync.Pool
+	pool sync.Pool // of *hmacState
+}
+
+// hmacState is a keyed hash with room for what a check needs, so that
+// checking a signature allocates nothing.
+type hmacState struct {
+	h    hash.Hash
+	head [9]byte // a map header of the signed bytes
+	out  [sha256.Size]byte
 }
 
 func newHMACKey(key []byte) *hmacKey {
 	k := append([]byte(nil), key...)
 	h := &hmacKey{}
-	h.pool.New = func() any { return hmac.New(sha256.New, k) }
+	h.pool.New = func() any { return &hmacState{h: hmac.New(sha256.New, k)} }
 	return h
 }
 
 // sum returns the HMAC of a followed by b.
 func (k *hmacKey) sum(a, b []byte) []byte {
-	m := k.pool.Get().(hash.Hash)
-	m.Reset()
-	m.Write(a)
-	m.Write(b)
-	out := m.Sum(make([]byte, 0, sha256.Size))
-	k.pool.Put(m)
+	st := k.pool.Get().(*hmacState)
+	st.h.Reset()
+	st.h.Write(a)
+	st.h.Write(b)
+	out := st.h.Sum(make([]byte, 0, sha256.Size))
+	k.pool.Put(st)
 	return out
+}
+
+// equal reports whether sig is the HMAC of head (at most 9 bytes: a map
+// header) followed by body, in constant time.
+func (k *hmacKey) equal(head, body, sig []byte) bool {
+	st := k.pool.Get().(*hmacState)
+	n := copy(st.head[:], head)
+	st.h.Reset()
+	st.h.Write(st.head[:n])
+	st.h.Write(body)
+	ok := len(head) == n && hmac.Equal(st.h.Sum(st.out[:0]), sig)
+	k.pool.Put(st)
+	return ok
 }
 
 // Seal encodes e, signed by s when s is not nil. It sets e.Auth and
@@ -200,7 +221,7 @@ func (v *Verifier) Verify(enc []byte, e *Envelope) error {
 		if !ok {
 			return fmt.Errorf("%w: hmac key %q", ErrUnknownKey, e.Auth.KeyID)
 		}
-		if !hmac.Equal(key.sum(head, body), e.Signature) {
+		if !key.equal(head, body, e.Signature) {
 			return ErrForged
 		}
 	default:

@@ -17,12 +17,17 @@ const MaxBatch = 256
 // SplitBatch returns the sealed envelopes held in data: data itself when it
 // is one envelope, the elements when it is a batch.
 func SplitBatch(data []byte) ([][]byte, error) {
+	return appendBatch(nil, data)
+}
+
+// appendBatch is SplitBatch appending to dst.
+func appendBatch(dst [][]byte, data []byte) ([][]byte, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("%w: empty", ErrTruncated)
 	}
 	switch data[0] >> 5 {
 	case 5: // map: one envelope
-		return [][]byte{data}, nil
+		return append(dst, data), nil
 	case 4: // array: a batch
 	default:
 		return nil, fmt.Errorf("%w: neither an envelope nor a batch", ErrMalformed)
@@ -34,7 +39,10 @@ func SplitBatch(data []byte) ([][]byte, error) {
 	if n == 0 || n > MaxBatch {
 		return nil, fmt.Errorf("%w: batch of %d envelopes (1..%d)", ErrMalformed, n, MaxBatch)
 	}
-	out := make([][]byte, 0, n)
+	out := dst
+	if dst == nil {
+		out = make([][]byte, 0, n)
+	}
 	for range n {
 		var size uint64
 		size, rest, err = readHead(rest, 2)

@@ -72,36 +72,53 @@ func Marshal(e *Envelope) ([]byte, error) {
 
 // Unmarshal decodes one envelope from data, which must hold exactly one CBOR
 // item of at most max bytes (max ≤ 0 means DefaultMaxEnvelope). The
-// envelope may share bytes of data (its nonce and signature): data must
-// not change while the envelope is in use. It refuses
-// a newer version with a *VersionError, and anything that is not a
-// well-formed envelope with ErrMalformed. Unknown keys are ignored. It does
-// not verify the signature; see Verifier.
+// envelope shares no bytes with data. It refuses a newer version with a
+// *VersionError, and anything that is not a well-formed envelope with
+// ErrMalformed. Unknown keys are ignored. It does not verify the
+// signature; see Verifier.
+//
+// The envelope, its strings, payload and signature take one allocation
+// with a copy of data (block.go): a payload kept alone keeps that whole
+// allocation.
 func Unmarshal(data []byte, max int) (*Envelope, error) {
+	e, _, err := unmarshalCopy(data, max)
+	return e, err
+}
+
+// unmarshalCopy is Unmarshal; it also returns the envelope's own copy of
+// data (read-only), set whenever data fits max.
+func unmarshalCopy(data []byte, max int) (*Envelope, []byte, error) {
 	if max <= 0 {
 		max = DefaultMaxEnvelope
 	}
 	if len(data) > max {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), max)
+		return nil, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), max)
 	}
-	e := new(Envelope)
-	if fastUnmarshal(data, e) { // fastdecode.go: the form Marshal writes
-		if err := e.check(); err != nil {
-			return nil, err
+	e, auth, buf := newBlock(len(data))
+	own := buf[:len(data):len(data)]
+	copy(own, data)
+	if fastUnmarshal(own, e, auth) { // fastdecode.go: the form Marshal writes
+		if e.Crypt != nil {
+			// A decoder opens an encrypted payload in place: in a copy,
+			// so that the sealed bytes stay as received.
+			e.Payload = append([]byte(nil), e.Payload...)
 		}
-		return e, nil
+		if err := e.check(); err != nil {
+			return nil, own, err
+		}
+		return e, own, nil
 	}
 	*e = Envelope{}
-	if err := decMode.Unmarshal(data, e); err != nil {
+	if err := decMode.Unmarshal(own, e); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%w: %v", ErrTruncated, err)
+			return nil, own, fmt.Errorf("%w: %v", ErrTruncated, err)
 		}
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, own, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if err := e.check(); err != nil {
-		return nil, err
+		return nil, own, err
 	}
-	return e, nil
+	return e, own, nil
 }
 
 // check validates the fields every envelope must have.

@@ -113,8 +113,11 @@ func (d *Decoder) DecodeLine(sender string, tags map[string]string, body string,
 	}
 	l.Envelopes = make([]DecodedEnvelope, len(st.parts))
 	for i, p := range st.parts {
-		env, sig, err := d.open(sender, tags, p, now)
-		l.Envelopes[i] = DecodedEnvelope{Envelope: env, Sealed: p, Signature: sig, Err: err}
+		env, own, sig, err := d.open(sender, tags, p, now)
+		if own == nil {
+			own = append([]byte(nil), p...) // p is the decoder's scratch
+		}
+		l.Envelopes[i] = DecodedEnvelope{Envelope: env, Sealed: own, Signature: sig, Err: err}
 	}
 	return l
 }

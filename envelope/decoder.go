@@ -65,6 +65,11 @@ type Decoder struct {
 	cfg   DecoderConfig
 	reasm *Reassembler
 	stats DecodeStats
+
+	// Scratch reused from line to line: a line's data decoded from base64
+	// (Unmarshal copies each envelope out of it), and its parts.
+	data  []byte
+	parts [][]byte
 }
 
 // DecodeStats count what a Decoder saw, by outcome.
@@ -140,27 +145,36 @@ func NewDecoder(cfg DecoderConfig) *Decoder {
 //
 // DecodeLine does the same and reports everything it learned on the way.
 func (d *Decoder) Decode(sender string, tags map[string]string, body string, now time.Time) (envs []*Envelope, mesh bool, err error) {
+	return d.AppendDecode(nil, sender, tags, body, now)
+}
+
+// AppendDecode is Decode that appends the line's envelopes to dst and
+// returns the extended slice: a caller that reuses dst from line to line
+// decodes an unsigned or signed line of one envelope in one allocation
+// (the envelope). The envelopes are the caller's to keep; dst is not
+// kept.
+func (d *Decoder) AppendDecode(dst []*Envelope, sender string, tags map[string]string, body string, now time.Time) (envs []*Envelope, mesh bool, err error) {
 	st, mesh, err := d.frame(sender, tags, body, now)
 	if !mesh || err != nil || st.parts == nil {
-		return nil, mesh, err
+		return dst, mesh, err
 	}
 	var errs []error
 	for _, p := range st.parts {
-		env, _, err := d.open(sender, tags, p, now)
+		env, _, _, err := d.open(sender, tags, p, now)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		envs = append(envs, env)
+		dst = append(dst, env)
 	}
-	return envs, true, errors.Join(errs...)
+	return dst, true, errors.Join(errs...)
 }
 
 // lineStage is how far a line got through the steps before its envelopes
 // are opened.
 type lineStage struct {
 	frame  Frame    // the parsed line (Carrier set once it is known)
-	sealed []byte   // the line's whole data, once complete
+	sealed []byte   // the line's whole data, once complete (the decoder's scratch)
 	parts  [][]byte // the sealed envelopes of sealed: one, or a batch's
 }
 
@@ -169,7 +183,7 @@ type lineStage struct {
 // a mesh line, a stored fragment, a rejection); parts is nil unless the
 // envelopes are ready to open.
 func (d *Decoder) frame(sender string, tags map[string]string, body string, now time.Time) (st lineStage, mesh bool, err error) {
-	st.frame, mesh, err = ParseLine(tags, body)
+	st.frame, mesh, err = parseLine(tags, body) // whole envelopes' data is checked as it is decoded
 	if !mesh {
 		d.stats.NotMesh++
 		return st, false, nil
@@ -178,18 +192,23 @@ func (d *Decoder) frame(sender string, tags map[string]string, body string, now 
 		d.stats.Rejected.count(err)
 		return st, true, err
 	}
-	if st.sealed, err = d.reasm.Add(sender, st.frame, now); err != nil {
+	data, done, err := d.reasm.add(d.data[:0], sender, st.frame, now)
+	if err != nil {
 		d.stats.Rejected.count(err)
 		return st, true, err
 	}
-	if st.sealed == nil {
+	if !done {
 		d.stats.Fragments++
 		return st, true, nil
 	}
-	if st.parts, err = SplitBatch(st.sealed); err != nil {
+	d.data = data
+	st.sealed = d.data
+	d.parts, err = appendBatch(d.parts[:0], st.sealed)
+	if err != nil {
 		d.stats.Rejected.count(err)
 		return st, true, err
 	}
+	st.parts = d.parts
 	return st, true, nil
 }
 
@@ -210,7 +229,7 @@ func Errors(err error) []error {
 // Decoders of envelopes that are acted on use OpenFrom. It is not counted
 // in Stats.
 func (d *Decoder) Open(sealed []byte, now time.Time) (*Envelope, error) {
-	env, _, err := d.check("", nil, sealed, now, false)
+	env, _, _, err := d.check("", nil, sealed, now, false)
 	if err != nil {
 		return nil, err
 	}
@@ -223,25 +242,26 @@ func (d *Decoder) Open(sealed []byte, now time.Time) (*Envelope, error) {
 // kept none (the account is then not checked; the nick is). It is not
 // counted in Stats.
 func (d *Decoder) OpenFrom(nick string, tags map[string]string, sealed []byte, now time.Time) (*Envelope, error) {
-	env, _, err := d.check(nick, tags, sealed, now, true)
+	env, _, _, err := d.check(nick, tags, sealed, now, true)
 	if err != nil {
 		return nil, err
 	}
 	return env, nil
 }
 
-// open is OpenFrom for an envelope of a line: counted in Stats.
-func (d *Decoder) open(sender string, tags map[string]string, sealed []byte, now time.Time) (*Envelope, SigState, error) {
+// open is OpenFrom for an envelope of a line: counted in Stats. own is
+// the envelope's own copy of sealed (nil when it was too large to copy).
+func (d *Decoder) open(sender string, tags map[string]string, sealed []byte, now time.Time) (*Envelope, []byte, SigState, error) {
 	if tags == nil {
 		tags = noTags // a live line: a missing account tag is no account
 	}
-	env, sig, err := d.check(sender, tags, sealed, now, true)
+	env, own, sig, err := d.check(sender, tags, sealed, now, true)
 	if err != nil {
 		d.stats.Rejected.count(err)
 	} else {
 		d.stats.Accepted++
 	}
-	return env, sig, err
+	return env, own, sig, err
 }
 
 // noTags stands for the tags of a live line that has none.
@@ -250,32 +270,33 @@ var noTags = map[string]string{}
 // check decodes, binds to its sender, verifies, opens and guards sealed
 // bytes, in that order (a line that fails a check leaves no trace in the
 // guard). It returns the envelope whenever it decodes, also when it is
-// then rejected (err says why), and what the signature check established
-// (SigUnknown when it failed). bind says whether source and tags are the
-// line's (Open has none).
-func (d *Decoder) check(source string, tags map[string]string, sealed []byte, now time.Time, bind bool) (*Envelope, SigState, error) {
-	env, err := Unmarshal(sealed, d.cfg.Limits.MaxEnvelope)
+// then rejected (err says why), its own copy of sealed (read-only; nil
+// when sealed is over the size limit) and what the signature check
+// established (SigUnknown when it failed). bind says whether source and
+// tags are the line's (Open has none).
+func (d *Decoder) check(source string, tags map[string]string, sealed []byte, now time.Time, bind bool) (*Envelope, []byte, SigState, error) {
+	env, own, err := unmarshalCopy(sealed, d.cfg.Limits.MaxEnvelope)
 	if err != nil {
-		return nil, SigUnknown, err
+		return nil, own, SigUnknown, err
 	}
 	if bind {
 		if err := d.checkSender(source, tags, env); err != nil {
-			return env, SigUnknown, err
+			return env, own, SigUnknown, err
 		}
 	}
-	sig, err := d.verify(sealed, env)
+	sig, err := d.verify(own, env)
 	if err != nil {
-		return env, SigUnknown, err
+		return env, own, SigUnknown, err
 	}
 	if err := d.openPayload(env); err != nil {
-		return env, sig, err
+		return env, own, sig, err
 	}
 	if d.cfg.Guard != nil {
 		if err := d.cfg.Guard.Check(env, now); err != nil {
-			return env, sig, err
+			return env, own, sig, err
 		}
 	}
-	return env, sig, nil
+	return env, own, sig, nil
 }
 
 // verify checks the signature of env, whose encoding is sealed.

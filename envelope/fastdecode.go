@@ -3,6 +3,7 @@ package envelope
 import (
 	"math"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The fast decoder. Every envelope a node receives is decoded (one per
@@ -14,7 +15,9 @@ import (
 // and reports anything else as not handled, which Unmarshal then gives to
 // the general decoder. For everything it accepts, it gives the envelope
 // the general decoder gives (FuzzFastUnmarshal checks it against the
-// general decoder as a naive twin).
+// general decoder as a naive twin). It copies nothing: the envelope's
+// strings and byte slices point into the bytes it decodes, which
+// Unmarshal owns (block.go).
 
 // cur reads CBOR items from b; ok turns false at the first thing it does
 // not handle, after which every read returns zero values.
@@ -101,21 +104,28 @@ func (c *cur) raw(m byte) []byte {
 	return s
 }
 
+// bytes reads a byte string, not copied; its capacity ends with it, so
+// that an append never writes over what follows.
 func (c *cur) bytes() []byte {
 	s := c.raw(2)
 	if !c.ok {
 		return nil
 	}
-	return append(make([]byte, 0, len(s)), s...)
+	return s[:len(s):len(s)]
 }
 
+// text reads a text string, not copied: the string shares the decoded
+// bytes, which nobody writes once decoded.
 func (c *cur) text() string {
 	s := c.raw(3)
 	if !c.ok || !utf8.Valid(s) {
 		c.ok = false
 		return ""
 	}
-	return string(s)
+	if len(s) == 0 {
+		return ""
+	}
+	return unsafe.String(&s[0], len(s))
 }
 
 func (c *cur) id() (id ID) {
@@ -137,7 +147,9 @@ func (c *cur) array(n uint64) {
 
 // fastUnmarshal decodes data into e when it is in the form described
 // above, and reports whether it did; e is unspecified when it did not.
-func fastUnmarshal(data []byte, e *Envelope) bool {
+// e shares the bytes of data, which must not change while e is in use.
+// auth, when not nil, is where e.Auth is put (saves an allocation).
+func fastUnmarshal(data []byte, e *Envelope, auth *Auth) bool {
 	c := cur{b: data, ok: true}
 	pairs := c.want(5)
 	if !c.ok || pairs > maxMapPairs {
@@ -201,14 +213,16 @@ func fastUnmarshal(data []byte, e *Envelope) bool {
 			e.Error = &Error{Code: uint32(c.uint(math.MaxUint32)), Message: c.text()}
 		case 15:
 			c.array(2)
-			e.Auth = &Auth{Alg: Alg(c.uint(math.MaxUint8)), KeyID: c.text()}
+			if auth == nil {
+				auth = new(Auth)
+			}
+			*auth = Auth{Alg: Alg(c.uint(math.MaxUint8)), KeyID: c.text()}
+			e.Auth = auth
 		case 16:
 			c.array(4)
-			// The nonce and the signature are only read: they keep the
-			// bytes of data (which Unmarshal's callers do not change).
-			e.Crypt = &Crypt{Alg: CryptAlg(c.uint(math.MaxUint8)), KeyID: c.text(), PeerKeyID: c.text(), Nonce: c.raw(2)}
+			e.Crypt = &Crypt{Alg: CryptAlg(c.uint(math.MaxUint8)), KeyID: c.text(), PeerKeyID: c.text(), Nonce: c.bytes()}
 		case sigKey:
-			e.Signature = c.raw(2)
+			e.Signature = c.bytes()
 		default:
 			return false // a key this version does not know: the general decoder ignores it
 		}

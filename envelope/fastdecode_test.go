@@ -44,7 +44,7 @@ func fastSeeds(t testing.TB) [][]byte {
 func TestFastUnmarshal(t *testing.T) {
 	for i, b := range fastSeeds(t) {
 		var fast Envelope
-		if !fastUnmarshal(b, &fast) {
+		if !fastUnmarshal(b, &fast, nil) {
 			t.Fatalf("seed %d not taken by the fast decoder", i)
 		}
 		checkTwin(t, b, &fast)
@@ -71,7 +71,7 @@ func FuzzFastUnmarshal(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fast Envelope
-		if fastUnmarshal(b, &fast) {
+		if fastUnmarshal(b, &fast, nil) {
 			checkTwin(t, b, &fast)
 		}
 		env, err := Unmarshal(b, 0)

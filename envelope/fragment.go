@@ -106,16 +106,27 @@ func (r *Reassembler) maxData() int { return b64.EncodedLen(r.lim.MaxEnvelope) }
 // still missing. Errors wrap ErrFragment, ErrTooLarge or ErrMalformed; the
 // partial envelope concerned, if any, is dropped.
 func (r *Reassembler) Add(sender string, f Frame, now time.Time) ([]byte, error) {
+	out, done, err := r.add(nil, sender, f, now)
+	if !done {
+		return nil, err
+	}
+	return out, nil
+}
+
+// add is Add that decodes complete envelope bytes into dst (appended
+// from its length) and says whether they are complete.
+func (r *Reassembler) add(dst []byte, sender string, f Frame, now time.Time) (out []byte, done bool, err error) {
 	r.Expire(now)
 	if f.Count <= 1 {
-		return r.decode(f.Data)
+		out, err = r.decode(dst, f.Data)
+		return out, err == nil, err
 	}
 	if f.Count > r.lim.MaxFragments {
 		r.evicted[EvictTooLarge]++
-		return nil, fmt.Errorf("%w: %d fragments, limit %d", ErrTooLarge, f.Count, r.lim.MaxFragments)
+		return nil, false, fmt.Errorf("%w: %d fragments, limit %d", ErrTooLarge, f.Count, r.lim.MaxFragments)
 	}
 	if f.Index < 1 || f.Index > f.Count {
-		return nil, fmt.Errorf("%w: index %d of %d", ErrFragment, f.Index, f.Count)
+		return nil, false, fmt.Errorf("%w: index %d of %d", ErrFragment, f.Index, f.Count)
 	}
 	key := sender + "\x00" + f.Short
 	p := r.pending[key]
@@ -132,11 +143,11 @@ func (r *Reassembler) Add(sender string, f Frame, now time.Time) ([]byte, error)
 	}
 	if len(p.chunks) != f.Count || p.chunks[f.Index-1] != "" {
 		r.drop(p, EvictMismatch)
-		return nil, fmt.Errorf("%w: fragment %d/%d of %s does not match the %d seen", ErrFragment, f.Index, f.Count, f.Short, p.have)
+		return nil, false, fmt.Errorf("%w: fragment %d/%d of %s does not match the %d seen", ErrFragment, f.Index, f.Count, f.Short, p.have)
 	}
 	if p.bytes+len(f.Data) > r.maxData()+16*f.Count {
 		r.drop(p, EvictTooLarge)
-		return nil, fmt.Errorf("%w: fragments of %s exceed %d bytes", ErrTooLarge, f.Short, r.lim.MaxEnvelope)
+		return nil, false, fmt.Errorf("%w: fragments of %s exceed %d bytes", ErrTooLarge, f.Short, r.lim.MaxEnvelope)
 	}
 	p.chunks[f.Index-1] = f.Data
 	p.have++
@@ -146,27 +157,26 @@ func (r *Reassembler) Add(sender string, f Frame, now time.Time) ([]byte, error)
 		oldest := r.order.Front().Value.(*partial)
 		r.drop(oldest, EvictMemory)
 		if oldest == p {
-			return nil, fmt.Errorf("%w: reassembly memory full", ErrTooLarge)
+			return nil, false, fmt.Errorf("%w: reassembly memory full", ErrTooLarge)
 		}
 	}
 	if p.have < len(p.chunks) {
-		return nil, nil
+		return nil, false, nil
 	}
 	r.remove(p)
 	r.complete++
-	return r.decode(strings.Join(p.chunks, ""))
+	out, err = r.decode(dst, strings.Join(p.chunks, ""))
+	return out, err == nil, err
 }
 
-func (r *Reassembler) decode(data string) ([]byte, error) {
+// decode appends the bytes of base64 data to dst.
+func (r *Reassembler) decode(dst []byte, data string) ([]byte, error) {
 	if len(data) > r.maxData() {
 		r.evicted[EvictTooLarge]++
 		return nil, fmt.Errorf("%w: %d bytes of base64, limit %d", ErrTooLarge, len(data), r.maxData())
 	}
-	out, err := b64.DecodeString(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	return out, nil
+	return appendData(dst, data) // b64.go: checked and decoded
+
 }
 
 // Expire drops partial envelopes older than MaxAge.

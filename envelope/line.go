@@ -77,6 +77,17 @@ type Frame struct {
 // line that claims to be a mesh line but is not well formed is an error
 // wrapping ErrMalformed or ErrVersion.
 func ParseLine(tags map[string]string, body string) (f Frame, mesh bool, err error) {
+	f, mesh, err = parseLine(tags, body)
+	if err == nil && mesh && f.Count <= 1 {
+		err = checkData(f.Data)
+	}
+	return f, mesh, err
+}
+
+// parseLine is ParseLine that leaves the data of a whole envelope
+// unchecked: the decoder checks it as it decodes it (appendData). The
+// data of a fragment is checked.
+func parseLine(tags map[string]string, body string) (f Frame, mesh bool, err error) {
 	if data, ok := tags[TagData]; ok {
 		f = Frame{Carrier: CarrierTag, Index: 1, Count: 1, Data: data}
 		if fr, ok := tags[TagFragment]; ok {
@@ -89,7 +100,7 @@ func ParseLine(tags map[string]string, body string) (f Frame, mesh bool, err err
 			}
 			f.Short = short
 		}
-		return f, true, checkData(f.Data)
+		return f, true, checkFrame(f)
 	}
 	marker, rest, _ := strings.Cut(body, " ")
 	if !isMarker(marker) {
@@ -106,7 +117,16 @@ func ParseLine(tags map[string]string, body string) (f Frame, mesh bool, err err
 	if err != nil {
 		return Frame{}, true, err
 	}
-	return f, true, checkData(f.Data)
+	return f, true, checkFrame(f)
+}
+
+// checkFrame checks the data of a fragment (its envelope is decoded only
+// once every fragment is in), and that a whole envelope's line has data.
+func checkFrame(f Frame) error {
+	if f.Count > 1 || f.Data == "" {
+		return checkData(f.Data)
+	}
+	return nil
 }
 
 // parseBody1 reads the fields of a format 1 body line after its marker:
