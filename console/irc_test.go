@@ -117,7 +117,8 @@ func answer(t *testing.T, person *iitest.Client, nick, text, want string) []stri
 // answer anyone; req answers a channel operator and refuses a stranger;
 // CTCP VERSION answers; +m pauses a topic (a publish fails clearly, -m
 // lets it through); a KICKed service stops receiving the topic and shows
-// as kicked in members, until an INVITE.
+// as kicked in members, until an operator's INVITE (an INVITE from anyone
+// else does not bring it back).
 func TestConsoleFromIRCClient(t *testing.T) {
 	srv := ircdtest.Start(t)
 	hb, topic := mesh.HeartbeatChannel(ns), "orders.created"
@@ -149,6 +150,7 @@ func TestConsoleFromIRCClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	eve.Join(hb, 10*time.Second)
+	eve.Join(channel, 5*time.Second)
 
 	// (1) Legible lines: the event's payload; the claim and the ack name
 	// the event they refer to, from the nick that holds it.
@@ -208,9 +210,17 @@ func TestConsoleFromIRCClient(t *testing.T) {
 	if _, err := orders.Publish(ctx, topic, []byte(`{"order":4}`)); err != nil {
 		t.Fatal(err)
 	}
+	// eve, no operator, cannot undo the kick: on a channel without +i
+	// any member may INVITE (ngIRCd, ergo; InspIRCd refuses her). Her
+	// status question reaches billing-1 after her INVITE.
+	eve.Write("in", "/INVITE billing-1 "+channel, 5*time.Second)
+	answer(t, eve, "billing-1", "status", "KICKED by alice")
 	time.Sleep(1500 * time.Millisecond)
 	if got.has(`{"order":4}`) {
 		t.Error("a kicked service received the topic")
+	}
+	if len(billing.Kicks()) != 1 {
+		t.Error("an INVITE from someone who is no operator brought a kicked service back")
 	}
 	if ls := alice.Lines(channel + "/out"); containsLine(ls, "billing-1", "has joined") && strings.Count(strings.Join(ls, "\n"), "billing-1(") > 1 {
 		t.Error("billing-1 joined again after the kick")

@@ -21,8 +21,8 @@ import (
 //     it stays out (it no longer rejoins, also after a reconnect), its
 //     heartbeats announce the subscription as kicked and no longer as a
 //     subscription (so it leaves the topic's anycast group), and Publish
-//     to the topic fails with ErrKicked. An INVITE to the channel brings
-//     it back. A KICK from the heartbeat channel is answered with a
+//     to the topic fails with ErrKicked. An INVITE to the channel from a
+//     channel operator of the mesh's channels brings it back. A KICK from the heartbeat channel is answered with a
 //     rejoin: without it the node is no member.
 //   - Channel operators of the mesh's channels the node is in are known
 //     from NAMES and MODE: the console trusts them (Node.IsChannelOperator).
@@ -406,10 +406,19 @@ func (n *Node) notKicked(channels []string) []string {
 }
 
 // onInvite takes an INVITE of the node to a channel it was kicked from:
-// it joins again (and forgets the kick once in).
+// from the operator who kicked it, or a channel operator of one of the
+// mesh's channels the node is in, it joins again (and forgets the kick
+// once in). An INVITE from anyone else is ignored: on a channel without
+// +i any member may invite, and a kick is undone only by the people the
+// mesh trusts.
 func (n *Node) onInvite(l *line) {
 	ch := l.param(1)
-	if _, ok := n.kick(ch); !ok || !strings.EqualFold(l.param(0), n.ownNick()) {
+	k, ok := n.kick(ch)
+	if !ok || !strings.EqualFold(l.param(0), n.ownNick()) {
+		return
+	}
+	if !strings.EqualFold(l.nick, k.By) && !n.IsChannelOperator(l.nick) {
+		n.log.Warn("ignored an INVITE back to a topic: not from a channel operator of the mesh's channels", "channel", ch, "by", l.nick)
 		return
 	}
 	n.log.Info("invited back to a topic", "channel", ch, "by", l.nick)
