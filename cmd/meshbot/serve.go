@@ -47,6 +47,8 @@ func newServeCmd(st *state) *cobra.Command {
 		retryDelay  time.Duration
 		postURL     string
 		catchUp     bool
+		owns, needs []string
+		needsWait   time.Duration
 		execF       execFlags
 		consoleF    consoleFlags
 	)
@@ -74,6 +76,13 @@ TOPIC._dead. A claim holds for --lease (30s) and is renewed while the
 handler runs; an instance that dies is taken over from at once (when the
 server reports it gone) or within a few heartbeats. Watch it work with
 'meshbot claims TOPIC'.
+
+With --owns DOMAIN, the instance holds a domain of state its service owns:
+it loads it (from members, else the history service) and keeps it
+available while it lives; writes come from 'meshbot state put' (an
+instance of the same service) or other instances. With --needs DOMAIN it
+waits at start until the domain is available (--needs-wait, 30s) and then
+mirrors it; see 'meshbot state'.
 
 With --post URL, every event handled (anycast or not) is POSTed to URL as
 JSON, with a 5s timeout:
@@ -210,6 +219,10 @@ events are taken, running handlers and unconfirmed publishes get
 			if catchUp {
 				cfg.History = history.NewSource()
 			}
+			cfg.Owns, cfg.DomainDepends = owns, needs
+			if len(needs) > 0 {
+				cfg.DomainWait = needsWait
+			}
 			if err := s.validate(cfg); err != nil {
 				return err
 			}
@@ -292,6 +305,9 @@ events are taken, running handlers and unconfirmed publishes get
 	f.BoolVar(&catchUp, "catch-up", false, "with a history recorder running: after a reconnect receive what was missed, and (anycast) resume what the group left undone")
 	f.StringVar(&postURL, "post", "", "POST every handled event as JSON to `URL`; a non-2xx answer fails the handler (see above)")
 	f.StringArrayVar(&handle, "handle", nil, "answer requests for `METHOD` with \"NICK: PAYLOAD\" (repeatable)")
+	f.StringArrayVar(&owns, "owns", nil, "hold the domain of state `DOMAIN` as its owner (named SERVICE or SERVICE.NAME): load it from the members or the history service, keep it available while this instance lives; write it with 'meshbot state put' (repeatable)")
+	f.StringArrayVar(&needs, "needs", nil, "depend on the domain of state `DOMAIN`: mirror it, and wait for it at start (repeatable)")
+	f.DurationVar(&needsWait, "needs-wait", 30*time.Second, "how long to wait at start for the --needs domains to be available; then exit with an error naming them")
 	f.StringVar(&publish, "publish", "", "publish an event on `TOPIC` every --every")
 	f.DurationVar(&every, "every", time.Second, "time between two events of --publish")
 	f.StringVar(&eventsFile, "events", "", "append one JSON line per received event, received request and confirmed publish to `FILE`")
