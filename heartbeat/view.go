@@ -80,7 +80,9 @@ type Split struct {
 	// linked to the observer's server, Far is the one whose link broke;
 	// the member was on Far's side.
 	Near, Far string
-	// Since is when the observer heard the split's first QUIT.
+	// Since is when lines of the member's side may have stopped reaching
+	// the observer: the last beat it heard from any member lost in the
+	// split, or the split's first QUIT when that came earlier.
 	Since time.Time
 }
 
@@ -235,7 +237,8 @@ func (v *View) Gone(nick, reason string, now time.Time) []Event {
 // named two servers (ParseSplitQuit), near and far. Its member is
 // Unreachable: not judged by silence, not among Members, and back with its
 // next heartbeat or its JOIN (Rejoined); Dead after Config.SplitTimeout.
-// Members lost in the same split share its Since. A member already dead
+// Members lost in the same split share its Since: the earliest last beat
+// heard from any of them (or the QUIT, when that is earlier). A member already dead
 // by silence is unreachable too (a frozen server's link timed out: its
 // users were behind it); one that left for certain stays dead.
 func (v *View) SplitAway(nick, near, far string, now time.Time) []Event {
@@ -247,7 +250,13 @@ func (v *View) SplitAway(nick, near, far string, now time.Time) []Event {
 	if m == nil || m.Departed || m.State == Unreachable || !strings.EqualFold(m.Nick, nick) {
 		return nil
 	}
+	// Lines of the member's side may be lost from its last beat on (a
+	// frozen server holds them long before its link times out), not only
+	// from the QUIT.
 	since := now
+	if !m.LastBeat.IsZero() && m.LastBeat.Before(since) {
+		since = m.LastBeat
+	}
 	for _, o := range v.members {
 		if o.State == Unreachable && o.Split.Near == near && o.Split.Far == far && o.Split.Since.Before(since) {
 			since = o.Split.Since
