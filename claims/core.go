@@ -188,26 +188,37 @@ const (
 
 func (o Outcome) String() string { return [...]string{"pending", "acked", "dead"}[o] }
 
+// event is what a member knows of one event. It is small once the event
+// is completed (what is kept for the retention: who completed it, when,
+// how); the state of a pending event lives in its pend, dropped at
+// completion.
 type event struct {
-	id        envelope.ID
-	seq       uint64 // order of arrival
-	key       string
-	hasEvent  bool
-	first     time.Time
-	epoch     uint64    // the current epoch: the next claim's, or the winner's
-	slotStart time.Time // when the current epoch began waiting for a claim
-	notBefore time.Time // after a nack: no claim before
-	attempts  uint32    // failed attempts known
+	id       envelope.ID
+	seq      uint64 // order of arrival
+	key      string
+	first    time.Time
+	doneAt   time.Time
+	epoch    uint64 // the current epoch: the next claim's, or the winner's
+	attempts uint32 // failed attempts known
+	hasEvent bool
+	outcome  Outcome
+	// winFailed: this observer judged the winner failed.
+	winFailed bool
 	reasons   []string
-	win       *claim // highest claim seen
-	winFailed bool   // this observer judged the winner failed
-	mine      *own
-	nacked    ownNack // our last NACK or release of it, sent again in a resync (§6.14)
-	outcome   Outcome
 	by        Claimant // who completed it
 	byEpoch   uint64
-	doneAt    time.Time
+	win       *claim // highest claim seen; nil once completed
+	mine      *own
+	*pend     // nil once completed
+}
+
+// pend is the part of an event's state that matters only while it is
+// pending.
+type pend struct {
+	slotStart time.Time // when the current epoch began waiting for a claim
+	notBefore time.Time // after a nack: no claim before
 	due       time.Time
+	nacked    ownNack // our last NACK or release of it, sent again in a resync (§6.14)
 }
 
 // Stats counts what a Core saw.
@@ -220,7 +231,11 @@ type Stats struct {
 	Released           uint64 // claims given back by members shutting down
 	Started, Cancelled uint64 // handlers
 	Refused            uint64 // events not tracked: over MaxEvents
-	Malformed          uint64 // lines of the group that did not decode (Group only)
+	// Evicted counts completed events forgotten before their retention
+	// ended, to make room under MaxEvents: a late line about one is then
+	// taken for a new event's.
+	Evicted   uint64
+	Malformed uint64 // lines of the group that did not decode (Group only)
 	// QuorumLost counts the times this member lost the group's majority
 	// (§6.14); Resent the acks, dead markers and claims it sent again
 	// because a member came back from a split.
@@ -231,6 +246,7 @@ type Stats struct {
 type Core struct {
 	cfg       Config
 	events    map[envelope.ID]*event
+	peak      int // the most events held since the map was last rebuilt (shrink.go)
 	timers    timerHeap
 	timerSeq  uint64
 	eventSeq  uint64
@@ -280,6 +296,11 @@ func (c *Core) Forget(id envelope.ID) bool {
 	return true
 }
 
+// pendingCount is the number of pending events tracked.
+func (c *Core) pendingCount() int {
+	return len(c.events) - (len(c.done) - c.doneHead - c.forgotten)
+}
+
 // Stats returns the counters.
 func (c *Core) Stats() Stats {
 	s := c.stats
@@ -306,7 +327,7 @@ func (c *Core) get(id envelope.ID, now time.Time) *event {
 		}
 	}
 	c.eventSeq++
-	e := &event{id: id, seq: c.eventSeq, first: now, epoch: 1, slotStart: now}
+	e := &event{id: id, seq: c.eventSeq, first: now, epoch: 1, pend: &pend{slotStart: now}}
 	c.events[id] = e
 	return e
 }
@@ -644,8 +665,11 @@ func (c *Core) forget(now time.Time, force bool) {
 			c.forgotten--
 			continue
 		}
-		if now.Sub(e.doneAt) < c.cfg.Retain && !(force && len(c.events) >= c.cfg.MaxEvents) {
-			break
+		if now.Sub(e.doneAt) < c.cfg.Retain {
+			if !force || len(c.events) < c.cfg.MaxEvents {
+				break
+			}
+			c.stats.Evicted++ // dropped before its retention to make room
 		}
 		delete(c.events, e.id)
 		c.done[c.doneHead] = nil
@@ -657,6 +681,7 @@ func (c *Core) forget(now time.Time, force bool) {
 		c.done = c.done[:n]
 		c.doneHead = 0
 	}
+	c.shrink() // shrink.go: return what a burst left
 }
 
 // evalAll evaluates every pending event, in the order they were first
@@ -691,6 +716,7 @@ func (c *Core) complete(e *event, o Outcome, who Claimant, epoch uint64, now tim
 	if o == Acked {
 		e.reasons = nil // a dead-lettered event keeps them: tools show why
 	}
+	e.win, e.pend = nil, nil // what only a pending event needs
 	c.done = append(c.done, e)
 }
 
@@ -947,7 +973,7 @@ func (c *Core) eval(e *event, now time.Time) {
 		e.due = due
 		c.timerSeq++
 		c.timers.push(timer{at: due, seq: c.timerSeq, id: e.id})
-		if len(c.timers) > 2*len(c.events)+1024 {
+		if len(c.timers) > 2*c.pendingCount()+1024 {
 			c.compactTimers()
 		}
 	}

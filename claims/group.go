@@ -37,6 +37,7 @@ type Group struct {
 	// payloads of the events seen and not completed: handlers and dead
 	// letters need them.
 	events map[envelope.ID]Received
+	peak   int // the most events held since the map was last rebuilt (shrink.go)
 
 	last    time.Time // the latest input's time: batched envelopes carry it
 	members []Member  // the group's members as last fed
@@ -519,6 +520,7 @@ func (g *Group) Done(id envelope.ID, epoch uint64, err error, retry time.Duratio
 func (g *Group) Tick(now time.Time) {
 	g.last = now
 	g.apply(g.core.Tick(now))
+	g.shrink() // shrink.go: return what a burst left
 }
 
 // Reset: the connection dropped; the member may have missed lines (§6.11).
