@@ -19,8 +19,8 @@ import (
 // (Rejoined), and its return — an event naming the split — tells the node
 // that lines of that side sent since the split never reached it. Once the
 // burst of returns has settled, the node fills that gap where it can: its
-// multicast subscriptions from history (twice: at once, and once the
-// recorders had time to fill their own holes from each other), its anycast
+// multicast subscriptions from history (at once, then again 3, 10 and 30 s
+// later, while the recorders fill their own holes from each other), its anycast
 // subscriptions by replaying the split in the group's record, and its gap
 // observers (recorders) with a gap that says since when. Without history
 // the gap is logged and counted (SplitStats).
@@ -29,10 +29,30 @@ import (
 // the node waits for the rest of the netjoin's burst before it fills.
 const netjoinSettle = 250 * time.Millisecond
 
-// netjoinRefill is when a multicast subscription or an anycast group fills
-// the split's gap a second time: by then the recorders of both sides have
-// filled theirs from each other (§7.10).
-const netjoinRefill = 3 * time.Second
+// netjoinRefill is when, after the netjoin, a multicast subscription or an
+// anycast group fills the split's gap again: the recorder it reads may
+// itself still be filling its hole from the other side's (§7.10), which
+// usually takes a moment and takes longer when the network breaks again
+// meanwhile. A pass delivers only what the earlier ones did not.
+var netjoinRefill = []time.Duration{3 * time.Second, 10 * time.Second, 30 * time.Second}
+
+// refillPasses waits for each netjoinRefill after start and runs fill,
+// until ctx or done ends.
+func refillPasses(ctx context.Context, done <-chan struct{}, start time.Time, fill func(pass int)) {
+	for i, d := range netjoinRefill {
+		t := time.NewTimer(time.Until(start.Add(d)))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-done:
+			t.Stop()
+			return
+		}
+		fill(i + 2)
+	}
+}
 
 // splitMargin is how far before a split's first QUIT its gap starts: lines
 // sent just before the link broke may not have crossed it.
@@ -173,7 +193,7 @@ func (n *Node) observeSplitGaps(since time.Time) {
 }
 
 // netjoin: a multicast subscription fills the split's gap from history,
-// at once and again after netjoinRefill; without history it is missed.
+// at once and again at each netjoinRefill; without history it is missed.
 func (sub *Subscription) netjoin(since time.Time) {
 	n := sub.n
 	n.splits.gaps.Add(1)
@@ -184,23 +204,18 @@ func (sub *Subscription) netjoin(since time.Time) {
 		return
 	}
 	from := since.Add(-splitMargin)
+	start := time.Now()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		n.fillSplit(sub, from, 1)
-		select {
-		case <-time.After(netjoinRefill):
-		case <-sub.ctx.Done():
-			return
-		case <-n.done:
-			return
-		}
-		n.fillSplit(sub, from, 2)
+		refillPasses(sub.ctx, n.done, start, func(pass int) { n.fillSplit(sub, from, pass) })
 	}()
 }
 
 // fillSplit delivers to sub the events of its topic recorded since from
-// that it has not delivered yet (pass 1 at the netjoin, 2 later).
+// that it has not delivered yet (pass 1 at the netjoin, the others at
+// netjoinRefill).
 func (n *Node) fillSplit(sub *Subscription, from time.Time, pass int) {
 	ctx, cancel := context.WithTimeout(sub.ctx, n.cfg.BackfillTimeout)
 	defer cancel()
@@ -236,7 +251,7 @@ func (n *Node) fillSplit(sub *Subscription, from time.Time, pass int) {
 
 // netjoin: an anycast member with history replays the split in the
 // group's record (the other side's events, claims and acks), at once and
-// again after netjoinRefill; without history the resync of §6.14 is what
+// again at each netjoinRefill; without history the resync of §6.14 is what
 // it learns of the other side.
 func (a *anycast) netjoin(since time.Time) {
 	n, b := a.n, a.n.cfg.History
@@ -248,18 +263,12 @@ func (a *anycast) netjoin(since time.Time) {
 		return
 	}
 	from := since.Add(-splitMargin)
+	start := time.Now()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		a.replaySplit(b, from)
-		select {
-		case <-time.After(netjoinRefill):
-		case <-a.s.ctx.Done():
-			return
-		case <-n.done:
-			return
-		}
-		a.replaySplit(b, from)
+		refillPasses(a.s.ctx, n.done, start, func(int) { a.replaySplit(b, from) })
 	}()
 }
 
