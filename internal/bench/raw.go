@@ -49,6 +49,7 @@ func dialRaw(ctx context.Context, addr, prefix string, tlsCfg *tls.Config) (*raw
 	if err != nil {
 		return nil, fmt.Errorf("bench: raw client: %w", err)
 	}
+	conn = withQuickAck(conn)
 	if tlsCfg != nil {
 		tc := tls.Client(conn, tlsCfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
