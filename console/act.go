@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/meshbot/meshbot/envelope"
@@ -30,7 +31,7 @@ func (c *Console) request(cmd Command) []string {
 	defer cancel()
 	start := c.now()
 	answer, err := c.n.Request(ctx, service, method, payload, mesh.WithRequestHeaders(envelope.Headers{ContentType: contentType(payload)}))
-	took := c.now().Sub(start).Round(time.Millisecond)
+	took := tookText(c.now().Sub(start))
 	var re *mesh.RemoteError
 	switch {
 	case errors.As(err, &re):
@@ -69,6 +70,17 @@ func (c *Console) publish(cmd Command) []string {
 		return []string{"pub failed: " + show(err.Error(), maxShown)}
 	}
 	return []string{fmt.Sprintf("published %s on %s (%d B) as %s", ack.ID.Short(), topic, len(payload), c.n.Nick())}
+}
+
+// tookText renders how long a request took: "0.4ms", "12ms", "1.2s".
+func tookText(d time.Duration) string {
+	switch {
+	case d < 10*time.Millisecond:
+		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + "ms"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
 }
 
 // contentType guesses what a person typed: JSON, or text.

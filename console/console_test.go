@@ -386,3 +386,37 @@ func TestGarbageIn(t *testing.T) {
 		}
 	}
 }
+
+// help says who may act as the console is configured.
+func TestHelpSaysWhoMayAct(t *testing.T) {
+	f := newFake()
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "req SERVICE METHOD [PAYLOAD]: ask SERVICE's METHOD with PAYLOAD (a mesh request) and show the answer or the typed error; trusted people only (IRC operators, channel operators of the mesh's channels, allowed accounts)"},
+		{Config{TrustEveryone: true}, "; anyone (this mesh trusts everyone)"},
+	} {
+		c := newTestConsole(f, tc.cfg)
+		if got := strings.Join(ask(t, c, f, dm("bob", "help req")), "\n"); !strings.HasSuffix(got, tc.want) {
+			t.Errorf("%+v: help req: %q, want it to end with %q", tc.cfg, got, tc.want)
+		}
+		c.Stop()
+	}
+	c := newTestConsole(f, Config{TrustEveryone: true})
+	defer c.Stop()
+	if got := strings.Join(ask(t, c, f, dm("bob", "help")), "\n"); !strings.Contains(got, "act (anyone: this mesh trusts everyone): req") {
+		t.Errorf("help: %q", got)
+	}
+}
+
+func TestTookText(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0.0ms", 420 * time.Microsecond: "0.4ms", 9_960 * time.Microsecond: "10.0ms",
+		12_400 * time.Microsecond: "12ms", 1_230 * time.Millisecond: "1.2s",
+	} {
+		if got := tookText(d); got != want {
+			t.Errorf("tookText(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

@@ -22,9 +22,12 @@ func (c *Console) help(args []string) []string {
 			return []string{fmt.Sprintf("no command %q; help lists them", clipName(args[0]))}
 		}
 		who := "anyone"
-		if sp.acts {
+		switch {
+		case c.cfg.TrustEveryone:
+			who = "anyone (this mesh trusts everyone)"
+		case sp.acts:
 			who = "trusted people only (IRC operators, channel operators of the mesh's channels, allowed accounts)"
-		} else if c.cfg.Restricted {
+		case c.cfg.Restricted:
 			who = "trusted people only on this mesh"
 		}
 		return []string{sp.usage + ": " + sp.help + "; " + who}
@@ -40,7 +43,11 @@ func (c *Console) help(args []string) []string {
 		}
 	}
 	out = append(out, "  read: "+strings.Join(read, " · "))
-	out = append(out, "  act (operators and allowed accounts): "+strings.Join(act, " · "))
+	actors := "operators and allowed accounts"
+	if c.cfg.TrustEveryone {
+		actors = "anyone: this mesh trusts everyone"
+	}
+	out = append(out, "  act ("+actors+"): "+strings.Join(act, " · "))
 	if ms := c.n.Methods(); len(ms) > 0 {
 		out = append(out, fmt.Sprintf("  its methods answer directly: %s PAYLOAD (a req to %s)", ms[0], c.n.Service()))
 	}
