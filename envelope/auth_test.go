@@ -141,4 +141,7 @@ func TestGuard(t *testing.T) {
 	if err := g.Check(envs[5], t0); !errors.Is(err, ErrDuplicate) {
 		t.Fatalf("want ErrDuplicate, got %v", err)
 	}
+	if !g.Add(envs[0].ID) || !g.Add(envs[1].ID) || g.Add(envs[5].ID) || g.Len() != 4 {
+		t.Fatalf("after eviction: the oldest ids must be new again, the newest still known (%d held)", g.Len())
+	}
 }

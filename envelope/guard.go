@@ -12,11 +12,12 @@ import (
 // use: one owner feeds it, as with every core in meshbot. It reads no clock;
 // "now" is passed in.
 type Guard struct {
-	window time.Duration
-	seen   map[ID]struct{}
-	ring   []ID // insertion order, for eviction
-	next   int
-	full   bool
+	window   time.Duration
+	capacity int
+	seen     map[ID]struct{}
+	ring     []ID // insertion order, for eviction; grows up to capacity
+	next     int
+	full     bool
 }
 
 // DefaultGuardCapacity and DefaultGuardWindow are the defaults of NewGuard.
@@ -35,7 +36,9 @@ func NewGuard(capacity int, window time.Duration) *Guard {
 	if window <= 0 {
 		window = DefaultGuardWindow
 	}
-	return &Guard{window: window, seen: make(map[ID]struct{}, capacity), ring: make([]ID, capacity)}
+	// The map and the ring grow with the ids seen: a quiet node does not
+	// pay for the capacity.
+	return &Guard{window: window, capacity: capacity, seen: make(map[ID]struct{})}
 }
 
 // Check accepts e once. A second envelope with the same id is rejected with
@@ -56,14 +59,17 @@ func (g *Guard) Add(id ID) bool {
 	if _, dup := g.seen[id]; dup {
 		return false
 	}
-	if g.full {
-		delete(g.seen, g.ring[g.next])
-	}
-	g.ring[g.next] = id
 	g.seen[id] = struct{}{}
+	if !g.full {
+		g.ring = append(g.ring, id)
+		g.full = len(g.ring) == g.capacity
+		return true
+	}
+	delete(g.seen, g.ring[g.next])
+	g.ring[g.next] = id
 	g.next++
 	if g.next == len(g.ring) {
-		g.next, g.full = 0, true
+		g.next = 0
 	}
 	return true
 }
