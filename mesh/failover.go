@@ -34,6 +34,8 @@ type failover struct {
 	movedAt time.Time
 	reason  string // why the node is leaving the current server, for the log
 	sides   bool   // a count of a split's sides is scheduled
+
+	twin twin // a rename at a netjoin, and a stop for good (twin.go)
 }
 
 // splitAwayCooldown is how long after moving a node stays on its new
@@ -47,6 +49,7 @@ const splitAwaySettle = 300 * time.Millisecond
 // initFailover sets the server list from the config.
 func (n *Node) initFailover() {
 	f := &n.failover
+	n.initTwin() // twin.go: the ident, and the stop for good
 	f.servers = append(f.servers[:0], n.cfg.Server)
 	for _, s := range n.cfg.Servers {
 		if s != n.cfg.Server {

@@ -70,6 +70,9 @@ func (n *Node) checkWelcome(got string) {
 func (n *Node) checkOwnNick(to string) {
 	want, err := Nick(n.cfg.Service, n.Instance(), 0)
 	if err == nil && !strings.EqualFold(to, want) {
+		if n.renamedByServer(want, to) { // twin.go: a nick collision at a netjoin
+			return
+		}
 		n.closed.mu.Lock()
 		registered := n.closed.registered
 		n.closed.mu.Unlock()

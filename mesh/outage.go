@@ -41,10 +41,15 @@ func (n *Node) gapDue() bool {
 // attemptFailed reports a failed connection attempt or a lost connection
 // (the connect loop calls it before waiting wait), and reports whether
 // the loop should try again. Before the node was ever connected, Connect
-// reports the error itself, and an authentication failure ends the loop.
+// reports the error itself, and an authentication failure ends the loop;
+// a node that stopped serving for good (Node.Err) ends it too.
 // After, the first failure of an outage is a warning and the later ones
 // are debug lines, with a reminder when the outage lasts.
 func (n *Node) attemptFailed(err error, wait time.Duration) bool {
+	if stop := n.stoppedErr(); stop != nil { // twin.go: another process serves this instance
+		n.log.Error("stopped serving for good; not reconnecting", "err", stop)
+		return false
+	}
 	n.mu.Lock()
 	gen := n.connGen
 	n.mu.Unlock()

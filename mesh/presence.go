@@ -8,6 +8,7 @@ import "strings"
 
 // trackPresence updates the member list from one event.
 func (n *Node) trackPresence(e *line) {
+	n.seeTwin(e) // twin.go: after a rename at a netjoin, who kept the nick
 	hb := HeartbeatChannel(n.cfg.Namespace)
 	n.mu.Lock()
 	defer n.mu.Unlock()
