@@ -72,8 +72,12 @@ func TestRequestDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	_, err := nodes[1].Request(ctx, "slow", "wait", nil)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("want deadline exceeded, got %v", err)
+	// The caller's deadline and the handler's are one instant: on a loaded
+	// machine the caller's timer may fire after the handler's answer (504,
+	// its context's deadline) arrived, and either says the deadline passed.
+	var re *mesh.RemoteError
+	if !errors.Is(err, context.DeadlineExceeded) && !(errors.As(err, &re) && re.Code == mesh.CodeDeadline) {
+		t.Fatalf("want deadline exceeded (or the handler's 504), got %v", err)
 	}
 	deadline := time.Now().Add(2 * time.Second)
 	for !cancelled.Load() && time.Now().Before(deadline) {
