@@ -39,6 +39,9 @@ func (n *Node) decoderConfig() envelope.DecoderConfig {
 
 // validateClosed checks the closed-mesh settings of c.
 func (c *Config) validateClosed() error {
+	if err := c.validateSASL(); err != nil {
+		return err
+	}
 	if c.Accounts != nil && c.SASLUser != "" {
 		if want, bound := c.Accounts.Account(c.Service); bound && !strings.EqualFold(want, c.SASLUser) {
 			return fmt.Errorf("%w: service %s is bound to account %s, but the node logs in as %s: every other node would reject its lines", ErrInvalidConfig, c.Service, want, c.SASLUser)
@@ -94,6 +97,7 @@ func (n *Node) closedLine(l *line) bool {
 		n.closed.account = l.param(2)
 		n.closed.mu.Unlock()
 	case "376", "422": // registered: the capabilities and the login are known
+		n.checkLogin() // sasl.go
 		n.checkAccountTags()
 	case "353":
 		n.onNames(l)

@@ -32,6 +32,11 @@ type Config struct {
 	TLS *tls.Config
 	// SASLUser and SASLPassword, when set, authenticate with SASL PLAIN.
 	SASLUser, SASLPassword string
+	// SASLExternal authenticates with SASL EXTERNAL: the server logs the
+	// node in to the account its TLS client certificate is registered to
+	// (TLS.Certificates; docs/ACCOUNTS.md). SASLPassword stays empty;
+	// SASLUser, when set, is the account the node must be logged in to.
+	SASLExternal bool
 	// ServerPassword is sent with PASS when set.
 	ServerPassword string
 	// Dial, when set, opens the connection to Server in place of a TCP

@@ -169,9 +169,7 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		PingDelay:         0,               // the node runs its own keep-alive
 		HandleNickCollide: n.onNickCollide, // nick.go
 	}
-	if cfg.SASLUser != "" {
-		gcfg.SASL = &girc.SASLPlain{User: cfg.SASLUser, Pass: cfg.SASLPassword}
-	}
+	gcfg.SASL = cfg.saslMech() // sasl.go: PLAIN, EXTERNAL or none
 	n.reqCtx, n.reqCancel = context.WithCancel(context.Background())
 	n.client = girc.New(gcfg)
 	n.writer = newWriter(n)

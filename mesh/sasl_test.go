@@ -35,8 +35,24 @@ func saslServer(t *testing.T) *ircd.Server {
 		t.Skipf("%s=%s has no SASL, so no accounts: the SASL tests run on InspIRCd (with atheme-services) and ergo; "+
 			"TestConnectAuthFailed covers a server without SASL", ircd.EnvVar, spec)
 	}
-	return ircdtest.StartWithAccounts(t, saslAccounts)
+	var list []ircd.Account
+	for name, pw := range saslAccounts {
+		list = append(list, ircd.Account{Name: name, Password: pw})
+	}
+	cert, fp, err := ircd.NewClientCert(externalAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	externalCert = cert
+	list = append(list, ircd.Account{Name: externalAccount, Password: "dave-secret-4", CertFP: fp})
+	return ircdtest.StartAccountServer(t, ircdtest.Spec(t), ircd.Options{}, list...)
 }
+
+// externalAccount logs in with SASL EXTERNAL: externalCert, made by
+// saslServer, is registered to it.
+const externalAccount = "dave"
+
+var externalCert tls.Certificate
 
 // TestSASL runs the SASL tests against one server with accounts.
 func TestSASL(t *testing.T) {
@@ -52,6 +68,7 @@ func TestSASL(t *testing.T) {
 		testSASLRefused(t, srv, "mallory", "whatever")
 	})
 	t.Run("TLS", func(t *testing.T) { t.Parallel(); testSASLOverTLS(t, srv) })
+	t.Run("External", func(t *testing.T) { t.Parallel(); testSASLExternal(t, srv) })
 }
 
 // testSASLAccountTag: nodes that logged in with SASL PLAIN are seen by

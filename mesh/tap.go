@@ -137,7 +137,7 @@ func (c *tapConn) fill() {
 		}
 		raw := rest[:i+1]
 		rest = rest[i+1:]
-		if !c.diag.saw(bytes.TrimRight(raw, "\r\n"), c.n.cfg.SASLUser != "") {
+		if !c.diag.saw(bytes.TrimRight(raw, "\r\n"), c.n.cfg.wantsSASL()) {
 			err = ErrAuthFailed // registered without the SASL asked for: end it here
 			break
 		}
