@@ -21,6 +21,7 @@ type connFlags struct {
 	server, namespace  string
 	tls, tlsInsecure   bool
 	saslUser, saslPass string
+	cred               credFlags // credflags.go
 	connectTimeout     time.Duration
 	drain              time.Duration
 	serverEnv          bool // --server falls back to MESHBOT_SERVER
@@ -43,10 +44,11 @@ func (c *connFlags) add(fs *pflag.FlagSet, serverEnv bool) {
 	bindEnv(fs, "tls", "MESHBOT_TLS")
 	fs.BoolVar(&c.tlsInsecure, "tls-insecure", false, "connect with TLS without checking the server's certificate (implies --tls)")
 	bindEnv(fs, "tls-insecure", "MESHBOT_TLS_INSECURE")
-	fs.StringVar(&c.saslUser, "sasl-user", "", "SASL PLAIN account name")
+	fs.StringVar(&c.saslUser, "sasl-user", "", "SASL account name (PLAIN; with --sasl-external, the account expected)")
 	bindEnv(fs, "sasl-user", "MESHBOT_SASL_USER")
 	fs.StringVar(&c.saslPass, "sasl-pass", "", "SASL PLAIN password (prefer the environment variable: arguments are visible to other local users)")
 	bindEnv(fs, "sasl-pass", "MESHBOT_SASL_PASS")
+	c.cred.add(fs)
 	fs.DurationVar(&c.connectTimeout, "connect-timeout", 10*time.Second, "how long to wait for the connection and registration")
 	fs.DurationVar(&c.drain, "drain-timeout", 5*time.Second, "on exit, how long to let handlers and unconfirmed lines finish")
 }
@@ -74,10 +76,9 @@ func (c *connFlags) config(st *state, service, instance string) (mesh.Config, er
 	if c.tls || c.tlsInsecure {
 		cfg.TLS = &tls.Config{ServerName: host, InsecureSkipVerify: c.tlsInsecure, MinVersion: tls.VersionTLS12}
 	}
-	if (c.saslUser == "") != (c.saslPass == "") {
-		return cfg, usagef("SASL needs both --sasl-user and --sasl-pass (or MESHBOT_SASL_USER and MESHBOT_SASL_PASS)")
+	if err := c.cred.apply(&cfg, host, c.saslUser, c.saslPass); err != nil {
+		return cfg, err
 	}
-	cfg.SASLUser, cfg.SASLPassword = c.saslUser, c.saslPass
 	if c.connectTimeout > 0 {
 		cfg.ConnectTimeout = c.connectTimeout
 	}
