@@ -140,6 +140,7 @@ func applyContext(fs *pflag.FlagSet, getenv func(string) string, name string) er
 var contextKeys = []string{
 	"server", "namespace", "tls", "tls-insecure", "sasl-user", "sasl-pass",
 	"hmac-key-file", "ed25519-key-file", "keyring", "require-signed", "log-level", "ircd",
+	"console-account", "console-restricted",
 }
 
 func knownContextKey(k string) bool { return slices.Contains(contextKeys, k) }

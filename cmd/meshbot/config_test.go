@@ -24,6 +24,7 @@ func TestConfigContexts(t *testing.T) {
 server = "`+srv.Addr()+`"
 namespace = "cfg"
 require_signed = false
+console_account = "alice,bob" # serve and history only: other commands pass it by
 
 [contexts.nowhere]
 server = "127.0.0.1:1"
