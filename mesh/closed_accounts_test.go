@@ -55,9 +55,10 @@ func loggedIn(srv *ircd.Server, ns, service, account string) mesh.Config {
 // testAccountBinding (docs/PROTOCOL.md §4.4): an unsigned mesh whose
 // services are bound to their accounts. A node of the shop service logged
 // in to another account, and a raw client holding a shop nick without
-// logging in, are refused — their events, their heartbeats — while the
-// shop's own lines, events and requests, go through: identity from the
-// server, with no keys to distribute.
+// logging in (also with an account tag of its own making), are refused —
+// their events, their heartbeats — while the shop's own lines, events and
+// requests, go through: identity from the server, with no keys to
+// distribute.
 func testAccountBinding(t *testing.T, srv *ircd.Server) {
 	bind := &envelope.AccountBinding{SameName: true}
 	shopCfg := loggedIn(srv, "ab", "shop", "shop")
@@ -84,7 +85,13 @@ func testAccountBinding(t *testing.T, srv *ircd.Server) {
 	raw.waitFor(" 366 ")
 	unbound := envelope.New(envelope.KindEvent, envelope.Sender{Service: "shop", Instance: "3", Incarnation: 1}, "orders", []byte("not logged in"), time.Now())
 	sealed, _ := envelope.Seal(unbound, nil)
-	raw.sendEnvelope(t, "#ab.orders", sealed, ircdtest.Probe(t, srv).Has("message-tags"))
+	tags := ircdtest.Probe(t, srv).Has("message-tags")
+	raw.sendEnvelope(t, "#ab.orders", sealed, tags)
+	// A client cannot give itself an account: the server keeps only the
+	// client-only tags (+...) of what a client sends.
+	forged := envelope.New(envelope.KindEvent, envelope.Sender{Service: "shop", Instance: "3", Incarnation: 1}, "orders", []byte("forged account tag"), time.Now())
+	sealed, _ = envelope.Seal(forged, nil)
+	raw.sendEnvelopeTagged(t, "#ab.orders", sealed, tags, "account=shop")
 	raw.sync(t)
 	ack, err := shop.Publish(ctx, "orders", []byte("from the shop"))
 	if err != nil {
@@ -97,8 +104,8 @@ func testAccountBinding(t *testing.T, srv *ircd.Server) {
 			t.Errorf("delivered %q from %s", m.Payload, m.From)
 		}
 	}
-	if r := audit.Stats().RejectedBy["wrong-sender"]; r < 2 {
-		t.Errorf("wrong-sender rejections %d, want at least 2 (%v)", r, audit.Stats().RejectedBy)
+	if r := audit.Stats().RejectedBy["wrong-sender"]; r < 3 {
+		t.Errorf("wrong-sender rejections %d, want at least 3 (%v)", r, audit.Stats().RejectedBy)
 	}
 	// Requests to the shop's own instance are answered; the impostor's
 	// heartbeats were refused, so it is no member to ask.

@@ -92,6 +92,13 @@ func (c *rawClient) capture(t *testing.T, from string, want int) [][]byte {
 // the server allows.
 func (c *rawClient) sendEnvelope(t *testing.T, channel string, sealed []byte, tags bool) {
 	t.Helper()
+	c.sendEnvelopeTagged(t, channel, sealed, tags)
+}
+
+// sendEnvelopeTagged is sendEnvelope with more tags (key=value) on each
+// line: tags the server may not let a client send.
+func (c *rawClient) sendEnvelopeTagged(t *testing.T, channel string, sealed []byte, tags bool, extra ...string) {
+	t.Helper()
 	env, err := envelope.Unmarshal(sealed, 0)
 	if err != nil { // a flipped bit may leave no envelope: send it as is
 		env = envelope.New(envelope.KindEvent, envelope.Sender{Service: "x"}, "orders", nil, time.Now())
@@ -106,8 +113,8 @@ func (c *rawClient) sendEnvelope(t *testing.T, channel string, sealed []byte, ta
 	}
 	for _, l := range lines {
 		line := "PRIVMSG " + channel + " :" + l.Body
-		if len(l.Tags) > 0 {
-			var parts []string
+		if len(l.Tags)+len(extra) > 0 {
+			parts := append([]string(nil), extra...)
 			for k, v := range l.Tags {
 				parts = append(parts, k+"="+v)
 			}
