@@ -80,7 +80,7 @@ func RunFanout(ctx context.Context, env Env, w Fanout, prog *Progress) (FanoutRe
 		closeRaw(raws, false)
 		return res, ignoreInterrupt(ctx, err)
 	}
-	raw, err := measure(ctx, prog, "raw IRC "+w.Name(), w, rf.round)
+	raw, err := Measure(ctx, prog, "raw IRC "+w.Name(), w, rf.round)
 	rf.close()
 	res.Raw = raw
 	if err != nil || ctx.Err() != nil {
@@ -91,15 +91,19 @@ func RunFanout(ctx context.Context, env Env, w Fanout, prog *Progress) (FanoutRe
 	if err != nil {
 		return res, ignoreInterrupt(ctx, err)
 	}
-	res.Mesh, err = measure(ctx, prog, "meshbot "+w.Name(), w, mf.round)
+	res.Mesh, err = Measure(ctx, prog, "meshbot "+w.Name(), w, mf.round)
 	if res.Mesh != nil && res.Raw.PerSecond > 0 {
 		res.Ratio = res.Mesh.PerSecond / res.Raw.PerSecond
 	}
 	return res, ignoreInterrupt(ctx, err)
 }
 
-// measure runs a warm-up round and a measured one, showing progress.
-func measure(ctx context.Context, prog *Progress, name string, w Fanout,
+// Measure runs a warm-up round (a few hundred messages) and a measured
+// one of w with round, showing progress under name: the same for every
+// system. round(ctx, msgs, progress) sends msgs messages (w.Msgs when 0),
+// stores how many the slowest receiver has in progress, and returns the
+// rate. The rate is nil when the warm-up did not complete.
+func Measure(ctx context.Context, prog *Progress, name string, w Fanout,
 	round func(context.Context, int, *atomic.Int64) (Rate, error)) (*Rate, error) {
 	var done atomic.Int64
 	end := prog.Phase(name+" (warm-up)", int64(min(warmUp, w.Msgs)), done.Load)

@@ -120,7 +120,7 @@ func (f *meshFanout) round(ctx context.Context, msgs int, progress *atomic.Int64
 	sent := make([]atomic.Int64, len(f.pubs))
 	errs := make([]error, len(f.pubs))
 	start := time.Now()
-	stop := stopAfter(w.Duration, start)
+	stop := StopAfter(w.Duration, start)
 	var wg sync.WaitGroup
 	for i, n := range f.pubs {
 		wg.Go(func() { errs[i] = f.publish(pctx, n, w.share(i), stop, &sent[i]) })
@@ -134,7 +134,7 @@ func (f *meshFanout) round(ctx context.Context, msgs int, progress *atomic.Int64
 		}
 		return s
 	}
-	err := waitDelivered(ctx, done, func() (int64, int64) {
+	err := WaitDelivered(ctx, done, func() (int64, int64) {
 		got := f.handled.Count()
 		if !w.Anycast {
 			got = -1

@@ -138,7 +138,7 @@ func (f *rawFanout) round(ctx context.Context, msgs int, progress *atomic.Int64)
 		p.sent.Store(0)
 	}
 	start := time.Now()
-	stop := stopAfter(w.Duration, start)
+	stop := StopAfter(w.Duration, start)
 	errs := make([]error, len(f.pubs))
 	var wg sync.WaitGroup
 	for i, p := range f.pubs {
@@ -153,7 +153,7 @@ func (f *rawFanout) round(ctx context.Context, msgs int, progress *atomic.Int64)
 		}
 		return n
 	}
-	err := waitDelivered(ctx, done, func() (int64, int64) {
+	err := WaitDelivered(ctx, done, func() (int64, int64) {
 		low := int64(-1)
 		for _, t := range f.tallies {
 			if n := t.Count(); low < 0 || n < low {
@@ -193,9 +193,9 @@ func (f *rawFanout) close() {
 	closeRaw(cs, true)
 }
 
-// stopAfter returns a func that reports whether d (none when 0) has
+// StopAfter returns a func that reports whether d (none when 0) has
 // passed since start.
-func stopAfter(d time.Duration, start time.Time) func() bool {
+func StopAfter(d time.Duration, start time.Time) func() bool {
 	if d <= 0 {
 		return func() bool { return false }
 	}
@@ -203,11 +203,11 @@ func stopAfter(d time.Duration, start time.Time) func() bool {
 	return func() bool { return !time.Now().Before(end) }
 }
 
-// waitDelivered polls state — the count the slowest receiver has and the
+// WaitDelivered polls state — the count the slowest receiver has and the
 // count sent — until the senders are done and the receiver has all of
 // it, ctx ends (nil: what arrived is the result), or IOTimeout passes
 // after the senders stopped (an error naming the counts).
-func waitDelivered(ctx context.Context, sendersDone <-chan struct{}, state func() (got, sent int64)) error {
+func WaitDelivered(ctx context.Context, sendersDone <-chan struct{}, state func() (got, sent int64)) error {
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	var timeout <-chan time.Time

@@ -105,7 +105,7 @@ func RunRequests(ctx context.Context, env Env, w Requests, prog *Progress) (Requ
 	defer closeNodes(nodes)
 
 	e := newRawEcho(w, raws[0], raws[1])
-	res.Raw, err = measureRoundTrips(ctx, prog, "raw IRC "+w.Name(), w, e.roundTrip)
+	res.Raw, err = MeasureRoundTrips(ctx, prog, "raw IRC "+w.Name(), w, e.roundTrip)
 	closeRaw(raws, true)
 	if err != nil || ctx.Err() != nil {
 		return res, ignoreInterrupt(ctx, err)
@@ -124,7 +124,7 @@ func RunRequests(ctx context.Context, env Env, w Requests, prog *Progress) (Requ
 		return res, ignoreInterrupt(ctx, fmt.Errorf("bench: waiting for the echo service: %w", err))
 	}
 	payload := bytes.Repeat([]byte("x"), w.Size)
-	res.Mesh, err = measureRoundTrips(ctx, prog, "meshbot "+w.Name(), w, func(ctx context.Context, _ int) error {
+	res.Mesh, err = MeasureRoundTrips(ctx, prog, "meshbot "+w.Name(), w, func(ctx context.Context, _ int) error {
 		out, err := cli.Request(ctx, service, "echo", payload)
 		if err == nil && len(out) != len(payload) {
 			err = fmt.Errorf("bench: an answer of %d bytes to %d", len(out), len(payload))

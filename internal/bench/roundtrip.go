@@ -33,7 +33,7 @@ func RoundTrips(ctx context.Context, w Requests, count int, rt func(ctx context.
 	firstErr := make([]error, w.Outstanding)
 	var last atomic.Int64
 	start := time.Now()
-	stop := stopAfter(w.Duration, start)
+	stop := StopAfter(w.Duration, start)
 	var wg sync.WaitGroup
 	for i := range w.Outstanding {
 		share := count / w.Outstanding
@@ -105,9 +105,11 @@ type RequestResult struct {
 	ThroughputRatio float64 `json:"throughput_meshbot_per_raw,omitempty"`
 }
 
-// measureRoundTrips runs a warm-up and a measured round of rt, showing
-// progress.
-func measureRoundTrips(ctx context.Context, prog *Progress, name string, w Requests, rt func(context.Context, int) error) (*Latency, error) {
+// MeasureRoundTrips runs a warm-up round of w (a hundred round trips, or
+// one per worker) and a measured one, with RoundTrips and rt, showing
+// progress under name: the same for every system. The latency is nil when
+// the warm-up did not complete.
+func MeasureRoundTrips(ctx context.Context, prog *Progress, name string, w Requests, rt func(context.Context, int) error) (*Latency, error) {
 	var done atomic.Int64
 	n := min(w.Count, max(100, w.Outstanding))
 	end := prog.Phase(name+" (warm-up)", int64(n), done.Load)
