@@ -2,6 +2,7 @@
 #
 #   make demo    install what the demo needs (InspIRCd), then run it
 #   make test    install what the tests need, then run the suite
+#   make bench-peer  meshbot, raw IRC and NATS side by side (bench/nats)
 #
 # Packages are installed with apt only when missing (with sudo when not
 # root). .ci/run calls `make deps` and `make test` too, so CI runs exactly
@@ -19,13 +20,19 @@ TEST_PACKAGES := inspircd ngircd atheme-services ii
 # Extra flags for the demo, e.g. make demo ARGS="--duration 30s".
 ARGS ?=
 
-.PHONY: demo test deps deps-demo check
+.PHONY: demo test deps deps-demo check bench-peer
 
 demo: deps-demo
 	go run ./cmd/meshbot demo $(ARGS)
 
 test: deps
 	go test -race -count=1 ./...
+
+# meshbot bench's workloads on meshbot, raw IRC and an embedded NATS, in
+# one table (a module of its own: bench/nats). ARGS as for demo, e.g.
+# make bench-peer ARGS="-msgs 20000"; MESH_IRCD picks the IRC server.
+bench-peer: deps-demo
+	cd bench/nats && go run . $(ARGS)
 
 deps:
 	@$(MAKE) --no-print-directory install PACKAGES="$(TEST_PACKAGES)"
