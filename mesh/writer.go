@@ -77,7 +77,13 @@ type writer struct {
 
 	mu     sync.Mutex
 	echoes map[envelope.ID]string // msgid of our echoed envelopes
+	older  map[envelope.ID]string // the generation before echoes
 }
+
+// maxEchoes bounds one generation of remembered echoes. Echoes nobody
+// confirms (heartbeats, jobs that gave up) are forgotten two generations
+// later; a window's echoes are confirmed long before that.
+const maxEchoes = 1 << 15
 
 func newWriter(n *Node) *writer {
 	return &writer{
@@ -89,6 +95,7 @@ func newWriter(n *Node) *writer {
 		refusal: make(chan refusal, 64),
 		cur:     &window{},
 		echoes:  map[envelope.ID]string{},
+		older:   map[envelope.ID]string{},
 	}
 }
 
@@ -125,11 +132,26 @@ func (w *writer) pong(token string) {
 
 func (w *writer) echoed(id envelope.ID, msgid string) {
 	w.mu.Lock()
-	if len(w.echoes) >= 1<<16 {
-		clear(w.echoes) // echoes of jobs that gave up; bound the map
+	if len(w.echoes) >= maxEchoes {
+		// Start a new generation; the older one is dropped. Never
+		// clear the latest: it holds echoes whose PONG is on its way.
+		w.echoes, w.older = w.older, w.echoes
+		clear(w.echoes)
 	}
 	w.echoes[id] = msgid
 	w.mu.Unlock()
+}
+
+// takeEcho returns and forgets the msgid of id's echo, if it came.
+func (w *writer) takeEcho(id envelope.ID) (msgid string, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if msgid, ok = w.echoes[id]; ok {
+		delete(w.echoes, id)
+	} else if msgid, ok = w.older[id]; ok {
+		delete(w.older, id)
+	}
+	return msgid, ok
 }
 
 func (w *writer) connected(st *connState) { w.conns <- st }
@@ -350,9 +372,13 @@ func appendPrivmsg(b []byte, tags map[string]string, target, body string) []byte
 	b = append(b, "PRIVMSG "...)
 	b = append(b, target...)
 	b = append(b, " :"...)
-	for i := 0; i < len(body); i++ {
-		if c := body[i]; c != '\r' && c != '\n' && c != 0 {
-			b = append(b, c)
+	if strings.IndexAny(body, "\r\n\x00") < 0 {
+		b = append(b, body...) // the usual case: nothing to drop
+	} else {
+		for i := 0; i < len(body); i++ {
+			if c := body[i]; c != '\r' && c != '\n' && c != 0 {
+				b = append(b, c)
+			}
 		}
 	}
 	return append(b, "\r\n"...)
@@ -360,6 +386,9 @@ func appendPrivmsg(b []byte, tags map[string]string, target, body string) []byte
 
 // appendTagValue escapes a tag value as IRCv3 message-tags requires.
 func appendTagValue(b []byte, v string) []byte {
+	if strings.IndexAny(v, tagSpecials) < 0 {
+		return append(b, v...) // envelope data (base64url): nothing to escape
+	}
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; c {
 		case ';':
@@ -380,6 +409,9 @@ func appendTagValue(b []byte, v string) []byte {
 	return b
 }
 
+// tagSpecials are the bytes appendTagValue escapes or drops.
+const tagSpecials = "; \\\r\n\x00"
+
 // confirm completes every window up to and including the one of token
 // (PONGs come back in order).
 func (w *writer) confirm(token string) {
@@ -387,10 +419,7 @@ func (w *writer) confirm(token string) {
 		win := w.inflight[0]
 		w.inflight = w.inflight[1:]
 		for _, j := range win.jobs {
-			w.mu.Lock()
-			msgid, echoed := w.echoes[j.env.ID]
-			delete(w.echoes, j.env.ID)
-			w.mu.Unlock()
+			msgid, echoed := w.takeEcho(j.env.ID)
 			j.ack = PubAck{ID: j.env.ID, MsgID: msgid, Lines: len(j.lines), Batch: max(j.batch, 1)}
 			if j.batch > 0 {
 				j.ack.Lines = 1
