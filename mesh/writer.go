@@ -34,9 +34,11 @@ type job struct {
 	prio    bool  // jumps the queue (heartbeats); always direct
 	batch   int   // events of the batch line it went out in (0: a line of its own)
 	notice  bool  // human text (text.go): lines are NOTICEs, there is no envelope
+	queued  bool  // counted in writer.unwritten
 }
 
 func (j *job) finish(err error) {
+	j.w.written(j)
 	j.err = err
 	close(j.done)
 	j.w.outstanding.Add(-1)
@@ -74,6 +76,12 @@ type writer struct {
 	pendSizes []int
 
 	outstanding atomic.Int64 // submitted, not finished
+	// unwritten counts the jobs submitted to the queue whose lines are not
+	// written yet (queued, taken by run, or back in retry after a lost
+	// connection). A direct write happens only while it is 0
+	// (writer_direct.go), so it never overtakes them.
+	unwritten atomic.Int64
+	live      atomic.Pointer[connState] // conn, for direct writes; nil while down
 
 	mu     sync.Mutex
 	echoes map[envelope.ID]string // msgid of our echoed envelopes
@@ -100,23 +108,41 @@ func newWriter(n *Node) *writer {
 }
 
 // submit queues j, blocking while the queue is full (backpressure on
-// publishers) until ctx ends.
+// publishers) until ctx ends. A request or response may instead be written
+// at once by the caller (writer_direct.go).
 func (w *writer) submit(j *job) error {
+	if w.writeDirect(j) {
+		return nil
+	}
 	j.w = w
 	w.outstanding.Add(1)
 	in := w.in
 	if j.prio {
-		in = w.prio
+		in = w.prio // heartbeats: no order to keep
+	} else {
+		j.queued = true
+		w.unwritten.Add(1)
 	}
 	select {
 	case in <- j:
 		return nil
 	case <-j.ctx.Done():
+		w.written(j)
 		w.outstanding.Add(-1)
 		return fmt.Errorf("%w: %w", ErrNotConfirmed, context.Cause(j.ctx))
 	case <-w.n.done:
+		w.written(j)
 		w.outstanding.Add(-1)
 		return ErrClosed
+	}
+}
+
+// written notes that j's lines are written, or never will be. The job's
+// holder calls it: the submitter until the queue took j, then run.
+func (w *writer) written(j *job) {
+	if j.queued {
+		j.queued = false
+		w.unwritten.Add(-1)
 	}
 }
 
@@ -187,6 +213,7 @@ func (w *writer) run() {
 				w.lost()
 			}
 			w.conn = st
+			w.live.Store(st)
 		case <-w.n.done:
 			w.failAll(ErrClosed)
 			return
@@ -315,6 +342,7 @@ func (w *writer) emitPending() {
 // jobs that wait for a confirm.
 func (w *writer) flushWindow() {
 	w.emitPending()
+	jobs := w.cur.jobs // the window's jobs in this write (direct ones finish below)
 	if len(w.cur.jobs) > 0 {
 		w.seq++
 		w.cur.token = "w" + strconv.FormatUint(w.seq, 10)
@@ -329,6 +357,9 @@ func (w *writer) flushWindow() {
 		if cap(w.buf) > 1<<20 {
 			w.buf = nil // do not keep a huge buffer after a large payload
 		}
+	}
+	for _, j := range jobs {
+		w.written(j) // or lost with the connection: lost() counts it again
 	}
 	// Direct jobs (requests and responses) are done once written: the
 	// answer, or the requester's retry, is their confirm.
@@ -453,6 +484,12 @@ func (w *writer) lost() {
 		again = append(again, win.jobs...)
 	}
 	again = append(again, w.cur.jobs...)
+	for _, j := range again {
+		if !j.queued { // written once; to be written again
+			j.queued = true
+			w.unwritten.Add(1)
+		}
+	}
 	w.retry = append(again, w.retry...)
 	w.inflight, w.cur = nil, &window{}
 	w.pend, w.pendSizes, w.direct, w.buf = w.pend[:0], w.pendSizes[:0], w.direct[:0], w.buf[:0]
