@@ -284,7 +284,11 @@ events are taken, running handlers and unconfirmed publishes get
 					<-done
 				}()
 			}
-			<-ctx.Done()
+			select {
+			case <-ctx.Done():
+			case <-n.Stopped(): // another process serves this instance (mesh.ErrDuplicateInstance)
+				return n.Err()
+			}
 			st.log.Info("stopping", "nick", n.Nick(), "drain_timeout", conn.drain)
 			return nil
 		},
