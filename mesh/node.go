@@ -663,6 +663,9 @@ func (n *Node) onPrivmsg(l *line) {
 	now := time.Now()
 	target, text := l.params[0], l.last()
 	echo := strings.EqualFold(l.nick, n.ownNick())
+	if echo && !strings.HasPrefix(target, "#") {
+		return // the echo of our own request or response: nothing waits for it (routeDirect drops it)
+	}
 	observed := strings.HasPrefix(target, "#") && n.hasObservers()
 	dl, envs, sealed, mesh, err := n.decodeLine(target, l.nick, l.tags, text, now, observed)
 	var serverTime time.Time
