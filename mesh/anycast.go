@@ -59,8 +59,9 @@ func newAnycast(n *Node, s *subscription, o *subOptions) *anycast {
 		a.retry = time.Second
 	}
 	a.g = claims.NewGroup(claims.GroupConfig{
-		Config: claims.Config{Lease: o.lease, MaxAttempts: o.maxAttempts, MaxInFlight: cap(s.q)},
-		Topic:  s.topic, Group: o.group, Sender: n.sender(),
+		Config: claims.Config{Lease: o.lease, MaxAttempts: o.maxAttempts, MaxInFlight: cap(s.q),
+			Retain: o.retain, MaxEvents: o.maxTracked},
+		Topic: s.topic, Group: o.group, Sender: n.sender(),
 	})
 	a.connCtx, a.connStop = context.WithCancel(context.Background())
 	a.finish = a.finished
@@ -124,7 +125,8 @@ func (a *anycast) line(in *inbound) bool {
 
 // received is a line as the Group takes it; an event gets its key (ByKey).
 func (a *anycast) received(in *inbound) claims.Received {
-	r := claims.Received{Envelope: in.env, From: in.from, ServerTime: in.serverTime, MsgID: in.msgid}
+	from, msgid := detach(in.from, in.msgid) // subscribe.go: the line's text is not kept
+	r := claims.Received{Envelope: in.env, From: from, ServerTime: in.serverTime, MsgID: msgid}
 	if in.env.Kind == envelope.KindEvent && a.key != nil {
 		r.Key = a.safeKey(newMessage(a.s.topic, in))
 	}

@@ -89,6 +89,24 @@ func RetryDelay(d time.Duration) SubOption {
 	return func(o *subOptions) { o.retry = d; o.anycastOnly("RetryDelay") }
 }
 
+// Retain is how long a member remembers an event of the group completed
+// (default 2 min) unless the group's committed offset passed it first:
+// a late claim or ack of it is known for what it is. A member tracks
+// every event of its group (it may have to take any over), so this and
+// MaxTracked bound its memory; once traffic stops and the retention has
+// passed, that memory is returned.
+func Retain(d time.Duration) SubOption {
+	return func(o *subOptions) { o.retain = d; o.anycastOnly("Retain") }
+}
+
+// MaxTracked bounds the events a member tracks, pending and completed
+// (default 100,000). Past it, completed events are forgotten before
+// their retention (ClaimStats.Evicted), and then new events are not
+// tracked (ClaimStats.Refused: another member completes them).
+func MaxTracked(n int) SubOption {
+	return func(o *subOptions) { o.maxTracked = n; o.anycastOnly("MaxTracked") }
+}
+
 // RetryAfter wraps a handler error to ask for the next attempt after d.
 func RetryAfter(d time.Duration, err error) error { return &retryError{d: d, err: err} }
 

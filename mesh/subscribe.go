@@ -38,6 +38,7 @@ type Message struct {
 
 // newMessage is the Message of an event received on topic's channel.
 func newMessage(topic string, in *inbound) *Message {
+	from, msgid := detach(in.from, in.msgid)
 	return &Message{
 		Topic:      topic,
 		ID:         in.env.ID,
@@ -46,10 +47,18 @@ func newMessage(topic string, in *inbound) *Message {
 		Sender:     in.env.Sender,
 		SentAt:     in.env.SentAt(),
 		ServerTime: in.serverTime,
-		MsgID:      in.msgid,
-		From:       in.from,
+		MsgID:      msgid,
+		From:       from,
 		Envelope:   in.env,
 	}
+}
+
+// detach returns copies of a line's nick and msgid, in one allocation.
+// Both point into the received line's text, which a handler keeping the
+// Message (or a group tracking the event's offset) would keep whole.
+func detach(from, msgid string) (string, string) {
+	s := from + msgid
+	return s[:len(from)], s[len(from):]
 }
 
 // Handler processes one event. Its context is cancelled when the node closes
@@ -73,6 +82,8 @@ type subOptions struct {
 	lease       time.Duration
 	maxAttempts int
 	retry       time.Duration
+	retain      time.Duration
+	maxTracked  int
 }
 
 // anycastOnly marks an option that applies to anycast subscriptions only.
