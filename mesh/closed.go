@@ -58,6 +58,9 @@ func (c *Config) validateClosed() error {
 	if strings.ContainsAny(c.ChannelKey, " ,\r\n\x00") || c.ChannelKey != "" && c.ChannelKey[0] == ':' {
 		return fmt.Errorf("%w: ChannelKey may not hold spaces, commas or line breaks, nor start with ':'", ErrInvalidConfig)
 	}
+	if c.Signer != nil && c.Keys == nil {
+		return fmt.Errorf("%w: a node that signs needs Keys holding its key: it checks its own echoes (what confirms a publish) and the others' signatures with them", ErrInvalidConfig)
+	}
 	if c.RequireEncrypted && c.Crypter == nil {
 		return fmt.Errorf("%w: RequireEncrypted without a Crypter would reject every event", ErrInvalidConfig)
 	}
@@ -71,15 +74,13 @@ func (c *Config) validateClosed() error {
 // a mesh configured like this node, unless the user said it is intended.
 func (n *Node) warnOpen() {
 	c := &n.cfg
-	switch {
-	case c.AllowUnsigned || c.RequireSigned:
-	case c.Signer == nil:
-		n.log.Warn("this mesh node runs unsigned: anyone on the IRC server who takes the nick of a service instance can speak for it",
-			"hint", "give the mesh keys (Signer and Keys; meshbot: --hmac-key-file or --ed25519-key-file, with --keyring), or set AllowUnsigned (--allow-unsigned) to say it is intended")
-	default:
-		n.log.Warn("this mesh node signs what it sends but has no keys to check what it receives: it accepts unsigned envelopes",
-			"hint", "give it the mesh's keyring (Keys; meshbot: --keyring)")
+	// A node with a Signer has Keys (validateClosed) and so requires
+	// signatures unless AllowUnsigned.
+	if c.AllowUnsigned || c.RequireSigned {
+		return
 	}
+	n.log.Warn("this mesh node runs unsigned: anyone on the IRC server who takes the nick of a service instance can speak for it",
+		"hint", "give the mesh keys (Signer and Keys; meshbot: --hmac-key-file or --ed25519-key-file, with --keyring), or set AllowUnsigned (--allow-unsigned) to say it is intended")
 }
 
 // closedLine takes every line from the server but PRIVMSGs, on the

@@ -53,7 +53,9 @@ type Config struct {
 	// Instance tells instances of a service apart; random when empty.
 	Instance string
 
-	// Signer signs every envelope sent; nil sends them unsigned.
+	// Signer signs every envelope sent; nil sends them unsigned. A node
+	// with a Signer needs Keys (holding its own key: its echoes confirm
+	// its publishes).
 	Signer envelope.Signer
 	// RawLog, when set, receives every line read from the server, as
 	// received (tags included), one per line: the recorded logs that tests
