@@ -34,6 +34,17 @@ func testConfig(srv *ircd.Server, service string) mesh.Config {
 
 func connect(t *testing.T, cfg mesh.Config) *mesh.Node { return meshtest.Connect(t, cfg) }
 
+// forEachMode runs fn in every trust mode (meshtest.ForEachMode), the
+// modes in parallel: fn must start a server of its own, or keep to a
+// namespace of the mode's on a shared one (modeConfig).
+func forEachMode(t *testing.T, fn func(t *testing.T, m *meshtest.Mode)) {
+	t.Helper()
+	meshtest.ForEachMode(t, func(t *testing.T, m *meshtest.Mode) {
+		t.Parallel()
+		fn(t, m)
+	})
+}
+
 func connectAll(t *testing.T, cfgs ...mesh.Config) []*mesh.Node {
 	return meshtest.ConnectAll(t, cfgs...)
 }

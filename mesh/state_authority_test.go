@@ -36,7 +36,7 @@ func forgedUpdate(t *testing.T, domain string, sender envelope.Sender, signer en
 // service's nick (in the ed25519 mesh also signed with that service's key),
 // and an update of another service, signed with its own key.
 func TestStateForgedUpdate(t *testing.T) {
-	meshtest.ForEachMode(t, func(t *testing.T, m *meshtest.Mode) {
+	forEachMode(t, func(t *testing.T, m *meshtest.Mode) {
 		srv := ircdtest.Start(t)
 		tags := ircdtest.Probe(t, srv).Has("message-tags")
 		nodes := connectAll(t,
@@ -122,7 +122,7 @@ func TestStateForgedUpdate(t *testing.T) {
 // an unsigned mesh), and one of the holder's service. The newcomer
 // refuses both and ends with the owner's state.
 func TestStateForgedSnapshot(t *testing.T) {
-	meshtest.ForEachMode(t, func(t *testing.T, m *meshtest.Mode) {
+	forEachMode(t, func(t *testing.T, m *meshtest.Mode) {
 		srv := ircdtest.Start(t)
 		nodes := connectAll(t,
 			stateConfig(srv, m, "cfg", []string{"cfg"}, nil),

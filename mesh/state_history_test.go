@@ -21,7 +21,7 @@ import (
 // state from a recorder's record before its first read returns; an owner
 // that comes back then continues the version (§8.5).
 func TestStateFromRecorder(t *testing.T) {
-	meshtest.ForEachMode(t, func(t *testing.T, m *meshtest.Mode) {
+	forEachMode(t, func(t *testing.T, m *meshtest.Mode) {
 		srv := ircdtest.Start(t)
 		hm := historytest.NewMesh(srv, "t", m)
 		rec := hm.StartRecorderIn(t, t.TempDir(), "", "rec", recorder.Config{})

@@ -114,7 +114,7 @@ func converged(t *testing.T, timeout time.Duration, ds ...*mesh.Domain) *state.S
 // replace), a reader's copy follows, reads never wait after the first
 // load, and a watcher sees every change in order (§8.3, §8.4).
 func TestStateReadWriteWatch(t *testing.T) {
-	meshtest.ForEachMode(t, func(t *testing.T, m *meshtest.Mode) {
+	forEachMode(t, func(t *testing.T, m *meshtest.Mode) {
 		srv := ircdtest.Start(t)
 		nodes := connectAll(t,
 			stateConfig(srv, m, "cfg", []string{"cfg.app"}, nil),
@@ -236,7 +236,7 @@ func putMany(t *testing.T, ctx context.Context, d *mesh.Domain, n, keys, workers
 // that starts has the exact current state before its first read returns,
 // loaded from a live copy; and again with the owner down (§8.5).
 func TestStateNewcomer(t *testing.T) {
-	meshtest.ForEachMode(t, func(t *testing.T, m *meshtest.Mode) {
+	forEachMode(t, func(t *testing.T, m *meshtest.Mode) {
 		srv := ircdtest.Start(t)
 		nodes := connectAll(t,
 			stateConfig(srv, m, "cfg", []string{"cfg"}, nil),
@@ -282,7 +282,7 @@ func TestStateNewcomer(t *testing.T) {
 // converges on the same state and version, and of the compare-and-sets
 // racing from one version at most one wins (§8.3, §8.4).
 func TestStateConcurrentOwners(t *testing.T) {
-	meshtest.ForEachMode(t, func(t *testing.T, m *meshtest.Mode) {
+	forEachMode(t, func(t *testing.T, m *meshtest.Mode) {
 		srv := ircdtest.Start(t)
 		nodes := connectAll(t,
 			stateConfig(srv, m, "cfg", []string{"cfg"}, nil),
@@ -356,7 +356,7 @@ func TestStateConcurrentOwners(t *testing.T) {
 // stale; a new owner instance loads it, continues the version, and the
 // domain is available again (§8.7).
 func TestStateOwnerGone(t *testing.T) {
-	meshtest.ForEachMode(t, func(t *testing.T, m *meshtest.Mode) {
+	forEachMode(t, func(t *testing.T, m *meshtest.Mode) {
 		srv := ircdtest.Start(t)
 		nodes := connectAll(t,
 			stateConfig(srv, m, "cfg", []string{"cfg"}, nil),
@@ -483,7 +483,7 @@ func TestStateDependency(t *testing.T) {
 // either server, converges on the same state and version (§8.3). A
 // newcomer on the other server loads it.
 func TestStateLinked(t *testing.T) {
-	meshtest.ForEachMode(t, func(t *testing.T, m *meshtest.Mode) {
+	forEachMode(t, func(t *testing.T, m *meshtest.Mode) {
 		a, b := ircdtest.StartLinked(t)
 		nodes := connectAll(t,
 			stateConfig(a, m, "cfg", []string{"cfg"}, nil),

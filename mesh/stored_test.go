@@ -43,7 +43,7 @@ func recorded(t *testing.T, n *mesh.Node, topic string, id envelope.ID) bool {
 // with no recorder, stored ones fail with ErrNotStored and nothing is
 // sent (§7.9).
 func TestPublishStored(t *testing.T) {
-	meshtest.ForEachMode(t, func(t *testing.T, m *meshtest.Mode) {
+	forEachMode(t, func(t *testing.T, m *meshtest.Mode) {
 		srv := ircdtest.Start(t)
 		cfg := stateConfig(srv, m, "cfg", []string{"cfg"}, nil)
 		cfg.History = history.NewSource()
