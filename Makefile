@@ -25,8 +25,11 @@ ARGS ?=
 demo: deps-demo
 	go run ./cmd/meshbot demo $(ARGS)
 
+# -timeout is a guard, not a budget: every package finishes in a few
+# minutes on 2 cores; one that hangs fails with its goroutines' stacks
+# before the default 10 minutes.
 test: deps
-	go test -race -count=1 ./...
+	go test -race -count=1 -timeout 8m ./...
 
 # meshbot bench's workloads on meshbot, raw IRC and an embedded NATS, in
 # one table (a module of its own: bench/nats). ARGS as for demo, e.g.
