@@ -50,6 +50,12 @@ func sameBeat(a, b *Beat) bool {
 	if len(x.Kicked) == 0 && len(y.Kicked) == 0 {
 		x.Kicked, y.Kicked = nil, nil
 	}
+	if len(x.Domains) == 0 && len(y.Domains) == 0 {
+		x.Domains, y.Domains = nil, nil
+	}
+	if len(x.DomainDepends) == 0 && len(y.DomainDepends) == 0 {
+		x.DomainDepends, y.DomainDepends = nil, nil
+	}
 	return reflect.DeepEqual(x, y)
 }
 
