@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -249,51 +250,41 @@ func benchMeshState(err error, ts []*benchTally, subs []*mesh.Subscription, node
 }
 
 // BenchmarkRoundTrip measures, per iteration, benchRTs sequential round
-// trips of (a) a bare client A sending a 200-byte PRIVMSG to a bare client B,
-// which sends it back, and (b) a meshbot Request of a 200-byte payload to a
-// node whose handler returns it. The two alternate in chunks of 100; an
-// iteration stops early after benchRoundLimit (fewer samples; the log says
-// how many). It reports p50 and p99 of both (µs) and mesh/raw for each.
+// trips of each of:
+//
+//   - raw: a bare client A sending a 200-byte PRIVMSG to a bare client B,
+//     which sends it back (no capabilities, so no tags and no echo);
+//   - wire: the same with the lines nodes exchange for a 200-byte request
+//     and its response (tags and all), the two bare clients having a node's
+//     capabilities (message-tags, server-time, echo-message, msgid) and
+//     acknowledging reads at once as a node does: what the server costs
+//     with meshbot's wire format when the clients cost nothing;
+//   - mesh: a meshbot Request of a 200-byte payload to a node whose handler
+//     returns it.
+//
+// The three alternate in chunks of 100; an iteration stops early after
+// benchRoundLimit (fewer samples; the log says how many). It reports p50,
+// p90 and p99 of each (µs), mesh/raw and mesh/wire for each, wire/raw at
+// p50, and the memory the process allocates per mesh round trip (both
+// nodes: requester and responder).
 func BenchmarkRoundTrip(b *testing.B) {
 	srv := ircdtest.Start(b)
-	raws, nodes := benchConnect(b, srv, []string{"rcli", "rsrv"},
-		[]mesh.Config{benchConfig(srv, "rtcli"), benchConfig(srv, "rtsrv")})
+	wireCaps := []string{"message-tags", "server-time", "echo-message", "msgid"}
+	raws, nodes := benchConnect(b, srv, []string{"rcli", "rsrv", "wcli", "wsrv"},
+		[]mesh.Config{benchConfig(srv, "rtcli"), benchConfig(srv, "rtsrv")},
+		nil, nil, wireCaps, wireCaps)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
-	// Raw side: B answers every DM with its text; A waits for the answer.
-	a, bb := raws[0], raws[1]
-	replies := make(chan struct{}, 1)
-	bnick := []byte(bb.nick)
-	a.onPrivmsg = func(src, _, _ []byte) {
-		if bytes.Equal(src, bnick) {
-			select {
-			case replies <- struct{}{}:
-			default:
-			}
-		}
+	raw, err := newBenchDM(raws[0], raws[1], false)
+	if err != nil {
+		b.Fatal(err)
 	}
-	bb.onPrivmsg = func(src, _, text []byte) {
-		_ = bb.send("PRIVMSG " + string(src) + " :" + string(text))
-	}
-	go a.run()
-	go bb.run()
-	request := "PRIVMSG " + bb.nick + " :" + strings.Repeat("x", benchBody)
-	rawRT := func() (time.Duration, error) {
-		start := time.Now()
-		if err := a.send(request); err != nil {
-			return 0, err
-		}
-		select {
-		case <-replies:
-			return time.Since(start), nil
-		case <-a.dead:
-			return 0, fmt.Errorf("client A: %v", a.err)
-		case <-bb.dead:
-			return 0, fmt.Errorf("client B: %v", bb.err)
-		case <-time.After(5 * time.Second):
-			return 0, fmt.Errorf("no answer after 5s")
-		}
+	benchAckAtOnce(raws[2])
+	benchAckAtOnce(raws[3])
+	wire, err := newBenchDM(raws[2], raws[3], true)
+	if err != nil {
+		b.Fatal(err)
 	}
 
 	// Mesh side.
@@ -304,7 +295,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	wctx, wcancel := context.WithTimeout(ctx, benchIOTimeout)
-	err := cli.WaitFor(wctx, "rtsrv")
+	err = cli.WaitFor(wctx, "rtsrv")
 	wcancel()
 	if err != nil {
 		b.Fatal(err)
@@ -335,39 +326,53 @@ func BenchmarkRoundTrip(b *testing.B) {
 		return nil
 	}
 	// Warm up.
-	if err := run(rawRT, 50, nil); err != nil {
-		b.Fatal("raw warm-up: ", err)
-	}
-	if err := run(meshRT, 50, nil); err != nil {
-		b.Fatal("mesh warm-up: ", err)
+	for name, rt := range map[string]func() (time.Duration, error){"raw": raw.rt, "wire": wire.rt, "mesh": meshRT} {
+		if err := run(rt, 50, nil); err != nil {
+			b.Fatal(name, " warm-up: ", err)
+		}
 	}
 
-	var rawD, meshD []time.Duration
+	var rawD, wireD, meshD []time.Duration
+	var mallocs, allocated uint64
+	var ms runtime.MemStats
 	for b.Loop() {
 		// Stop early rather than run for minutes when round trips are slow.
 		start := time.Now()
 		for done := 0; done < benchRTs && time.Since(start) < benchRoundLimit; done += benchRTChunk {
-			if err := run(rawRT, benchRTChunk, &rawD); err != nil {
+			if err := run(raw.rt, benchRTChunk, &rawD); err != nil {
 				b.Fatal("raw: ", err)
 			}
+			if err := run(wire.rt, benchRTChunk, &wireD); err != nil {
+				b.Fatal("wire: ", err)
+			}
+			runtime.ReadMemStats(&ms)
+			m0, b0 := ms.Mallocs, ms.TotalAlloc
 			if err := run(meshRT, benchRTChunk, &meshD); err != nil {
 				b.Fatal("mesh: ", err)
 			}
+			runtime.ReadMemStats(&ms)
+			mallocs += ms.Mallocs - m0
+			allocated += ms.TotalAlloc - b0
 		}
 	}
-	slices.Sort(rawD)
-	slices.Sort(meshD)
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-	r50, r99 := benchPercentile(rawD, 50), benchPercentile(rawD, 99)
-	m50, m99 := benchPercentile(meshD, 50), benchPercentile(meshD, 99)
-	b.ReportMetric(us(r50), "raw_p50_µs")
-	b.ReportMetric(us(r99), "raw_p99_µs")
-	b.ReportMetric(us(m50), "mesh_p50_µs")
-	b.ReportMetric(us(m99), "mesh_p99_µs")
-	b.ReportMetric(float64(m50)/float64(r50), "p50_mesh/raw")
-	b.ReportMetric(float64(m99)/float64(r99), "p99_mesh/raw")
-	b.Logf("%s: %d round trips each: raw p50 %s p99 %s, mesh p50 %s p99 %s",
-		srv.Kind(), len(rawD), r50, r99, m50, m99)
+	pct := func(ds []time.Duration, p int) time.Duration { return benchPercentile(ds, p) }
+	for _, ds := range [][]time.Duration{rawD, wireD, meshD} {
+		slices.Sort(ds)
+	}
+	for _, p := range []int{50, 90, 99} {
+		b.ReportMetric(us(pct(rawD, p)), fmt.Sprintf("raw_p%d_µs", p))
+		b.ReportMetric(us(pct(wireD, p)), fmt.Sprintf("wire_p%d_µs", p))
+		b.ReportMetric(us(pct(meshD, p)), fmt.Sprintf("mesh_p%d_µs", p))
+		b.ReportMetric(float64(pct(meshD, p))/float64(pct(rawD, p)), fmt.Sprintf("p%d_mesh/raw", p))
+		b.ReportMetric(float64(pct(meshD, p))/float64(pct(wireD, p)), fmt.Sprintf("p%d_mesh/wire", p))
+	}
+	b.ReportMetric(float64(pct(wireD, 50))/float64(pct(rawD, 50)), "p50_wire/raw")
+	b.ReportMetric(float64(mallocs)/float64(len(meshD)), "mesh_allocs/rt")
+	b.ReportMetric(float64(allocated)/float64(len(meshD)), "mesh_B/rt")
+	b.Logf("%s: %d round trips each: raw p50 %s p90 %s p99 %s; wire p50 %s p90 %s p99 %s; mesh p50 %s p90 %s p99 %s",
+		srv.Kind(), len(rawD), pct(rawD, 50), pct(rawD, 90), pct(rawD, 99),
+		pct(wireD, 50), pct(wireD, 90), pct(wireD, 99), pct(meshD, 50), pct(meshD, 90), pct(meshD, 99))
 }
 
 // benchPercentile returns the nearest-rank p-th percentile of sorted ds.
