@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -52,8 +53,14 @@ const (
 
 func TestSimulation(t *testing.T) {
 	runs := *simRuns
-	if testing.Short() {
+	switch {
+	case testing.Short():
 		runs = 300
+	case raceEnabled() && !flagSet("schedules"):
+		// The simulation runs on one goroutine: the race detector finds
+		// nothing in it and makes it about ten times slower, so a -race
+		// run does a third of the schedules (fresh seeds every run).
+		runs = 1000
 	}
 	if *simSeed != 0 {
 		if err := runSim(*simSeed, *simTrace, t.Logf); err != nil {
@@ -62,15 +69,43 @@ func TestSimulation(t *testing.T) {
 		return
 	}
 	base := rand.Uint64()
-	for i := range runs {
-		seed := base + uint64(i)
-		if seed == 0 {
-			continue
-		}
-		if err := runSim(seed, false, nil); err != nil {
-			t.Fatalf("seed %d: %v\nreplay: go test ./state -run TestSimulation -seed=%d -simtrace -v", seed, err, seed)
+	// Schedules are independent: two shards run them in parallel.
+	const shards = 2
+	for shard := range shards {
+		t.Run(fmt.Sprint(shard), func(t *testing.T) {
+			t.Parallel()
+			for i := shard; i < runs; i += shards {
+				seed := base + uint64(i)
+				if seed == 0 {
+					continue
+				}
+				if err := runSim(seed, false, nil); err != nil {
+					t.Fatalf("seed %d: %v\nreplay: go test ./state -run TestSimulation -seed=%d -simtrace -v", seed, err, seed)
+				}
+			}
+		})
+	}
+}
+
+// raceEnabled reports whether the test binary was built with -race.
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
 		}
 	}
+	return false
+}
+
+// flagSet reports whether the flag was given on the command line.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // simItem is one scheduled step.
