@@ -47,8 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs.IntVar(&o.size, "size", 200, "payload bytes of a message, request and response")
 	fs.IntVar(&o.subs, "subs", 3, "subscribers (multicast) and workers (anycast)")
-	fs.IntVar(&o.msgs, "msgs", 50000, "messages per pub/sub measurement")
-	fs.IntVar(&o.requests, "requests", 5000, "round trips per request/response measurement")
+	fs.IntVar(&o.msgs, "msgs", 100000, "messages per pub/sub measurement")
+	fs.IntVar(&o.requests, "requests", 10000, "round trips per request/response measurement")
 	outstanding := fs.String("outstanding", "1,16", "requests in flight, comma-separated: a workload each")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "stop a measurement after this long (0: at its count only)")
 	jsonOut := fs.Bool("json", false, "print the result as JSON instead of a table")
