@@ -35,6 +35,7 @@ func ownerNode(t *testing.T, srv *ircd.Server, namespace, service string, owns .
 // TestStateCommands runs state list, get, put and watch against a domain
 // an in-process owner writes.
 func TestStateCommands(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	environ := map[string]string{"MESHBOT_SERVER": srv.Addr(), "MESHBOT_NAMESPACE": "st"}
 	owner := ownerNode(t, srv, "st", "cfg", "cfg.flags")
@@ -129,6 +130,7 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 // TestStateHistoryCommand: state history prints a key's versions from the
 // recorders' index, and every update of a domain from its record.
 func TestStateHistoryCommand(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	environ := map[string]string{"MESHBOT_SERVER": srv.Addr(), "MESHBOT_NAMESPACE": "sh"}
 	hm := historytest.NewMesh(srv, "sh", nil)
