@@ -115,10 +115,10 @@ func answer(t *testing.T, person *iitest.Client, nick, text, want string) []stri
 // mesh and talks to it, as docs/CONSOLE.md says: event lines carry the
 // payload, claims and acks name their event; status, members and methods
 // answer anyone; req answers a channel operator and refuses a stranger;
-// CTCP VERSION answers; +m pauses a topic (a publish fails clearly, -m
-// lets it through); a KICKed service stops receiving the topic and shows
-// as kicked in members, until an operator's INVITE (an INVITE from anyone
-// else does not bring it back).
+// CTCP VERSION answers; +m pauses a topic (a publish fails clearly, or
+// waits with WaitWhilePaused; -m lets them through); a KICKed service
+// stops receiving the topic and shows as kicked in members, until an
+// operator's INVITE (an INVITE from anyone else does not bring it back).
 func TestConsoleFromIRCClient(t *testing.T) {
 	srv := ircdtest.Start(t)
 	hb, topic := mesh.HeartbeatChannel(ns), "orders.created"
@@ -131,8 +131,10 @@ func TestConsoleFromIRCClient(t *testing.T) {
 	alice.Join(channel, 5*time.Second)
 
 	pricingCfg := nodeConfig(srv.Addr(), "pricing")
-	nodes := meshtest.ConnectAll(t, nodeConfig(srv.Addr(), "orders"), pricingCfg, nodeConfig(srv.Addr(), "billing"))
-	orders, pricing, billing := nodes[0], nodes[1], nodes[2]
+	patientCfg := nodeConfig(srv.Addr(), "orders") // waits while a topic is paused
+	patientCfg.Instance, patientCfg.WaitWhilePaused = "2", true
+	nodes := meshtest.ConnectAll(t, nodeConfig(srv.Addr(), "orders"), pricingCfg, nodeConfig(srv.Addr(), "billing"), patientCfg)
+	orders, pricing, billing, patient := nodes[0], nodes[1], nodes[2], nodes[3]
 	for _, n := range nodes {
 		c := console.Attach(n, console.Config{})
 		t.Cleanup(c.Stop)
@@ -187,21 +189,44 @@ func TestConsoleFromIRCClient(t *testing.T) {
 	answer(t, alice, "pricing-1", `quote {"item":"unicorn","qty":1}`, `pricing/1 answered quote with error 400: we do not sell "unicorn"`)
 	answer(t, eve, "billing-1", `req pricing quote {"item":"tea","qty":2}`, "refused: req acts on the mesh")
 
-	// (4) +m pauses the topic: a publish fails with a clear error; -m
-	// lets it through.
+	// (4) +m pauses the topic: a publish fails with a clear error, or
+	// waits with WaitWhilePaused; -m lets them through.
+	if _, err := patient.Publish(ctx, topic, []byte(`{"order":"before"}`)); err != nil { // orders-2 is in the channel
+		t.Fatal(err)
+	}
 	alice.Write(channel+"/in", "/MODE "+channel+" +m", 5*time.Second)
-	waitFor(t, 5*time.Second, "orders-1 to see the topic paused", func() bool { return len(orders.Paused()) == 1 })
+	waitFor(t, 5*time.Second, "orders-1 and orders-2 to see the topic paused", func() bool { return len(orders.Paused()) == 1 && len(patient.Paused()) == 1 })
 	_, err = orders.Publish(ctx, topic, []byte(`{"order":2}`))
 	if !errors.Is(err, mesh.ErrPaused) || !strings.Contains(err.Error(), "+m by alice") {
 		t.Fatalf("publish to a paused topic: %v", err)
 	}
+	waited := make(chan error, 1)
+	go func() {
+		_, err := patient.Publish(ctx, topic, []byte(`{"order":"waited"}`))
+		waited <- err
+	}()
 	answer(t, eve, "billing-1", "status", "PAUSED (+m by alice")
+	select {
+	case err := <-waited:
+		t.Fatalf("a publish with WaitWhilePaused returned while the topic was paused: %v", err)
+	default:
+	}
 	alice.Write(channel+"/in", "/MODE "+channel+" -m", 5*time.Second)
 	waitFor(t, 5*time.Second, "orders-1 to see the topic resumed", func() bool { return len(orders.Paused()) == 0 })
 	if _, err := orders.Publish(ctx, topic, []byte(`{"order":3}`)); err != nil {
 		t.Fatalf("publish after -m: %v", err)
 	}
-	waitFor(t, 10*time.Second, "billing to handle order 3", func() bool { return got.has(`{"order":3}`) })
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("the publish that waited for -m: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the publish that waited for -m did not return within 10 s of it")
+	}
+	waitFor(t, 10*time.Second, "billing to handle order 3 and the one that waited", func() bool {
+		return got.has(`{"order":3}`) && got.has(`{"order":"waited"}`)
+	})
 
 	// (5) A KICKed service stops receiving the topic and shows as such.
 	alice.Write(channel+"/in", "/KICK "+channel+" billing-1 :maintenance", 5*time.Second)
