@@ -100,6 +100,7 @@ func (n *Node) closedLine(l *line) bool {
 	case "376", "422": // registered: the capabilities and the login are known
 		n.checkLogin() // sasl.go
 		n.checkAccountTags()
+		n.checkInviteOnly()
 	case "353":
 		n.onNames(l)
 	case "324":
@@ -165,5 +166,18 @@ func (n *Node) checkAccountTags() {
 			why = "it is logged in as " + got
 		}
 		n.refuseConnection(fmt.Errorf("%w: service %s is bound to account %s, but %s (SASL): every other node would refuse its lines", ErrInvalidConfig, n.cfg.Service, want, why))
+	}
+}
+
+// checkInviteOnly refuses a connection on which the mesh's channels could
+// be made invite-only but not opened to the mesh's accounts: the server
+// (ISUPPORT, known once registered) has no invite exceptions naming an
+// account (ergo). Setting +i there would lock every other member out.
+func (n *Node) checkInviteOnly() {
+	if !n.cfg.InviteOnly {
+		return
+	}
+	if _, err := n.inviteMasks(); err != nil {
+		n.refuseConnection(fmt.Errorf("%w: InviteOnly: %v, so an invite-only channel would keep the mesh's own members out; keep outsiders out with ChannelKey (and Accounts) on this server", ErrInvalidConfig, err))
 	}
 }
