@@ -165,6 +165,7 @@ bench-peer); figures and how they were made: docs/performance.md.`,
 	// The bench's own namespace, so that its bots never mix with a mesh's.
 	ns := f.Lookup("namespace")
 	ns.DefValue, conn.namespace = "bench", "bench"
+	_ = f.MarkHidden("drain-timeout") // the bench closes its nodes itself
 	f.StringVar(&spec, "ircd", "", `IRC server to start when --server is not given, as in MESH_IRCD: "inspircd" (the default), "ngircd", "ergo", or KIND:/path/to/binary`)
 	bindEnv(f, "ircd", ircd.EnvVar)
 	f.IntVar(&fan.Pubs, "pubs", 1, "pubsub: publishers (nodes; raw: bare clients)")
