@@ -432,7 +432,9 @@ func (n *Node) onConnected() {
 			}
 		}
 		n.mu.Lock()
-		if n.connGen != st.gen || n.client == nil {
+		// The connection may have ended while this waited (its JOINs came,
+		// then it dropped): onDisconnect cleared inChannel.
+		if n.connGen != st.gen || n.client == nil || !n.inChannel[strings.ToLower(channels[0])] {
 			n.mu.Unlock()
 			return
 		}
