@@ -293,7 +293,23 @@ func (c *Core) Forget(id envelope.ID) bool {
 	}
 	delete(c.events, id)
 	c.forgotten++
+	c.popForgotten()
 	return true
+}
+
+// popForgotten drops the events Forget dropped from the front of the
+// completion queue, which would otherwise hold them until the retention of
+// the first one still remembered.
+func (c *Core) popForgotten() {
+	for c.doneHead < len(c.done) {
+		e := c.done[c.doneHead]
+		if c.events[e.id] == e {
+			return
+		}
+		c.done[c.doneHead] = nil
+		c.doneHead++
+		c.forgotten--
+	}
 }
 
 // pendingCount is the number of pending events tracked.

@@ -625,7 +625,12 @@ func (g *Group) advance() envelope.Offset {
 	for _, id := range g.behindIDs[:n] {
 		g.core.Forget(id)
 	}
+	clear(g.behind[:n]) // their msgids: the arrays stay until they are rebuilt
 	g.behind, g.behindIDs = g.behind[n:], g.behindIDs[n:]
+	if n > 0 {
+		g.core.shrink()
+		g.shrink()
+	}
 	return prefix
 }
 
