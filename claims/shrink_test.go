@@ -76,3 +76,32 @@ func TestEvictedUnderMaxEvents(t *testing.T) {
 		t.Fatalf("11 pending events under MaxEvents 10: %+v", st)
 	}
 }
+
+// TestForgetReleases: events dropped with Forget (the committed offset
+// passed them) are no longer referenced by the completion queue, long
+// before their retention ends; the queue's array is returned at the next
+// rebuild.
+func TestForgetReleases(t *testing.T) {
+	c := New(Config{Self: who(idA), Lease: ctLease, Retain: time.Hour})
+	c.Members(alive(ctAll...), ct0)
+	c.Session(ct0.Add(1000*time.Hour), ct0)
+	const n = 3000
+	completeAll(c, 0, n, ct0)
+	for i := range uint64(n) {
+		if !c.Forget(testID(i)) {
+			t.Fatalf("event %d not forgotten", i)
+		}
+	}
+	for i, e := range c.done {
+		if e != nil {
+			t.Fatalf("the completion queue still holds event %d (%d of %d)", e.seq, i, len(c.done))
+		}
+	}
+	if st := c.Stats(); st.Completed != 0 || st.Pending != 0 || c.forgotten != 0 {
+		t.Fatalf("after Forget: %+v, %d forgotten in the queue", st, c.forgotten)
+	}
+	c.shrink()
+	if c.done != nil || len(c.events) != 0 || c.peak != 0 {
+		t.Fatalf("after a rebuild: done %d/%d, %d events (peak %d)", len(c.done), cap(c.done), len(c.events), c.peak)
+	}
+}
