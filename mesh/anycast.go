@@ -294,6 +294,11 @@ func (a *anycast) flush() {
 		case <-j.done:
 		case <-ctx.Done():
 			return
+		case <-a.quit:
+			// Stopping: what was sent is the writer's to confirm (Close
+			// flushes it within its context); waiting here would hang a
+			// node whose connection is gone for good (stopped waits for run).
+			return
 		case <-a.n.done:
 			return
 		}
