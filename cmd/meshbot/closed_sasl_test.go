@@ -19,7 +19,7 @@ import (
 // logged in with a password file (SASL PLAIN), and over TLS with a client
 // certificate (--tls-cert, --tls-ca, SASL EXTERNAL), and refuses the same
 // service not logged in; a wrong password file fails at once with the
-// server's reason.
+// server's reason. A saved context holds the same settings.
 func TestSASLCLI(t *testing.T) {
 	t.Parallel()
 	if spec := ircdtest.Spec(t); !ircd.HasAccounts(spec.Kind) {
@@ -80,6 +80,23 @@ func TestSASLCLI(t *testing.T) {
 		}
 		waitFor(t, "tail", tail.out, tc.payload, 10*time.Second)
 	}
+	// The same from a saved context (~ is the home directory).
+	cfgPath := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfgPath, []byte(`[contexts.billing]
+server = "`+srv.TLSAddr()+`"
+namespace = "acct"
+tls_cert = "~/billing.pem"
+tls_ca = "~/server.pem"
+sasl_external = true
+sasl_user = "billing"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	home := map[string]string{"MESHBOT_CONFIG": cfgPath, "HOME": dir, "MESHBOT_ALLOW_UNSIGNED": "1"}
+	if r := runCLI(t, home, "", "pub", "invoices", "from-a-context", "--service", "billing", "--context", "billing"); r.code != 0 {
+		t.Fatalf("pub --context billing: exit %d %s", r.code, r.stderr)
+	}
+	waitFor(t, "tail", tail.out, "from-a-context", 10*time.Second)
 	if r := runCLI(t, base, "", "pub", "invoices", "not-logged-in", "--service", "billing"); r.code != 0 {
 		t.Fatalf("pub not logged in: exit %d %s", r.code, r.stderr)
 	}

@@ -122,7 +122,7 @@ func applyContext(fs *pflag.FlagSet, getenv func(string) string, name string) er
 			continue
 		}
 		s, err := contextValue(v)
-		if err == nil && (flag == "keyring" || strings.HasSuffix(flag, "-file")) {
+		if err == nil && (flag == "keyring" || strings.HasSuffix(flag, "-file") || pathFlags[flag]) {
 			s, err = expandHome(s, getenv)
 		}
 		if err == nil {
@@ -141,7 +141,12 @@ var contextKeys = []string{
 	"server", "namespace", "tls", "tls-insecure", "sasl-user", "sasl-pass",
 	"hmac-key-file", "ed25519-key-file", "keyring", "require-signed", "log-level", "ircd",
 	"console-account", "console-restricted",
+	"sasl-pass-file", "sasl-external", "tls-cert", "tls-key", "tls-ca",
 }
+
+// pathFlags are the settings besides keyring and *-file that name files
+// ("~/" is the home directory there too).
+var pathFlags = map[string]bool{"tls-cert": true, "tls-key": true, "tls-ca": true}
 
 func knownContextKey(k string) bool { return slices.Contains(contextKeys, k) }
 
