@@ -126,6 +126,11 @@ func appendAAD(b []byte, e *Envelope) []byte {
 	return appendText(b, e.Crypt.PeerKeyID)
 }
 
+// aadPool holds the buffers associated data is built in: an AEAD takes
+// it through an interface, so a buffer on the stack would escape (one
+// allocation per envelope sealed or opened).
+var aadPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
 func appendText(b []byte, s string) []byte  { return append(appendHead(b, 0x60, uint64(len(s))), s...) }
 func appendBytes(b []byte, p []byte) []byte { return append(appendHead(b, 0x40, uint64(len(p))), p...) }
 
@@ -273,8 +278,10 @@ func (c *Crypter) Encrypt(e *Envelope, peer string) (*Envelope, error) {
 	hdr.Nonce = make([]byte, chacha20poly1305.NonceSizeX)
 	_, _ = rand.Read(hdr.Nonce) // never fails (Go ≥ 1.24)
 	out.Crypt = &hdr
-	var aad [256]byte
-	out.Payload = aead.Seal(body[:0], hdr.Nonce, body, appendAAD(aad[:0], &out)) // in place
+	aad := aadPool.Get().(*[]byte)
+	*aad = appendAAD((*aad)[:0], &out)
+	out.Payload = aead.Seal(body[:0], hdr.Nonce, body, *aad) // in place
+	aadPool.Put(aad)
 	return &out, nil
 }
 
@@ -373,12 +380,14 @@ func (c *Crypter) decrypt(e *Envelope, inPlace bool) error {
 	if len(e.Payload) < aead.Overhead() {
 		return fmt.Errorf("%w: encrypted payload of %d bytes", ErrForged, len(e.Payload))
 	}
-	var aad [256]byte
 	var dst []byte
 	if inPlace {
 		dst = e.Payload[:0]
 	}
-	plain, err := aead.Open(dst, h.Nonce, e.Payload, appendAAD(aad[:0], e))
+	aad := aadPool.Get().(*[]byte)
+	*aad = appendAAD((*aad)[:0], e)
+	plain, err := aead.Open(dst, h.Nonce, e.Payload, *aad)
+	aadPool.Put(aad)
 	if err != nil {
 		return fmt.Errorf("%w: the payload does not open with key %q", ErrForged, h.KeyID)
 	}
