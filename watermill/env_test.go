@@ -111,12 +111,15 @@ func (s *recordedSubscriber) SubscribeInitialize(topic string) error {
 	return s.e.waitRecorded(meshwatermill.DefaultTopicMapper(s.e.ns)(topic))
 }
 
-// waitRecorded waits until the recorder is in topic's channel.
+// waitRecorded waits until the recorder is in topic's channel: it finds
+// a new channel within its rescan interval (100 ms here), or later on a
+// starved machine, hence the generous bound.
 func (e *env) waitRecorded(topic string) error {
-	deadline := time.Now().Add(20 * time.Second)
+	const patience = 60 * time.Second
+	deadline := time.Now().Add(patience)
 	for !slices.Contains(e.rec.Topics(), topic) {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the recorder did not find %s in 20 s", topic)
+			return fmt.Errorf("the recorder did not find %s in %v", topic, patience)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
