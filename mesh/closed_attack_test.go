@@ -141,7 +141,7 @@ func (c *rawClient) sync(t *testing.T) {
 // sender is not the nick that sent it is (what comes from the nick
 // shop-2 as shop/2 is what an unsigned mesh cannot tell from the shop).
 func TestForgedLines(t *testing.T) {
-	meshtest.ForEachMode(t, func(t *testing.T, m *meshtest.Mode) {
+	forEachMode(t, func(t *testing.T, m *meshtest.Mode) { // each mode on a server of its own
 		srv := ircdtest.Start(t)
 		tags := ircdtest.Probe(t, srv).Has("message-tags")
 		cfg := func(service, instance string) mesh.Config {

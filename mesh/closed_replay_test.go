@@ -22,7 +22,7 @@ import (
 // each once, and refuses the others (wrong-sender among them) — unsigned
 // as signed.
 func TestForgedLinesReplayed(t *testing.T) {
-	meshtest.ForEachMode(t, func(t *testing.T, mode *meshtest.Mode) {
+	forEachMode(t, func(t *testing.T, mode *meshtest.Mode) { // each mode on a server of its own
 		srv := ircdtest.Start(t)
 		tags := ircdtest.Probe(t, srv).Has("message-tags")
 		m := historytest.NewMesh(srv, "fr", mode)
