@@ -241,6 +241,10 @@ func (n *Network) admin(ctx context.Context, i int) (*admin, error) {
 	return n.admins[i], nil
 }
 
+// Oper returns the name and password of the IRC operator every server of
+// the network knows (for clients from 127.0.0.1: /OPER NAME PASSWORD).
+func (n *Network) Oper() (name, password string) { return n.operName, n.operPass }
+
 // Topology is how the network is linked.
 func (n *Network) Topology() Topology { return n.topo }
 
