@@ -240,3 +240,163 @@ func BenchmarkNetworkFanout(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkNetworkMulticastDelay measures the cross-server tail of
+// multicast at a steady rate (no queueing): a node on the first server of
+// a chain publishes benchPaced events, one every 5 ms, to a subscriber on
+// each server; it reports each server's p50, p99 and worst delay (µs from
+// publish to handler) and each far server's p99 over the first server's.
+func BenchmarkNetworkMulticastDelay(b *testing.B) {
+	const benchPaced = 1000
+	for _, mode := range ackModes() {
+		b.Run(mode.name, func(b *testing.B) {
+			nw := benchNetwork(b, mode.delayed)
+			cfgs := []mesh.Config{benchNetConfig(nw, 0, "pub")}
+			for i := range 3 {
+				cfgs = append(cfgs, benchNetConfig(nw, i, fmt.Sprintf("net%d", i)))
+			}
+			nodes := meshtest.ConnectAll(b, cfgs...)
+			pub := nodes[0]
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			var mu sync.Mutex
+			delays := make([][]time.Duration, 3)
+			got := make([]atomic.Int64, 3)
+			for i, n := range nodes[1:] {
+				if _, err := n.Subscribe(ctx, "paced", func(_ context.Context, m *mesh.Message) error {
+					d := time.Since(m.SentAt)
+					mu.Lock()
+					delays[i] = append(delays[i], d)
+					mu.Unlock()
+					got[i].Add(1)
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			time.Sleep(time.Second) // the joins spread over the links
+			payload := bytes.Repeat([]byte("x"), benchBody)
+			for b.Loop() {
+				want := make([]int64, 3)
+				for i := range got {
+					want[i] = got[i].Load() + benchPaced
+				}
+				tick := time.NewTicker(5 * time.Millisecond)
+				for range benchPaced {
+					<-tick.C
+					if _, err := pub.PublishAsync(ctx, "paced", payload); err != nil {
+						b.Fatal(err)
+					}
+				}
+				tick.Stop()
+				deadline := time.Now().Add(30 * time.Second)
+				for i := range got {
+					for got[i].Load() < want[i] {
+						if time.Now().After(deadline) {
+							b.Fatalf("server %d: %d of %d events", i, got[i].Load(), want[i])
+						}
+						time.Sleep(10 * time.Millisecond)
+					}
+				}
+			}
+			us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+			mu.Lock()
+			defer mu.Unlock()
+			var line []string
+			p99s := make([]time.Duration, 3)
+			for i, d := range delays {
+				slices.Sort(d)
+				p50, p99, worst := benchPercentile(d, 50), benchPercentile(d, 99), d[len(d)-1]
+				p99s[i] = p99
+				b.ReportMetric(us(p50), fmt.Sprintf("server%d_p50_µs", i))
+				b.ReportMetric(us(p99), fmt.Sprintf("server%d_p99_µs", i))
+				b.ReportMetric(us(worst), fmt.Sprintf("server%d_max_µs", i))
+				if i > 0 {
+					b.ReportMetric(float64(p99)/float64(p99s[0]), fmt.Sprintf("server%d_p99/server0", i))
+				}
+				line = append(line, fmt.Sprintf("server %d: p50 %v p99 %v max %v", i, p50, p99, worst))
+			}
+			b.Logf("%s, %d events at 200/s: %s", mode.name, len(delays[0]), strings.Join(line, "; "))
+		})
+	}
+}
+
+// BenchmarkNetworkAnycast measures anycast across servers: a node on the
+// first server of a chain publishes benchNetAny events (PublishAsync) to
+// a group of three workers, one on each server, and, in the same run, to
+// three workers on one server. It reports the events completed per second
+// (from the first publish until the handlers ran every event), the
+// network's rate over the single server's, and handler runs beyond one
+// per event (0 when nothing failed).
+func BenchmarkNetworkAnycast(b *testing.B) {
+	const benchNetAny = 5000
+	nw := benchNetwork(b, false)
+	one := ircdtest.Start(b)
+	type group struct {
+		name    string
+		pub     *mesh.Node
+		workers []*mesh.Node
+		handled atomic.Int64
+		rates   []float64
+	}
+	groups := []*group{{name: "network"}, {name: "one server"}}
+	netCfgs := []mesh.Config{benchNetConfig(nw, 0, "apub")}
+	oneCfgs := []mesh.Config{benchConfig(one, "apub")}
+	for i := range 3 {
+		netCfgs = append(netCfgs, benchNetConfig(nw, i, "workers"))
+		oneCfgs = append(oneCfgs, benchConfig(one, "workers"))
+	}
+	for k, cfgs := range [][]mesh.Config{netCfgs, oneCfgs} {
+		nodes := meshtest.ConnectAll(b, cfgs...)
+		groups[k].pub, groups[k].workers = nodes[0], nodes[1:]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	for _, g := range groups {
+		for _, w := range g.workers {
+			if _, err := w.SubscribeAnycast(ctx, "netany", func(context.Context, *mesh.Message) error { g.handled.Add(1); return nil },
+				mesh.QueueLen(benchNetAny+1000)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		waitGroupFormed(b, g.workers, "netany", "workers")
+	}
+	time.Sleep(1500 * time.Millisecond) // every worker is ready to claim
+	payload := bytes.Repeat([]byte("x"), benchBody)
+	var extra int64
+	for b.Loop() {
+		for _, g := range groups {
+			from := g.handled.Load()
+			start := time.Now()
+			for range benchNetAny {
+				if _, err := g.pub.PublishAsync(ctx, "netany", payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+			deadline := time.Now().Add(2 * benchRoundLimit)
+			for g.handled.Load()-from < benchNetAny {
+				if time.Now().After(deadline) {
+					b.Fatalf("%s: %d of %d events handled", g.name, g.handled.Load()-from, benchNetAny)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			g.rates = append(g.rates, benchNetAny/time.Since(start).Seconds())
+			time.Sleep(time.Second) // late duplicates would show
+			extra += g.handled.Load() - from - benchNetAny
+		}
+	}
+	mean := func(v []float64) float64 {
+		s := 0.0
+		for _, x := range v {
+			s += x
+		}
+		return s / float64(len(v))
+	}
+	netRate, oneRate := mean(groups[0].rates), mean(groups[1].rates)
+	b.ReportMetric(netRate, "network_events/s")
+	b.ReportMetric(oneRate, "one_server_events/s")
+	b.ReportMetric(netRate/oneRate, "network/one_server")
+	b.ReportMetric(float64(extra), "extra_runs")
+	b.Logf("anycast, %d events: %.0f/s with a worker on each of three servers, %.0f/s with three on one server (%.0f%%); %d extra handler runs",
+		benchNetAny, netRate, oneRate, 100*netRate/oneRate, extra)
+}
