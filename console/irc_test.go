@@ -171,7 +171,18 @@ func TestConsoleFromIRCClient(t *testing.T) {
 		return containsLine(ls, "<pricing-1> ", "hb pricing ", "pricing/1 load 0.00", "answers quote")
 	})
 
-	// (2) Reading is open: eve asks.
+	// (2) Reading is open: eve asks (once the bots asked about have heard
+	// the beats that announce billing's group and pricing's method).
+	waitFor(t, 10*time.Second, "the beats announcing billing's group and pricing's method", func() bool {
+		subs, methods := false, false
+		for _, m := range pricing.Members("billing") {
+			subs = subs || len(m.Beat.Subs) == 1
+		}
+		for _, m := range orders.Members("pricing") {
+			methods = methods || len(m.Beat.Methods) == 1
+		}
+		return subs && methods
+	})
 	if a := answer(t, eve, "billing-1", "status", "billing-1: service billing"); !containsLine(a, "orders.created: anycast (group billing)") {
 		t.Errorf("status: %q", a)
 	}
@@ -231,6 +242,14 @@ func TestConsoleFromIRCClient(t *testing.T) {
 	// (5) A KICKed service stops receiving the topic and shows as such.
 	alice.Write(channel+"/in", "/KICK "+channel+" billing-1 :maintenance", 5*time.Second)
 	waitFor(t, 5*time.Second, "billing-1 to know it was kicked", func() bool { return len(billing.Kicks()) == 1 })
+	waitFor(t, 10*time.Second, "pricing-1 to hear billing-1's beat announcing the kick", func() bool {
+		for _, m := range pricing.Members("billing") {
+			if len(m.Beat.Kicked) == 1 {
+				return true
+			}
+		}
+		return false
+	})
 	answer(t, eve, "pricing-1", "members billing", "KICKED from orders.created")
 	if _, err := orders.Publish(ctx, topic, []byte(`{"order":4}`)); err != nil {
 		t.Fatal(err)
