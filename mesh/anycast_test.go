@@ -180,7 +180,7 @@ func TestAnycastExactlyOnce(t *testing.T) {
 	})
 }
 
-// modeEvents is how many events a load test publishes in mode m: n
+// modeEvents is how many events (or updates) a load test sends in mode m: n
 // unsigned, where the protocol's load is proven, and a quarter of it in
 // the modes that sign (and encrypt), which prove that signatures and
 // encryption change none of it. Checking an ed25519 signature costs

@@ -33,7 +33,9 @@ func TestStateFromRecorder(t *testing.T) {
 			t.Fatal(err)
 		}
 		historytest.WaitTopic(t, rec.Recorder, state.Topic("cfg"))
-		const updates, keys = 10_000, 1_000
+		// 10,000 updates unsigned, a quarter in the signing modes
+		// (modeEvents); 1,000 keys in all: several pages.
+		updates, keys := modeEvents(m, 10_000), 1_000
 		putMany(t, ctx, od, updates, keys, 64, func(i int) []byte { return fmt.Appendf(nil, "value %d %s", i, strings.Repeat("y", i%40)) })
 		for k := range 5 { // deletes are in the record too
 			if _, err := od.Delete(ctx, fmt.Sprintf("key-%04d", k)); err != nil {

@@ -248,10 +248,12 @@ func TestStateNewcomer(t *testing.T) {
 		if err := owner.Wait(ctx); err != nil {
 			t.Fatal(err)
 		}
-		const updates, keys = 10_000, 1_000
+		// 10,000 updates unsigned, a quarter in the signing modes
+		// (modeEvents); 1,000 keys in all: several pages.
+		updates, keys := modeEvents(m, 10_000), 1_000
 		putMany(t, ctx, owner, updates, keys, 64, func(i int) []byte { return fmt.Appendf(nil, "value %d %s", i, strings.Repeat("x", i%50)) })
 		want := converged(t, 60*time.Second, owner, reader)
-		if want.Version < updates || len(want.Entries) != keys {
+		if want.Version < uint64(updates) || len(want.Entries) != keys {
 			t.Fatalf("version %d with %d keys after %d updates", want.Version, len(want.Entries), updates)
 		}
 
