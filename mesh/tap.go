@@ -177,13 +177,13 @@ func (n *Node) onRaw(raw []byte) bool {
 		_, _ = n.cfg.RawLog.Write(append(raw[:len(raw):len(raw)], '\n'))
 		n.rawMu.Unlock()
 	}
-	msg, err := ircmsg.ParseLine(string(raw))
+	msg, tags, err := parseLine(string(raw)) // tags.go: one map of tags, not three
 	if err != nil {
 		n.stats.rejected.Add(1)
 		n.countReject("malformed")
 		return false
 	}
-	l := &line{cmd: strings.ToUpper(msg.Command), params: msg.Params, tags: msg.AllTags()}
+	l := &line{cmd: strings.ToUpper(msg.Command), params: msg.Params, tags: tags}
 	if msg.Source != "" {
 		if nuh, err := ircmsg.ParseNUH(msg.Source); err == nil {
 			l.nick, l.user, l.host = nuh.Name, nuh.User, nuh.Host
