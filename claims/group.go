@@ -566,9 +566,12 @@ func (g *Group) Commit(now time.Time) {
 	prefix := g.advance()
 	committed := g.cons.Committed()
 	claimed := prefix
-	if g.holed || !g.core.Quorum() || prefix.Before(committed) {
-		// A hole, or no majority (the other side of a split may have
-		// seen what we did not): vouch for the committed offset only.
+	if g.holed || !g.core.Quorum() || !g.prefix.Reaches(committed) {
+		// A hole, no majority (the other side of a split may have seen
+		// what we did not), or a prefix behind the committed offset:
+		// vouch for the committed offset only. (Reaches, not Before:
+		// two lines of one millisecond are told apart only by the lines
+		// the prefix passed.)
 		claimed = committed
 	}
 	if g.cfg.Passive || claimed.IsZero() {
