@@ -20,8 +20,9 @@ import (
 // that lines of that side sent since the split never reached it. Once the
 // burst of returns has settled, the node fills that gap where it can: its
 // multicast subscriptions from history (at once, then again 3, 10 and 30 s
-// later, while the recorders fill their own holes from each other), its anycast
-// subscriptions by replaying the split in the group's record, and its gap
+// later, while the recorders fill their own holes from each other), its
+// anycast subscriptions by replaying the split in the group's record (at
+// once and 3 s later), and its gap
 // observers (recorders) with a gap that says since when. Without history
 // the gap is logged and counted (SplitStats).
 
@@ -29,17 +30,23 @@ import (
 // the node waits for the rest of the netjoin's burst before it fills.
 const netjoinSettle = 250 * time.Millisecond
 
-// netjoinRefill is when, after the netjoin, a multicast subscription or an
-// anycast group fills the split's gap again: the recorder it reads may
-// itself still be filling its hole from the other side's (§7.10), which
-// usually takes a moment and takes longer when the network breaks again
-// meanwhile. A pass delivers only what the earlier ones did not.
+// netjoinRefill is when, after the netjoin, a multicast subscription fills
+// the split's gap again: the recorder it reads may itself still be filling
+// its hole from the other side's (§7.10), which usually takes a moment and
+// takes longer when the network breaks again meanwhile. A pass delivers
+// only what the earlier ones did not.
 var netjoinRefill = []time.Duration{3 * time.Second, 10 * time.Second, 30 * time.Second}
 
-// refillPasses waits for each netjoinRefill after start and runs fill,
-// until ctx or done ends.
-func refillPasses(ctx context.Context, done <-chan struct{}, start time.Time, fill func(pass int)) {
-	for i, d := range netjoinRefill {
+// anycastRefill is when an anycast group replays the split again. Only
+// once: a replay long after the netjoin brings back events the group has
+// forgotten it completed, and its member ran them again (seen in the
+// netsplit chaos run).
+var anycastRefill = netjoinRefill[:1]
+
+// refillPasses waits for each of delays after start and runs fill, until
+// ctx or done ends.
+func refillPasses(ctx context.Context, done <-chan struct{}, start time.Time, delays []time.Duration, fill func(pass int)) {
+	for i, d := range delays {
 		t := time.NewTimer(time.Until(start.Add(d)))
 		select {
 		case <-t.C:
@@ -209,7 +216,7 @@ func (sub *Subscription) netjoin(since time.Time) {
 	go func() {
 		defer n.wg.Done()
 		n.fillSplit(sub, from, 1)
-		refillPasses(sub.ctx, n.done, start, func(pass int) { n.fillSplit(sub, from, pass) })
+		refillPasses(sub.ctx, n.done, start, netjoinRefill, func(pass int) { n.fillSplit(sub, from, pass) })
 	}()
 }
 
@@ -251,7 +258,7 @@ func (n *Node) fillSplit(sub *Subscription, from time.Time, pass int) {
 
 // netjoin: an anycast member with history replays the split in the
 // group's record (the other side's events, claims and acks), at once and
-// again at each netjoinRefill; without history the resync of §6.14 is what
+// again at anycastRefill; without history the resync of §6.14 is what
 // it learns of the other side.
 func (a *anycast) netjoin(since time.Time) {
 	n, b := a.n, a.n.cfg.History
@@ -268,7 +275,7 @@ func (a *anycast) netjoin(since time.Time) {
 	go func() {
 		defer n.wg.Done()
 		a.replaySplit(b, from)
-		refillPasses(a.s.ctx, n.done, start, func(int) { a.replaySplit(b, from) })
+		refillPasses(a.s.ctx, n.done, start, anycastRefill, func(int) { a.replaySplit(b, from) })
 	}()
 }
 
