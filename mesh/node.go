@@ -196,17 +196,29 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 	// Give up at once when an attempt fails for good (connerr.go).
 	go n.watchFirstAttempts(cctx, cancel)
 	if err := n.waitConnected(cctx); err != nil {
-		_ = n.Close(context.Background())
+		n.closeFailed()
 		if last := n.lastErr.Load(); last != nil {
 			return nil, fmt.Errorf("mesh: connecting to %s: %w: %w", cfg.Server, ErrDisconnected, *last)
 		}
 		return nil, fmt.Errorf("mesh: connecting to %s: %w", cfg.Server, err)
 	}
 	if err := n.domains.start(ctx); err != nil {
-		_ = n.Close(context.Background())
+		n.closeFailed()
 		return nil, err
 	}
 	return n, nil
+}
+
+// failedCloseTimeout bounds the Close of a node whose Connect failed: what
+// it had queued can only have gone out on a connection that is gone, and
+// a caller waiting on Connect must not wait for confirms that never come.
+const failedCloseTimeout = 2 * time.Second
+
+// closeFailed closes a node whose Connect failed, within failedCloseTimeout.
+func (n *Node) closeFailed() {
+	ctx, cancel := context.WithTimeout(context.Background(), failedCloseTimeout)
+	defer cancel()
+	_ = n.Close(ctx)
 }
 
 // randomInstance returns a random [a-z0-9]{6}.
