@@ -337,19 +337,39 @@ func bodyLines(e *Envelope, data string, lim Limits) ([]Line, error) {
 		text := withHuman(head+size[:len(size)-1], e, lim.BodyBytes-len(data)-1)
 		return []Line{{Body: text + " " + data}}, nil
 	}
-	chunk, n, err := split(len(data), func(digits int) int {
-		return lim.BodyBytes - len(head) - len(size) - len("/ ") - 2*digits
-	})
-	if err != nil {
-		return nil, err
+	room := func(digits int) int { return lim.BodyBytes - len(head) - len(size) - len("/ ") - 2*digits }
+	// The first fragment shows the human text before its data, in room
+	// taken from its data (the text of a tag line's first fragment is its
+	// own): split as if the text were data at the front.
+	text := ""
+	if r := room(2); r > 2*minChunk {
+		if h := e.humanText(min(fragmentText, r-minChunk-1)); h != "" {
+			text = h + " "
+		}
+	}
+	chunk, n, err := split(len(text)+len(data), room)
+	if err != nil || chunk-len(text) < minChunk {
+		text = ""
+		if chunk, n, err = split(len(data), room); err != nil {
+			return nil, err
+		}
 	}
 	lines := make([]Line, 0, n)
 	for i := 0; i < n; i++ {
 		idx := strconv.Itoa(i+1) + "/" + strconv.Itoa(n)
-		lines = append(lines, Line{Body: head + idx + " " + size + data[i*chunk:min((i+1)*chunk, len(data))]})
+		from, to := max(i*chunk-len(text), 0), min((i+1)*chunk-len(text), len(data))
+		body := head + idx + " " + size
+		if i == 0 {
+			body += text
+		}
+		lines = append(lines, Line{Body: body + data[from:to]})
 	}
 	return lines, nil
 }
+
+// fragmentText bounds the human text on the first body fragment: the
+// preview a whole line would show.
+const fragmentText = MaxPreview
 
 // withHuman appends e's human text to the summary s, in what room is left
 // of max bytes.

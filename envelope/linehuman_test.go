@@ -88,8 +88,8 @@ func TestBodyLineShowsTextBeforeData(t *testing.T) {
 	decodeAll(t, lines)
 }
 
-// §3.6: a fragmented envelope shows its text once, on the first fragment
-// (tag carrier); body fragments carry the size, and no text.
+// §3.6: a fragmented envelope shows its text once, on the first fragment,
+// on either carrier; the other fragments carry the size.
 func TestFragmentsShowTextOnce(t *testing.T) {
 	e := humanEvent(strings.Repeat("z", 3000))
 	sealed, _ := Seal(e, nil)
@@ -111,6 +111,14 @@ func TestFragmentsShowTextOnce(t *testing.T) {
 	for i, l := range lines {
 		if !strings.HasPrefix(l.Body, "~m2 event orders.created "+e.ID.Short()+" ") || !strings.Contains(l.Body, "/"+strconv.Itoa(len(lines))+" (3000 B) ") {
 			t.Errorf("body fragment %d: %.80q", i+1, l.Body)
+		}
+		// The first fragment shows the text before its data; the others
+		// only the size.
+		if has := strings.Contains(l.Body, " (3000 B) zzz"); has != (i == 0) {
+			t.Errorf("body fragment %d: %.100q", i+1, l.Body)
+		}
+		if len(l.Body) > lim.BodyBytes {
+			t.Errorf("body fragment %d is %d bytes, room %d", i+1, len(l.Body), lim.BodyBytes)
 		}
 	}
 	decodeAll(t, lines)
