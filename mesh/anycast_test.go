@@ -174,6 +174,7 @@ func waitCompleted(t *testing.T, subs []*mesh.AnycastSubscription, n uint64, tim
 // the three; a multicast subscriber of another service on the same topic
 // gets every one.
 func TestAnycastExactlyOnce(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	forEachMode(t, func(t *testing.T, m *meshtest.Mode) {
 		testAnycastExactlyOnce(t, modeConfig(srv, m), modeEvents(m, 1000))
@@ -279,6 +280,7 @@ func testAnycastExactlyOnce(t *testing.T, config func(string) mesh.Config, event
 }
 
 func TestAnycastByKeyKeepsOrderPerKey(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	h := newHandled()
 	key := func(m *mesh.Message) string { k, _, _ := strings.Cut(string(m.Payload), "/"); return k }
@@ -325,6 +327,7 @@ func TestAnycastByKeyKeepsOrderPerKey(t *testing.T) {
 }
 
 func TestAnycastNackRetryAndDeadLetter(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	h := newHandled()
 	var mu sync.Mutex
@@ -405,6 +408,7 @@ func TestAnycastNackRetryAndDeadLetter(t *testing.T) {
 // failed attempt. (A killed owner is taken over on the server's QUIT:
 // internal/e2e tests that with real processes.)
 func TestAnycastHandoverOnClose(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	nodes := connectAll(t, testConfig(srv, "jobs"), testConfig(srv, "workers"), testConfig(srv, "workers"))
 	pub := nodes[0]
@@ -462,6 +466,7 @@ func TestAnycastHandoverOnClose(t *testing.T) {
 // which may order lines from different senders differently, still
 // completes each event exactly once.
 func TestAnycastAcrossLinkedServers(t *testing.T) {
+	t.Parallel()
 	a, b := ircdtest.StartLinked(t)
 	nodes := connectAll(t, testConfig(a, "jobs"), testConfig(a, "workers"), testConfig(b, "workers"), testConfig(b, "workers"))
 	pub, workers := nodes[0], nodes[1:]
@@ -499,6 +504,7 @@ func TestAnycastAcrossLinkedServers(t *testing.T) {
 // completed event, and members drop completed events behind it from
 // memory.
 func TestAnycastCommittedOffset(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	forEachMode(t, func(t *testing.T, m *meshtest.Mode) {
 		testAnycastCommittedOffset(t, modeConfig(srv, m), modeEvents(m, 300))
@@ -586,6 +592,7 @@ func testAnycastCommittedOffset(t *testing.T, config func(string) mesh.Config, e
 // completes every one of them, once; and its hole filled, its committed
 // offset reaches the last event.
 func TestAnycastRefillAfterReconnect(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	m := historytest.NewMesh(srv, "rf", nil)
 	rec := m.StartRecorderIn(t, t.TempDir(), "", "r", recorder.Config{})

@@ -27,6 +27,7 @@ var recordGolden = flag.Bool("record-golden", false, "record testdata/claims/any
 // first attempt (a NACK, retried after 50 ms); then one worker closes while
 // it holds claims (it releases them) and 20 more events follow.
 func TestRecordAnycastGolden(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	path := filepath.Join(t.TempDir(), "anycast.log")
 	if *recordGolden {

@@ -18,6 +18,7 @@ import (
 // queue; the newest events are dropped and counted, the connection stays up
 // and another subscription on the same node still gets everything.
 func TestSlowConsumer(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	nodes := connectAll(t, testConfig(srv, "src"), testConfig(srv, "sink"))
 	pub, sink := nodes[0], nodes[1]
@@ -67,6 +68,7 @@ func TestSlowConsumer(t *testing.T) {
 // queued, and no handler runs after Close returns; later calls are no-ops
 // and the node refuses new work.
 func TestCloseDrains(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	nodes := connectAll(t, testConfig(srv, "src"), testConfig(srv, "sink"))
 	pub, sink := nodes[0], nodes[1]
@@ -122,6 +124,7 @@ func TestCloseDrains(t *testing.T) {
 // TestCloseDeadlineCancelsHandlers: a handler that outlives the drain
 // deadline has its context cancelled, and Close still returns.
 func TestCloseDeadlineCancelsHandlers(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	nodes := connectAll(t, testConfig(srv, "src"), testConfig(srv, "sink"))
 	ctx := context.Background()
@@ -149,6 +152,7 @@ func TestCloseDeadlineCancelsHandlers(t *testing.T) {
 
 // TestNickCollision: a second instance with the same id picks another.
 func TestNickCollision(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	cfg := testConfig(srv, "twin")
 	cfg.Instance = "same"

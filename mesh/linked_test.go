@@ -15,6 +15,7 @@ import (
 // other. Events cross the link exactly once and in order; requests find
 // their responder on the other server.
 func TestAcrossLinkedServers(t *testing.T) {
+	t.Parallel()
 	a, b := ircdtest.StartLinked(t)
 	nodes := connectAll(t,
 		testConfig(a, "orders"), testConfig(a, "pricing"),

@@ -93,6 +93,7 @@ func (c *collector) waitFor(t *testing.T, n int, timeout time.Duration) {
 }
 
 func TestPublishSubscribeExactlyOnceInOrder(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	const subscribers, events = 3, 1000
 	cfgs := []mesh.Config{testConfig(srv, "orders")}
@@ -143,6 +144,7 @@ func TestPublishSubscribeExactlyOnceInOrder(t *testing.T) {
 }
 
 func TestLargePayload(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	nodes := connectAll(t, testConfig(srv, "blobs"), testConfig(srv, "sink"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

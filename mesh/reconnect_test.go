@@ -30,6 +30,7 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 // a server msgid where the server echoes); no publish reports success for a
 // line the server did not accept; delivery resumes.
 func TestServerRestart(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	caps := ircdtest.Probe(t, srv)
 	nodes := connectAll(t, testConfig(srv, "orders"), testConfig(srv, "audit"), testConfig(srv, "audit"))

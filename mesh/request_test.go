@@ -15,6 +15,7 @@ import (
 )
 
 func TestRequestResponse(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	nodes := connectAll(t, testConfig(srv, "pricing"), testConfig(srv, "shop"))
 	pricing, shop := nodes[0], nodes[1]
@@ -60,6 +61,7 @@ func TestRequestResponse(t *testing.T) {
 }
 
 func TestRequestDeadline(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	nodes := connectAll(t, testConfig(srv, "slow"), testConfig(srv, "caller"))
 	var cancelled atomic.Bool
@@ -92,6 +94,7 @@ func TestRequestDeadline(t *testing.T) {
 // closed without QUIT, as when its process is killed) in the middle of the
 // run. Every request is still answered.
 func TestRequestFailover(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	nodes := connectAll(t, testConfig(srv, "echo"), testConfig(srv, "echo"), testConfig(srv, "client"))
 	var served [2]atomic.Int64

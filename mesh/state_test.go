@@ -427,6 +427,7 @@ func TestStateOwnerGone(t *testing.T) {
 // proceeds once its owner is up; without the owner it fails with an error
 // that names the domain; with Config.DomainWait, Connect fails (§8.8).
 func TestStateDependency(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	m := meshtest.NewMode(meshtest.Unsigned)
 	dep := meshtest.Connect(t, stateConfig(srv, m, "billing", nil, []string{"rates.eur"}))

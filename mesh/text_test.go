@@ -21,6 +21,7 @@ import (
 // once, then one a second), a PING's token comes back without control
 // characters and cut, and CTCP sent to a channel gets no answer.
 func TestPeopleCannotStallOrFlood(t *testing.T) {
+	t.Parallel()
 	srv := ircdtest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
