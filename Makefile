@@ -29,7 +29,7 @@ demo: deps-demo
 # minutes on 2 cores; one that hangs fails with its goroutines' stacks
 # before the default 10 minutes.
 test: deps
-	go test -race -count=1 -timeout 8m ./...
+	go test -race -count=1 -timeout 9m ./...
 
 # meshbot bench's workloads on meshbot, raw IRC and an embedded NATS, in
 # one table (a module of its own: bench/nats). ARGS as for demo, e.g.
