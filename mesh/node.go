@@ -38,7 +38,8 @@ type Node struct {
 	stats       counters
 
 	// Reader-owned (the tap runs onLine for one line at a time).
-	dec *envelope.Decoder
+	dec   *envelope.Decoder
+	lines sync.Mutex // held while a connection's lines are handled (tap.go)
 
 	mu          sync.Mutex
 	instance    string
@@ -309,6 +310,7 @@ func (n *Node) connLoop() {
 		started := time.Now()
 		n.lastRecv.Store(started.UnixNano())
 		err := n.client.DialerConnect(tapDialer{n: n})
+		n.retireTap() // its reader may still be handling lines girc gave up on (tap.go)
 		if err == nil {
 			err = errors.New("connection closed")
 		}

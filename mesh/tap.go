@@ -102,6 +102,10 @@ type tapConn struct {
 	out []byte // lines for girc
 	err error  // read error to return once out is drained
 
+	// retired: the connection ended and the node moved on (retireTap); its
+	// lines are no longer handled. Guarded by Node.lines.
+	retired bool
+
 	wmu sync.Mutex // one writer at a time: girc's send loop and the node's
 
 	diag connDiag // what the server showed, to explain how it ended (connerr.go)
@@ -129,6 +133,19 @@ func (c *tapConn) fill() {
 	if c.rc != nil && k > 0 {
 		quickAck(c.rc)
 	}
+	// The lines read are handled under Node.lines, and only while the
+	// connection is current: girc can give up a connection while the
+	// goroutine reading it is still inside this loop (its read loop returns
+	// on a cancel without waiting for the read it started), and the node's
+	// next connection must not have its lines handled at the same time, nor
+	// after lines of a connection that ended.
+	c.n.lines.Lock()
+	defer c.n.lines.Unlock()
+	if c.retired {
+		c.buf, c.out = c.buf[:0], nil
+		c.err = net.ErrClosed
+		return
+	}
 	rest := c.buf
 	for {
 		i := bytes.IndexByte(rest, '\n')
@@ -154,6 +171,23 @@ func (c *tapConn) fill() {
 	if err != nil {
 		c.err = err
 	}
+}
+
+// retireTap ends the handling of the lines of the last connection: once it
+// returns, no line of it reaches the node, and none is being handled. It
+// waits at most for the lines its reader is handling (those it read before
+// the connection ended), never for the network. connLoop calls it as soon as
+// a connection attempt ends, before anything learns that it did.
+func (n *Node) retireTap() {
+	n.mu.Lock()
+	t := n.tap
+	n.mu.Unlock()
+	if t == nil {
+		return
+	}
+	n.lines.Lock()
+	t.retired = true
+	n.lines.Unlock()
 }
 
 // Write is used by girc's send loop and by the node's writer. A write the
