@@ -99,7 +99,7 @@ func answer(t *testing.T, person *iitest.Client, nick, text, want string) []stri
 	out := strings.ToLower(nick) + "/out"
 	before := len(person.Lines(out))
 	person.Say(nick, text)
-	ls := person.WaitLines(out, 10*time.Second, fmt.Sprintf("answer of %s to %q containing %q", nick, text, want), func(ls []string) bool {
+	ls := person.WaitLines(out, 20*time.Second, fmt.Sprintf("answer of %s to %q containing %q", nick, text, want), func(ls []string) bool {
 		return len(ls) > before && containsLine(ls[before:], want)
 	})
 	var got []string
