@@ -55,6 +55,8 @@ type Observation struct {
 	// when the lines missing from the other side started; zero for a gap
 	// of this node's own connection (docs/PROTOCOL.md §7.10).
 	GapSince time.Time
+
+	synced chan struct{} // a Sync barrier, not a line: closed, never observed
 }
 
 // ObserveOption tunes one Observe.
@@ -120,6 +122,10 @@ func (o *Observer) run(fn func(Observation)) {
 	for {
 		select {
 		case ob := <-o.q:
+			if ob.synced != nil {
+				close(ob.synced)
+				continue
+			}
 			if o.gapLost.Swap(false) && !ob.Gap {
 				fn(o.gap(ob.Time))
 			}
@@ -154,6 +160,31 @@ func (n *Node) observeGaps(now time.Time) {
 		default:
 			o.gapLost.Store(true)
 		}
+	}
+}
+
+// Sync returns once fn has returned for every line the node handed to o
+// before Sync was called, or with ctx's error, or ErrClosed once o stops.
+// Lines are handed to observers as they are read, before the requests and
+// events read after them are routed: a request handler that calls Sync
+// answers after the observer took every channel line the server sent
+// before the request (a recorder serving a replay).
+func (o *Observer) Sync(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case o.q <- Observation{synced: done}:
+	case <-o.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-o.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -33,14 +33,50 @@ func isDomainTopic(topic string) bool {
 	return ok
 }
 
-// read serves history.MethodRead.
-func (r *Recorder) read(_ context.Context, q *mesh.Request) ([]byte, error) {
+// read serves history.MethodRead, once the lines of the topic received
+// before the request are in the record (recorded).
+func (r *Recorder) read(ctx context.Context, q *mesh.Request) ([]byte, error) {
+	if req, err := history.DecodeReadRequest(q.Payload); err == nil {
+		if err := r.recorded(ctx, req.Topic); err != nil {
+			return coded(nil, err)
+		}
+	}
 	return coded(servePage(r.st, r.ns, r.name(), q.Payload))
 }
 
-// committed serves history.MethodCommitted.
+// committed serves history.MethodCommitted, once the lines of the topic
+// received before the request are in the record (recorded).
 func (r *Recorder) committed(ctx context.Context, q *mesh.Request) ([]byte, error) {
+	if req, err := history.DecodeCommitRequest(q.Payload); err == nil {
+		if err := r.recorded(ctx, req.Topic); err != nil {
+			return coded(nil, err)
+		}
+	}
 	return coded(serveCommitted(ctx, r.st, r.ns, r.name(), r.cfg.CommitScan, candidates(), q.Payload))
+}
+
+// recorded returns once every line of topic that the node read before
+// the call is readable in the store, if topic is recorded: its observer
+// has taken them (mesh.Observer.Sync: the callback runs apart from the
+// request handlers) and the store has committed them (a read sees only
+// committed records, and the store commits in groups, every
+// store.Options.CommitEvery). So a reader that asks right after lines were
+// published is not told that the record ends before them. Lines held
+// while the record is being filled are not waited for.
+func (r *Recorder) recorded(ctx context.Context, topic string) error {
+	r.mu.Lock()
+	o := r.obs[topic]
+	r.mu.Unlock()
+	if o == nil {
+		return nil
+	}
+	if err := o.Sync(ctx); err != nil {
+		if errors.Is(err, mesh.ErrClosed) {
+			return nil // the recording stopped: nothing more comes
+		}
+		return err
+	}
+	return r.st.Flush()
 }
 
 // coded gives an answer's error the code the asker receives.
