@@ -5,201 +5,19 @@ package mesh_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/meshbot/meshbot/internal/iitest"
 	"github.com/meshbot/meshbot/internal/ircd"
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
 	"github.com/meshbot/meshbot/mesh"
 )
-
-// iiClient is a running ii(1), the Debian package "ii": a real IRC client
-// whose input is a FIFO per server and channel and whose output is a plain
-// file per server and channel.
-type iiClient struct {
-	t    *testing.T
-	nick string
-	dir  string // <prefix>/<host>: holds in, out and one directory per channel
-	log  string // ii's own stdout and stderr
-	cmd  *exec.Cmd
-	done chan struct{} // closed when ii has exited
-	err  error         // ii's exit status, once done is closed
-}
-
-// startII starts ii as nick against srv and stops it when the test ends. A
-// missing ii fails the test: CI installs it.
-func startII(t *testing.T, srv *ircd.Server, nick string) *iiClient {
-	t.Helper()
-	bin, err := exec.LookPath("ii")
-	if err != nil {
-		t.Fatalf("the IRC client ii is not installed (Debian package %q: apt-get install -y ii): %v", "ii", err)
-	}
-	prefix := t.TempDir()
-	c := &iiClient{
-		t:    t,
-		nick: nick,
-		dir:  filepath.Join(prefix, srv.Host()),
-		log:  filepath.Join(prefix, "ii.log"),
-		done: make(chan struct{}),
-	}
-	logf, err := os.Create(c.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	c.cmd = exec.Command(bin, "-s", srv.Host(), "-p", strconv.Itoa(srv.Port()),
-		"-n", nick, "-f", "meshbot test watcher", "-i", prefix)
-	c.cmd.Stdout, c.cmd.Stderr = logf, logf
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("start ii: %v", err)
-	}
-	go func() {
-		c.err = c.cmd.Wait()
-		close(c.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-c.done:
-		default:
-			_ = c.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-c.done:
-			case <-time.After(3 * time.Second):
-				_ = c.cmd.Process.Kill()
-				<-c.done
-			}
-		}
-		if t.Failed() {
-			c.dump()
-		}
-	})
-	return c
-}
-
-// dump logs what ii wrote, to explain a failure.
-func (c *iiClient) dump() {
-	c.t.Helper()
-	_ = filepath.WalkDir(filepath.Dir(c.dir), func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || (d.Name() != "out" && path != c.log) {
-			return nil
-		}
-		b, _ := os.ReadFile(path)
-		c.t.Logf("ii %s:\n%s", path, b)
-		return nil
-	})
-}
-
-func (c *iiClient) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// write sends one line to the FIFO in (relative to c.dir: "in" for the
-// server, "#chan/in" for a channel). Opening a FIFO for writing blocks
-// until someone reads it, so it is opened non-blocking, retrying until ii
-// has it open or the timeout passes.
-func (c *iiClient) write(in, line string, timeout time.Duration) {
-	c.t.Helper()
-	path := filepath.Join(c.dir, in)
-	deadline := time.Now().Add(timeout)
-	for {
-		fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-		if err == nil {
-			b := []byte(line + "\n")
-			n, werr := syscall.Write(fd, b)
-			syscall.Close(fd)
-			if werr != nil || n != len(b) {
-				c.t.Fatalf("write %q to %s: %d bytes, %v", line, path, n, werr)
-			}
-			return
-		}
-		// ENOENT: ii has not made the FIFO yet; ENXIO: nobody reads it.
-		if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENXIO) {
-			c.t.Fatalf("open %s: %v", path, err)
-		}
-		if c.exited() {
-			c.t.Fatalf("ii exited (%v) before reading %s", c.err, path)
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("ii did not read %s within %v: %v", path, timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// lines returns the lines ii has written to out (relative to c.dir).
-func (c *iiClient) lines(out string) []string {
-	b, err := os.ReadFile(filepath.Join(c.dir, out))
-	if err != nil {
-		return nil
-	}
-	return strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-}
-
-// waitLines polls out until ok accepts its lines or the timeout passes.
-func (c *iiClient) waitLines(out string, timeout time.Duration, what string, ok func([]string) bool) []string {
-	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ls := c.lines(out)
-		if ok(ls) {
-			return ls
-		}
-		if c.exited() {
-			c.t.Fatalf("ii exited (%v) while waiting for %s", c.err, what)
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("ii: no %s in %s within %v", what, out, timeout)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
-// join joins channel and waits until the server confirms it. ii sends the
-// JOIN at once, and servers refuse it before registration completes
-// (InspIRCd registers a client after about a second), so it is repeated
-// until the channel's out shows the client joined.
-func (c *iiClient) join(channel string, timeout time.Duration) {
-	c.t.Helper()
-	joined := func(ls []string) bool {
-		for _, l := range ls {
-			if strings.Contains(l, c.nick) && strings.Contains(l, "has joined "+channel) {
-				return true
-			}
-		}
-		return false
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		c.write("in", "/j "+channel, time.Until(deadline))
-		wait := time.Now().Add(500 * time.Millisecond)
-		for time.Now().Before(wait) {
-			if joined(c.lines(channel + "/out")) {
-				return
-			}
-			if c.exited() {
-				c.t.Fatalf("ii exited (%v) while joining %s", c.err, channel)
-			}
-			time.Sleep(25 * time.Millisecond)
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("ii did not join %s within %v", channel, timeout)
-		}
-	}
-}
 
 // TestWatchFromIRCClient: a person with a real IRC client (ii) in a topic
 // channel sees legible mesh lines naming the kind, topic and short id of
@@ -214,7 +32,7 @@ func TestWatchFromIRCClient(t *testing.T) {
 	hb := mesh.HeartbeatChannel("t")
 
 	// ii registers while the bots do (InspIRCd takes a second for each).
-	ii := startII(t, srv, "watcher")
+	ii := iitest.Start(t, srv, "watcher")
 	capsc := make(chan *ircd.Caps, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -242,8 +60,8 @@ func TestWatchFromIRCClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ii.join(channel, 10*time.Second)
-	ii.join(hb, 5*time.Second)
+	ii.Join(channel, 10*time.Second)
+	ii.Join(hb, 5*time.Second)
 
 	payloads := []string{"order-1", "order-2", "order-3", "", "order-5", strings.Repeat("big-order ", 500)}
 	var acks []mesh.PubAck
@@ -311,7 +129,7 @@ func TestWatchFromIRCClient(t *testing.T) {
 		return true
 	}
 	publish(0, 3)
-	ii.waitLines(channel+"/out", 10*time.Second, "mesh lines for the first events", complete)
+	ii.WaitLines(channel+"/out", 10*time.Second, "mesh lines for the first events", complete)
 
 	// (2) A person talks in the topic channel: plain chatter, and a line
 	// pasted from the channel that looks like a tag-carrier summary.
@@ -324,10 +142,10 @@ func TestWatchFromIRCClient(t *testing.T) {
 		"mesh event " + topic + " " + acks[0].ID.Short() + " (7 B)",
 	}
 	for _, l := range human {
-		ii.write(channel+"/in", l, 5*time.Second)
+		ii.Write(channel+"/in", l, 5*time.Second)
 	}
 	publish(3, len(payloads))
-	ls := ii.waitLines(channel+"/out", 10*time.Second, "mesh lines for all events", complete)
+	ls := ii.WaitLines(channel+"/out", 10*time.Second, "mesh lines for all events", complete)
 
 	// The client's view: exactly the published events, each shown as
 	// many times as it took lines, with its ack's short id.
@@ -393,7 +211,7 @@ func TestWatchFromIRCClient(t *testing.T) {
 			fmt.Fprintf(&b, "  %.160s\n", l)
 		}
 		fmt.Fprintf(&b, "%s:\n", hb)
-		for _, l := range ii.lines(hb + "/out") {
+		for _, l := range ii.Lines(hb + "/out") {
 			fmt.Fprintf(&b, "  %.160s\n", l)
 		}
 		t.Logf("carrier tag=%v; %s as ii shows it:\n%s", tagCarrier, channel, b.String())
