@@ -351,20 +351,7 @@ func (a *anycast) resume(b HistorySource, window time.Time, first bool) {
 	if !committed.IsZero() {
 		since, start = committed.At().Add(-resumeMargin), "committed offset"
 	}
-	var events, lines int
-	count, err := b.Replay(ctx, a.n, a.s.topic, since, func(r Recorded) error {
-		rc := a.received(&inbound{env: r.Envelope, from: r.Nick, target: a.s.channel, serverTime: r.Offset.At(), msgid: r.Offset.MsgID})
-		a.step(func(now time.Time) {
-			switch {
-			case !a.g.Replay(rc, now):
-			case rc.Envelope.Kind == envelope.KindEvent:
-				events++
-			default:
-				lines++
-			}
-		})
-		return nil
-	})
+	events, lines, count, err := a.replayRecord(ctx, b, since)
 	a.n.warnRejected("anycast: resuming from history", a.s.topic, count)
 	a.step(func(now time.Time) {
 		if err == nil {
@@ -382,4 +369,24 @@ func (a *anycast) resume(b HistorySource, window time.Time, first bool) {
 	}
 	a.n.log.Info("anycast: replayed the group's history", "topic", a.s.topic, "group", a.group, "from", start, "since", since,
 		"events", events, "claims-lines", lines, "reconnect", !first)
+}
+
+// replayRecord replays the topic's record from b since since into the
+// Group (claims.Group.Replay) and counts the events and other lines it
+// took.
+func (a *anycast) replayRecord(ctx context.Context, b HistorySource, since time.Time) (events, lines int, count ReplayCount, err error) {
+	count, err = b.Replay(ctx, a.n, a.s.topic, since, func(r Recorded) error {
+		rc := a.received(&inbound{env: r.Envelope, from: r.Nick, target: a.s.channel, serverTime: r.Offset.At(), msgid: r.Offset.MsgID})
+		a.step(func(now time.Time) {
+			switch {
+			case !a.g.Replay(rc, now):
+			case rc.Envelope.Kind == envelope.KindEvent:
+				events++
+			default:
+				lines++
+			}
+		})
+		return nil
+	})
+	return events, lines, count, err
 }

@@ -76,6 +76,19 @@ func (n *Node) backfill(b HistorySource, s *Subscription, since time.Time) {
 		case <-ctx.Done():
 		}
 	}()
+	filled, count, err := n.deliverRecorded(ctx, b, s, since)
+	n.stats.backfilled.Add(filled)
+	n.warnRejected("catching up after a reconnect", s.topic, count)
+	if err != nil {
+		n.log.Warn("catching up after a reconnect failed: events published meanwhile may be missing", "topic", s.topic, "since", since, "filled", filled, "err", err)
+		return
+	}
+	n.log.Info("caught up after a reconnect", "topic", s.topic, "since", since, "filled", filled)
+}
+
+// deliverRecorded replays s's topic from b since since and delivers to s
+// the events it has not delivered yet; it returns how many it delivered.
+func (n *Node) deliverRecorded(ctx context.Context, b HistorySource, s *Subscription, since time.Time) (uint64, ReplayCount, error) {
 	var filled uint64
 	count, err := b.Replay(ctx, n, s.topic, since, func(r Recorded) error {
 		env := r.Envelope
@@ -88,11 +101,5 @@ func (n *Node) backfill(b HistorySource, s *Subscription, since time.Time) {
 			SentAt: env.SentAt(), ServerTime: at, MsgID: r.Offset.MsgID, From: r.Nick, Envelope: env})
 		return nil
 	})
-	n.stats.backfilled.Add(filled)
-	n.warnRejected("catching up after a reconnect", s.topic, count)
-	if err != nil {
-		n.log.Warn("catching up after a reconnect failed: events published meanwhile may be missing", "topic", s.topic, "since", since, "filled", filled, "err", err)
-		return
-	}
-	n.log.Info("caught up after a reconnect", "topic", s.topic, "since", since, "filled", filled)
+	return filled, count, err
 }

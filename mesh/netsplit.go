@@ -233,18 +233,7 @@ func (n *Node) fillSplit(sub *Subscription, from time.Time, pass int) {
 		case <-ctx.Done():
 		}
 	}()
-	var filled uint64
-	count, err := n.cfg.History.Replay(ctx, n, sub.topic, from, func(r Recorded) error {
-		env := r.Envelope
-		at := r.Offset.At()
-		if env.Kind != envelope.KindEvent || !sub.catch.deliverOnce(env.ID, at) {
-			return nil
-		}
-		filled++
-		sub.offer(&Message{Topic: sub.topic, ID: env.ID, Payload: env.Payload, Headers: env.Headers, Sender: env.Sender,
-			SentAt: env.SentAt(), ServerTime: at, MsgID: r.Offset.MsgID, From: r.Nick, Envelope: env})
-		return nil
-	})
+	filled, count, err := n.deliverRecorded(ctx, n.cfg.History, sub, from)
 	n.stats.backfilled.Add(filled)
 	n.splits.filled.Add(filled)
 	n.warnRejected("filling a netsplit's gap", sub.topic, count)
@@ -288,20 +277,7 @@ func (a *anycast) replaySplit(b HistorySource, from time.Time) {
 	ctx, cancel := context.WithTimeout(a.s.ctx, a.n.cfg.BackfillTimeout)
 	defer cancel()
 	a.step(func(now time.Time) { a.g.Resume(envelope.Offset{}, now) })
-	var events, lines int
-	count, err := b.Replay(ctx, a.n, a.s.topic, from, func(r Recorded) error {
-		rc := a.received(&inbound{env: r.Envelope, from: r.Nick, target: a.s.channel, serverTime: r.Offset.At(), msgid: r.Offset.MsgID})
-		a.step(func(now time.Time) {
-			switch {
-			case !a.g.Replay(rc, now):
-			case rc.Envelope.Kind == envelope.KindEvent:
-				events++
-			default:
-				lines++
-			}
-		})
-		return nil
-	})
+	events, lines, count, err := a.replayRecord(ctx, b, from)
 	a.n.warnRejected("anycast: replaying a netsplit", a.s.topic, count)
 	a.step(func(now time.Time) {
 		if err == nil {
