@@ -8,3 +8,6 @@ func Crash(n *Node) {
 	n.sealed.Store(true)
 	n.client.Close()
 }
+
+// SkipStale is skipStale (stale.go).
+var SkipStale = skipStale

@@ -17,7 +17,7 @@ type counters struct {
 	delivered, dropped, handlerErrors, requestsServed         atomic.Uint64
 	backfilled, historyRejected                               atomic.Uint64
 	requestRetries, lateResponses, resent, reconnects         atomic.Uint64
-	timeouts, refused                                         atomic.Uint64
+	timeouts, refused, staleLines                             atomic.Uint64
 	latencyCount, latencySumNanos                             atomic.Uint64
 	latency                                                   [11]atomic.Uint64 // len(LatencyBuckets)+1
 }
@@ -50,7 +50,10 @@ type Stats struct {
 	Reconnects     uint64 // connections lost and re-established
 	Timeouts       uint64 // connections dropped because the server went silent
 	Refused        uint64 // envelopes the server refused (see ErrRefused)
-	Backfilled     uint64 // missed events delivered from history after a reconnect
+	// StaleLines counts lines queued for a connection attempt that ended
+	// before they were sent, left out of the next connection (stale.go).
+	StaleLines uint64
+	Backfilled uint64 // missed events delivered from history after a reconnect
 	// HistoryRejected counts recorded lines that catch-up and resume read
 	// but the node's trust refused (forged, unsigned, unknown key): in a
 	// signed mesh, events this node will not process. Logged as warnings.
@@ -77,7 +80,7 @@ func (n *Node) Stats() Stats {
 		Backfilled: c.backfilled.Load(), HistoryRejected: c.historyRejected.Load(),
 		RequestsServed: c.requestsServed.Load(), RequestRetries: c.requestRetries.Load(),
 		LateResponses: c.lateResponses.Load(), Resent: c.resent.Load(), Reconnects: c.reconnects.Load(),
-		Timeouts: c.timeouts.Load(), Refused: c.refused.Load(),
+		Timeouts: c.timeouts.Load(), Refused: c.refused.Load(), StaleLines: c.staleLines.Load(),
 		HandlerSeconds: float64(c.latencySumNanos.Load()) / 1e9,
 		RejectedBy:     map[string]uint64{},
 	}

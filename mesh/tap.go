@@ -107,6 +107,9 @@ type tapConn struct {
 	retired bool
 
 	wmu sync.Mutex // one writer at a time: girc's send loop and the node's
+	// opened: a line that opens a registration was written (stale.go);
+	// guarded by wmu.
+	opened bool
 
 	diag connDiag // what the server showed, to explain how it ended (connerr.go)
 }
@@ -196,8 +199,22 @@ func (n *Node) retireTap() {
 func (c *tapConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	out := p
+	if !c.opened {
+		var stale int
+		out, stale, c.opened = skipStale(p)
+		if stale > 0 {
+			c.n.stats.staleLines.Add(uint64(stale))
+		}
+		if len(out) == 0 {
+			return len(p), nil
+		}
+	}
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.n.cfg.KeepAliveTimeout))
-	return c.Conn.Write(p)
+	if k, err := c.Conn.Write(out); err != nil {
+		return len(p) - len(out) + k, err
+	}
+	return len(p), nil
 }
 
 // onRaw parses one line and hands it to the node; it reports whether girc
