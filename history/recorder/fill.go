@@ -32,7 +32,6 @@ func (r *Recorder) fill(ctx context.Context, topic string, tl *topicLog) {
 
 func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 	ch := strings.ToLower(mesh.Channel(r.ns, topic))
-	req := history.ReadRequest{Topic: topic, Max: history.DefaultPageRecords}
 	// The lines appended before the gap first: the fill starts after them.
 	if err := r.st.Flush(); err != nil {
 		r.cfg.Log.Warn("flushing the record before a fill", "topic", topic, "err", err)
@@ -41,32 +40,17 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 	since := tl.splitSince
 	tl.splitSince = time.Time{}
 	tl.mu.Unlock()
-	var have map[string]bool // after a split: what this store holds since its start
-	if since.IsZero() {
-		if last, ok := r.st.Last(ch); ok {
-			req.AfterTime, req.AfterMsgID = last.Time.UnixNano(), last.MsgID
-		}
-	} else {
-		req.Since = since.UnixNano()
-		have = r.heldSince(ch, since)
+	c := fillCursor{r: r, ch: ch, req: history.ReadRequest{Topic: topic, Max: history.DefaultPageRecords}}
+	switch last, ok := r.st.Last(ch); {
+	case !since.IsZero():
+		c.from(since)
+	case ok:
+		c.after(last)
 	}
 	var filled uint64
 	overlap := false // the fill reached a line this recorder received live
 	take := func(recs []store.Record) {
-		if have != nil && len(recs) > 0 {
-			// The request goes on after the page's last line, held or not.
-			pageLast := recs[len(recs)-1]
-			defer func() {
-				req.AfterTime, req.AfterMsgID, req.Since = pageLast.Time.UnixNano(), pageLast.MsgID, 0
-			}()
-			kept := recs[:0:0]
-			for _, rec := range recs {
-				if !have[lineID(rec.MsgID, rec.Nick, rec.Body)] {
-					kept = append(kept, rec)
-				}
-			}
-			recs = kept
-		}
+		recs = c.fresh(recs)
 		tl.mu.Lock()
 		for _, rec := range recs {
 			if id := lineID(rec.MsgID, rec.Nick, rec.Body); tl.ids[id] {
@@ -80,16 +64,13 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 		}
 		filled += uint64(len(recs))
 		r.filled.Add(uint64(len(recs)))
-		if n := len(recs); n > 0 {
-			req.AfterTime, req.AfterMsgID = recs[n-1].Time.UnixNano(), recs[n-1].MsgID
-		}
 	}
 	source := "another recorder"
 	var err error
 	tries := 0
 	for ctx.Err() == nil {
 		var body, out []byte
-		if body, err = req.Encode(); err != nil {
+		if body, err = c.req.Encode(); err != nil {
 			break
 		}
 		out, err = r.n.Request(ctx, history.Service, history.MethodRead, body, mesh.WithKey(topic), mesh.NotSelf())
@@ -100,11 +81,18 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 		if page, err = history.DecodePage(out); err != nil {
 			break
 		}
+		if page.Moved {
+			// Another recorder answered: on from the last line taken, in
+			// its order.
+			c.moved()
+			continue
+		}
 		recs := make([]store.Record, len(page.Records))
 		for i, pr := range page.Records {
 			recs[i] = store.Record{Channel: ch, Time: time.Unix(0, pr.Time).UTC(), MsgID: pr.MsgID, Nick: pr.Nick, Tags: pr.Tags, Body: pr.Body}
 		}
 		take(recs)
+		c.paged(page)
 		if page.End || len(page.Records) == 0 {
 			// The other recorder may not have committed the last lines it
 			// received: until the fill meets a line received here live,
@@ -124,11 +112,8 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 		}
 		source = "the server's CHATHISTORY"
 		for ctx.Err() == nil {
-			after := time.Time{}
-			if req.AfterTime != 0 {
-				after = time.Unix(0, req.AfterTime).UTC()
-			}
-			err = history.ChatHistoryPages(ctx, r.n, topic, after, req.AfterMsgID, func(lines []mesh.HistoryLine) error {
+			after, afterID := c.position()
+			err = history.ChatHistoryPages(ctx, r.n, topic, after, afterID, func(lines []mesh.HistoryLine) error {
 				recs := make([]store.Record, len(lines))
 				for i, l := range lines {
 					recs[i] = store.Record{Channel: ch, Time: l.Time, MsgID: l.MsgID, Nick: l.Nick, Tags: l.Tags, Body: l.Body}
@@ -157,27 +142,6 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 	}
 	if filled > 0 {
 		r.cfg.Log.Info("filled the record", "topic", topic, "from", source, "lines", filled)
-	}
-}
-
-// heldSince returns the identities of the lines channel holds from
-// since on (reading the store from the first record at or after it).
-func (r *Recorder) heldSince(ch string, since time.Time) map[string]bool {
-	have := map[string]bool{}
-	from := r.st.SeekTime(ch, since)
-	for {
-		through, last, err := r.st.ReadRange(ch, from, from+4095, func(rec store.Record) bool {
-			have[lineID(rec.MsgID, rec.Nick, rec.Body)] = true
-			return true
-		})
-		if err != nil {
-			r.cfg.Log.Warn("reading the record before filling a netsplit's hole", "channel", ch, "err", err)
-			return have
-		}
-		if through >= last {
-			return have
-		}
-		from = through + 1
 	}
 }
 

@@ -1,0 +1,142 @@
+package recorder
+
+import (
+	"time"
+
+	"github.com/meshbot/meshbot/history"
+	"github.com/meshbot/meshbot/history/store"
+)
+
+// fillCursor is where a fill goes on from. After a page it is the next
+// sequence number of the recorder that answered, so that the copy follows
+// that recorder's order with no line skipped or repeated, whatever the
+// lines' times. At the start, and when another recorder answers, it is
+// after the last line held or taken: by msgid where the server gives
+// msgids; without them (ngIRCd) by time, which is each recorder's own
+// clock, so from noMsgIDOverlap before that line, passing over the lines
+// this store holds from there on. After a netsplit it is the split's
+// start, passing over the lines held since (docs/PROTOCOL.md §7.10).
+type fillCursor struct {
+	r    *Recorder
+	ch   string
+	req  history.ReadRequest
+	last store.Record // the last line held or taken (zero: none yet)
+	// start is where a window began (a split's start, or before a line
+	// without msgid); have counts the lines this store held in it by
+	// lineID, each passed over once.
+	start time.Time
+	have  map[string]int
+}
+
+// noMsgIDOverlap is how far before the last line held a fill asks from
+// when lines carry no msgid: more than the receive times of one line at
+// two recorders differ (their clocks and their connections' delays).
+const noMsgIDOverlap = 5 * time.Second
+
+// base is a request for the cursor's topic from its start.
+func (c *fillCursor) base() history.ReadRequest {
+	return history.ReadRequest{Topic: c.req.Topic, Max: history.DefaultPageRecords}
+}
+
+// after goes on after rec, a line this store holds.
+func (c *fillCursor) after(rec store.Record) {
+	c.last = rec
+	if rec.MsgID == "" {
+		c.from(rec.Time.Add(-noMsgIDOverlap))
+		return
+	}
+	c.req = c.base()
+	c.req.AfterTime, c.req.AfterMsgID = rec.Time.UnixNano(), rec.MsgID
+}
+
+// from goes on from time t, passing over the lines this store holds from
+// t on (read after a flush, so that those the fill appended count).
+func (c *fillCursor) from(t time.Time) {
+	c.req = c.base()
+	c.req.Since = t.UnixNano()
+	c.start = t
+	if err := c.r.st.Flush(); err != nil {
+		c.r.cfg.Log.Warn("flushing the record before a fill", "channel", c.ch, "err", err)
+	}
+	c.have = c.r.heldSince(c.ch, t)
+}
+
+// fresh returns the lines of a page or batch this store does not hold
+// (all of them outside a window) and moves the cursor past them.
+func (c *fillCursor) fresh(recs []store.Record) []store.Record {
+	if len(recs) == 0 {
+		return recs
+	}
+	c.last = recs[len(recs)-1]
+	if len(c.have) == 0 {
+		return recs
+	}
+	kept := recs[:0:0]
+	for _, rec := range recs {
+		id := lineID(rec.MsgID, rec.Nick, rec.Body)
+		if c.have[id] > 0 {
+			c.have[id]--
+			continue
+		}
+		kept = append(kept, rec)
+	}
+	return kept
+}
+
+// paged goes on after page, in the answering recorder's sequence numbers.
+func (c *fillCursor) paged(page *history.Page) {
+	switch {
+	case page.Recorder != "" && page.Through > 0:
+		c.req = c.base()
+		c.req.Recorder, c.req.FromSeq = page.Recorder, page.Through+1
+	case len(page.Records) > 0:
+		c.after(c.last)
+	}
+}
+
+// moved goes back to a position every recorder understands: after the
+// last line held or taken, or where the fill started.
+func (c *fillCursor) moved() {
+	switch {
+	case !c.last.Time.IsZero():
+		c.after(c.last)
+	case !c.start.IsZero():
+		c.from(c.start)
+	default:
+		c.req = c.base()
+	}
+}
+
+// position is where a fill from the server's CHATHISTORY starts: after the
+// last line held or taken (its msgid, else its time), or at a window's
+// start.
+func (c *fillCursor) position() (time.Time, string) {
+	if !c.last.Time.IsZero() {
+		if c.last.MsgID == "" {
+			return c.last.Time.Add(-noMsgIDOverlap), ""
+		}
+		return c.last.Time, c.last.MsgID
+	}
+	return c.start, ""
+}
+
+// heldSince counts, by identity, the lines channel holds from since on
+// (reading the store from the first record at or after it).
+func (r *Recorder) heldSince(ch string, since time.Time) map[string]int {
+	have := map[string]int{}
+	from := r.st.SeekTime(ch, since)
+	for {
+		through, last, err := r.st.ReadRange(ch, from, from+4095, func(rec store.Record) bool {
+			have[lineID(rec.MsgID, rec.Nick, rec.Body)]++
+			return true
+		})
+		if err != nil {
+			r.cfg.Log.Warn("reading the record before a fill", "channel", ch, "err", err)
+			return have
+		}
+		if through >= last {
+			return have
+		}
+		from = through + 1
+	}
+}
