@@ -57,6 +57,7 @@ type openClaim struct {
 	id       envelope.ID
 	claimant string
 	offset   envelope.Offset
+	mark     envelope.Offset // where the claim stands among this member's own lines (ClaimAt)
 	acks     map[string]bool
 	rejects  map[string]bool
 }
@@ -111,10 +112,20 @@ func DecodeHistoryClaim(b []byte) (claimed, committed envelope.Offset, err error
 type Consensus struct {
 	open      []*openClaim // oldest first
 	committed envelope.Offset
+	mark      envelope.Offset // the latest mark of a claim a majority acknowledged
 }
 
 // Claim: claimant posted a HistoryClaim (envelope id) for offset.
 func (c *Consensus) Claim(id envelope.ID, claimant string, offset envelope.Offset) {
+	c.ClaimAt(id, claimant, offset, envelope.Offset{})
+}
+
+// ClaimAt is Claim with the claim's mark: an offset of this member's own
+// lines at or past every event the claim vouches for (zero: none known).
+// Offsets on receive clocks (a server without server-time) are times of
+// different clocks, and the claimed offset does not say which of this
+// member's lines it covers; the mark does (Mark).
+func (c *Consensus) ClaimAt(id envelope.ID, claimant string, offset, mark envelope.Offset) {
 	for _, oc := range c.open {
 		if oc.id == id {
 			return
@@ -123,7 +134,7 @@ func (c *Consensus) Claim(id envelope.ID, claimant string, offset envelope.Offse
 	if len(c.open) == maxOpenClaims {
 		c.open = c.open[1:]
 	}
-	c.open = append(c.open, &openClaim{id: id, claimant: claimant, offset: offset, acks: map[string]bool{}, rejects: map[string]bool{}})
+	c.open = append(c.open, &openClaim{id: id, claimant: claimant, offset: offset, mark: mark, acks: map[string]bool{}, rejects: map[string]bool{}})
 }
 
 // Vote: member acknowledged (ok) or rejected the claim id.
@@ -166,8 +177,14 @@ func (c *Consensus) CommitWith(live []string, absent int) envelope.Offset {
 				votes++
 			}
 		}
-		if 2*votes > len(alive)+absent && c.committed.Before(oc.offset) {
+		if 2*votes <= len(alive)+absent {
+			continue
+		}
+		if c.committed.Before(oc.offset) {
 			c.committed = oc.offset
+		}
+		if c.mark.Time < oc.mark.Time {
+			c.mark = oc.mark
 		}
 	}
 	keep := c.open[:0]
@@ -183,6 +200,13 @@ func (c *Consensus) CommitWith(live []string, absent int) envelope.Offset {
 
 // Committed returns the committed offset.
 func (c *Consensus) Committed() envelope.Offset { return c.committed }
+
+// Mark returns the latest mark (ClaimAt) of a claim a majority
+// acknowledged, zero when none had one. It only grows. The events this
+// member saw before it and completed are ones it may forget as behind the
+// committed offset: the claim vouches for those up to its prefix, and the
+// rest came before its line.
+func (c *Consensus) Mark() envelope.Offset { return c.mark }
 
 // Resume starts the tally from an offset committed earlier (found in the
 // record by a member that was away); the committed offset only grows.

@@ -192,7 +192,7 @@ func (g *Group) receive(r Received, now time.Time) bool {
 	case envelope.KindClaim, envelope.KindAck, envelope.KindNack, envelope.KindDeadLetter:
 		g.claimsLine(r, now)
 	case envelope.KindHistoryClaim, envelope.KindHistoryAck, envelope.KindHistoryReject:
-		g.consensusLine(r)
+		g.consensusLine(r, now)
 	default:
 		return false
 	}
@@ -333,7 +333,7 @@ func correlated(env *envelope.Envelope) (Item, error) {
 	return Item{Event: env.Correlation, Epoch: env.Epoch}, nil
 }
 
-func (g *Group) consensusLine(r Received) {
+func (g *Group) consensusLine(r Received, now time.Time) {
 	env := r.Envelope
 	who := ClaimantOf(env.Sender)
 	if env.Kind == envelope.KindHistoryClaim {
@@ -345,7 +345,7 @@ func (g *Group) consensusLine(r Received) {
 		// The claimant's committed offset was counted by the group: a
 		// member that missed the votes takes it.
 		g.cons.Resume(committed)
-		g.cons.Claim(env.ID, who.ID, off)
+		g.cons.ClaimAt(env.ID, who.ID, off, claimMark(r, now))
 		g.advance()
 		if who.ID != g.self.ID && !g.cfg.Passive {
 			g.vote(env.ID, off, !g.holed && g.core.Quorum() && g.prefix.Reaches(off))
@@ -363,6 +363,21 @@ func (g *Group) consensusLine(r Received) {
 	// Our own votes count too: they come back like everyone's.
 	g.cons.Vote(env.Correlation, who.ID, env.Kind == envelope.KindHistoryAck)
 	g.advance()
+}
+
+// claimMark is where another member's HistoryClaim stands among our own
+// lines, for forgetting (§6.13). With server-time its offset is one all
+// members share, and needs no mark. Without it, every offset is a time on
+// its member's receive clock: the claim's offset does not say which of
+// our lines it covers, but its line does. The claimant passed the events
+// it vouches for before it sent the claim, and a server relays the lines
+// it takes in that order to everyone, so they all reached us before the
+// claim's line: the line's own time is past them.
+func claimMark(r Received, now time.Time) envelope.Offset {
+	if !r.ServerTime.IsZero() {
+		return envelope.Offset{}
+	}
+	return r.offset(now)
 }
 
 func (g *Group) bad(r Received, err error) {
@@ -586,7 +601,11 @@ func (g *Group) Commit(now time.Time) {
 	}
 	g.claimedOff, g.claimedComm, g.claimedLive = claimed, committed, append(g.claimedLive[:0], g.alive...)
 	env := g.envelope(envelope.KindHistoryClaim, payload)
-	g.cons.Claim(env.ID, g.self.ID, claimed)
+	var mark envelope.Offset // our own prefix is a line of ours
+	if claimed == prefix {
+		mark = claimed
+	}
+	g.cons.ClaimAt(env.ID, g.self.ID, claimed, mark)
 	g.sendOut = append(g.sendOut, env)
 }
 
@@ -612,6 +631,9 @@ func (g *Group) advance() envelope.Offset {
 		g.holed = false // the group vouched for what we missed
 	}
 	n := Covered(g.behind[:len(g.behindIDs)], committed)
+	if m := Covered(g.behind[:len(g.behindIDs)], g.cons.Mark()); m > n {
+		n = m // on receive clocks: what came before the committed claim's line
+	}
 	if g.absent > 0 || g.split {
 		// A member may be away on the other side of a split: keep what we
 		// completed, to send it again when it comes back (§6.14).
