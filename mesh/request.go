@@ -49,6 +49,7 @@ type requestOptions struct {
 	key     string
 	headers envelope.Headers
 	notSelf bool
+	prefer  string // "service/instance"
 }
 
 // NotSelf keeps the request off this node: an instance asking its peers
@@ -59,6 +60,13 @@ func NotSelf() RequestOption { return func(o *requestOptions) { o.notSelf = true
 // instances: requests with the same key go to the same instance while the
 // membership is stable (affinity: caches, sessions, per-key order).
 func WithKey(key string) RequestOption { return func(o *requestOptions) { o.key = key } }
+
+// Prefer sends the request to the instance id ("service/instance", as
+// Sender.String gives it) while it is a live member, whatever the key or
+// the load say: a reader paging through one instance's data stays with it.
+// Without it (it left, or was asked and left) the request goes where it
+// would have.
+func Prefer(id string) RequestOption { return func(o *requestOptions) { o.prefer = id } }
 
 // WithRequestHeaders sets the request's headers (content type, traceparent).
 func WithRequestHeaders(h envelope.Headers) RequestOption {
@@ -117,7 +125,7 @@ func (n *Node) Request(ctx context.Context, service, method string, payload []by
 		if err := n.waitConnected(ctx); err != nil {
 			return nil, err
 		}
-		target := n.pickInstance(service, ro.key, tried)
+		target := n.pickInstance(service, ro.key, ro.prefer, tried)
 		if target == "" {
 			if attempt == 0 {
 				return nil, fmt.Errorf("%w: %s", ErrNoResponders, service)
@@ -170,11 +178,18 @@ func (n *Node) Request(ctx context.Context, service, method string, payload []by
 // key maps to by rendezvous hashing when key is set (affinity), else the
 // least loaded. An instance present in the heartbeat channel that has not
 // beaten yet (it just connected) is used when no member is known live.
-func (n *Node) pickInstance(service, key string, tried map[string]bool) string {
+func (n *Node) pickInstance(service, key, prefer string, tried map[string]bool) string {
 	skip := func(m heartbeat.Member) bool { return tried[strings.ToLower(m.Nick)] }
 	ms := n.Members(service)
 	var m heartbeat.Member
 	var ok bool
+	if prefer != "" {
+		for _, m := range ms {
+			if m.Service+"/"+m.Instance == prefer && (m.State == heartbeat.Alive || m.State == heartbeat.Suspect) && !skip(m) {
+				return m.Nick
+			}
+		}
+	}
 	if key != "" {
 		m, ok = heartbeat.Rendezvous(key, ms, skip)
 	} else {

@@ -21,9 +21,23 @@ import (
 // text), after its own — reads from any time before the netjoin return
 // them. Live lines wait meanwhile and follow, without the ones the fill
 // brought. A disconnect during the fill makes it go again.
+//
+// A fill cut short by the end of the recording (Run's ctx) hands nothing
+// over: the store then ends with its last line before the hole, and the
+// next start fills from there, the held lines included. Appending them
+// would leave the hole before them for good.
 func (r *Recorder) fill(ctx context.Context, topic string, tl *topicLog) {
 	for {
 		r.fillOnce(ctx, topic, tl)
+		if ctx.Err() != nil {
+			tl.mu.Lock()
+			held := len(tl.buf)
+			tl.mu.Unlock()
+			if held > 0 {
+				r.cfg.Log.Info("recording stopped during a fill: the next start fills from the last line kept", "topic", topic, "held", held)
+			}
+			return
+		}
 		if tl.handOver() {
 			return
 		}
@@ -73,7 +87,11 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 		if body, err = c.req.Encode(); err != nil {
 			break
 		}
-		out, err = r.n.Request(ctx, history.Service, history.MethodRead, body, mesh.WithKey(topic), mesh.NotSelf())
+		opts := []mesh.RequestOption{mesh.WithKey(topic), mesh.NotSelf()}
+		if c.answered != "" {
+			opts = append(opts, mesh.Prefer(c.answered)) // one recorder's order throughout
+		}
+		out, err = r.n.Request(ctx, history.Service, history.MethodRead, body, opts...)
 		if err != nil {
 			break
 		}
@@ -81,12 +99,16 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 		if page, err = history.DecodePage(out); err != nil {
 			break
 		}
-		if page.Moved {
-			// Another recorder answered: on from the last line taken, in
-			// its order.
-			c.moved()
+		if page.Moved || (c.answered != "" && page.Recorder != c.answered) {
+			// Another recorder answered (the one the fill stays with
+			// left): its order differs around the lines each held live
+			// while filling. The page is dropped; the fill goes on with
+			// the new one, from a little before the last line taken.
+			c.answered = page.Recorder
+			c.switched()
 			continue
 		}
+		c.answered = page.Recorder
 		recs := make([]store.Record, len(page.Records))
 		for i, pr := range page.Records {
 			recs[i] = store.Record{Channel: ch, Time: time.Unix(0, pr.Time).UTC(), MsgID: pr.MsgID, Nick: pr.Nick, Tags: pr.Tags, Body: pr.Body}

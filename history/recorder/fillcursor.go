@@ -3,6 +3,7 @@ package recorder
 import (
 	"time"
 
+	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/history"
 	"github.com/meshbot/meshbot/history/store"
 )
@@ -10,12 +11,16 @@ import (
 // fillCursor is where a fill goes on from. After a page it is the next
 // sequence number of the recorder that answered, so that the copy follows
 // that recorder's order with no line skipped or repeated, whatever the
-// lines' times. At the start, and when another recorder answers, it is
-// after the last line held or taken: by msgid where the server gives
-// msgids; without them (ngIRCd) by time, which is each recorder's own
-// clock, so from noMsgIDOverlap before that line, passing over the lines
+// lines' times; the fill keeps asking that recorder while it is live. At
+// the start it is after the store's last line: by msgid where the server
+// gives msgids; without them (ngIRCd) by time, which is each recorder's own
+// clock, so from reorderWindow before that line, passing over the lines
 // this store holds from there on. After a netsplit it is the split's
-// start, passing over the lines held since (docs/PROTOCOL.md §7.10).
+// start, passing over the lines held since (docs/PROTOCOL.md §7.10). When
+// another recorder answers, whose order differs from the first one's
+// around the lines each held live while filling, it goes back
+// reorderWindow before the last line taken, passing over the lines held
+// (by msgid, in the whole store).
 type fillCursor struct {
 	r    *Recorder
 	ch   string
@@ -26,12 +31,19 @@ type fillCursor struct {
 	// lineID, each passed over once.
 	start time.Time
 	have  map[string]int
+	// answered is the recorder that answered the last page. Once another
+	// one answered (switched), a line with a msgid this store already
+	// holds is passed over (checkStore).
+	answered   string
+	checkStore bool
 }
 
-// noMsgIDOverlap is how far before the last line held a fill asks from
-// when lines carry no msgid: more than the receive times of one line at
-// two recorders differ (their clocks and their connections' delays).
-const noMsgIDOverlap = 5 * time.Second
+// reorderWindow is how far before the last line held a fill asks from
+// when lines carry no msgid, or after another recorder answered: more than
+// the receive times of one line at two recorders differ (their clocks and
+// connections), and than the span of lines two recorders hold in
+// different orders (the live lines each held during a fill of its own).
+const reorderWindow = 5 * time.Second
 
 // base is a request for the cursor's topic from its start.
 func (c *fillCursor) base() history.ReadRequest {
@@ -42,7 +54,7 @@ func (c *fillCursor) base() history.ReadRequest {
 func (c *fillCursor) after(rec store.Record) {
 	c.last = rec
 	if rec.MsgID == "" {
-		c.from(rec.Time.Add(-noMsgIDOverlap))
+		c.from(rec.Time.Add(-reorderWindow))
 		return
 	}
 	c.req = c.base()
@@ -68,7 +80,7 @@ func (c *fillCursor) fresh(recs []store.Record) []store.Record {
 		return recs
 	}
 	c.last = recs[len(recs)-1]
-	if len(c.have) == 0 {
+	if len(c.have) == 0 && !c.checkStore {
 		return recs
 	}
 	kept := recs[:0:0]
@@ -78,9 +90,33 @@ func (c *fillCursor) fresh(recs []store.Record) []store.Record {
 			c.have[id]--
 			continue
 		}
+		if c.checkStore && rec.MsgID != "" {
+			if _, held := c.r.st.SeekOffset(c.ch, envelope.Offset{MsgID: rec.MsgID}); held {
+				continue
+			}
+		}
 		kept = append(kept, rec)
 	}
 	return kept
+}
+
+// switched: the next lines come in another recorder's order. The lines
+// taken so far are flushed, so that the store's msgid index holds them,
+// and the fill goes back reorderWindow before the last line taken (or to
+// where it started).
+func (c *fillCursor) switched() {
+	if err := c.r.st.Flush(); err != nil {
+		c.r.cfg.Log.Warn("flushing the record during a fill", "channel", c.ch, "err", err)
+	}
+	c.checkStore = true
+	switch {
+	case !c.last.Time.IsZero():
+		c.from(c.last.Time.Add(-reorderWindow))
+	case !c.start.IsZero():
+		c.from(c.start)
+	default:
+		c.req = c.base()
+	}
 }
 
 // paged goes on after page, in the answering recorder's sequence numbers.
@@ -94,26 +130,13 @@ func (c *fillCursor) paged(page *history.Page) {
 	}
 }
 
-// moved goes back to a position every recorder understands: after the
-// last line held or taken, or where the fill started.
-func (c *fillCursor) moved() {
-	switch {
-	case !c.last.Time.IsZero():
-		c.after(c.last)
-	case !c.start.IsZero():
-		c.from(c.start)
-	default:
-		c.req = c.base()
-	}
-}
-
 // position is where a fill from the server's CHATHISTORY starts: after the
 // last line held or taken (its msgid, else its time), or at a window's
 // start.
 func (c *fillCursor) position() (time.Time, string) {
 	if !c.last.Time.IsZero() {
 		if c.last.MsgID == "" {
-			return c.last.Time.Add(-noMsgIDOverlap), ""
+			return c.last.Time.Add(-reorderWindow), ""
 		}
 		return c.last.Time, c.last.MsgID
 	}
