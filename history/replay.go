@@ -227,9 +227,14 @@ func (rp *replayer) request(ctx context.Context, req ReadRequest) (*Page, error)
 	if err != nil {
 		return nil, err
 	}
-	// Every page of one topic goes to the same recorder while the
-	// membership holds: its pages follow one order.
-	out, err := rp.n.Request(ctx, Service, MethodRead, body, mesh.WithKey(rp.topic))
+	// Every page of one topic goes to the same recorder: the one the topic
+	// routes to, then the one whose sequence numbers the request names,
+	// while it is live (its pages follow one order).
+	opts := []mesh.RequestOption{mesh.WithKey(rp.topic)}
+	if req.Recorder != "" {
+		opts = append(opts, mesh.Prefer(req.Recorder))
+	}
+	out, err := rp.n.Request(ctx, Service, MethodRead, body, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("history: reading %s: %w", rp.topic, explain(err))
 	}
