@@ -173,7 +173,10 @@ func (a *anycast) connection(up bool, _ time.Time) {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			a.resume(b, time.Now().Add(-n.cfg.ResumeWindow), false)
+			window := time.Now().Add(-n.cfg.ResumeWindow)
+			if a.resume(b, window, false) != nil {
+				a.retryResume(b, window)
+			}
 		}()
 	}
 }
@@ -191,7 +194,14 @@ func (a *anycast) joined() {
 	go func() {
 		defer n.wg.Done()
 		if b := n.cfg.History; b != nil {
-			a.resume(b, time.Now().Add(-n.cfg.ResumeWindow), true)
+			window := time.Now().Add(-n.cfg.ResumeWindow)
+			if a.resume(b, window, true) != nil {
+				n.wg.Add(1)
+				go func() {
+					defer n.wg.Done()
+					a.retryResume(b, window)
+				}()
+			}
 		}
 		select {
 		case <-warm:
@@ -331,7 +341,10 @@ const resumeMargin = 5 * time.Second
 // claims anything, and after a reconnect, to fill what the member missed.
 // It starts at the group's committed offset — the record's, or the
 // member's own when later — less resumeMargin, else at the window's start.
-func (a *anycast) resume(b HistorySource, window time.Time, first bool) {
+// A replay that fails ends with claims.Group.ReplayFailed: the member
+// claims again, vouching for no offset until a replay fills its hole; the
+// error is returned for the caller to try again (retryResume).
+func (a *anycast) resume(b HistorySource, window time.Time, first bool) error {
 	a.resuming.Lock()
 	defer a.resuming.Unlock()
 	ctx, cancel := context.WithTimeout(a.s.ctx, a.n.cfg.BackfillTimeout)
@@ -356,19 +369,54 @@ func (a *anycast) resume(b HistorySource, window time.Time, first bool) {
 	a.step(func(now time.Time) {
 		if err == nil {
 			a.g.Replayed(now)
+		} else {
+			a.g.ReplayFailed(now)
 		}
-		if first {
+		if first || (err == nil && !a.resumed.Done) { // a retry that filled the first hole
 			a.resumed.Since, a.resumed.Events, a.resumed.Lines = since, events, lines
 			a.resumed.Done, a.resumed.Err = err == nil, err
 		}
+		a.resumed.Attempts++
 	})
 	if err != nil {
-		a.n.log.Warn("anycast: the group's history could not be replayed; events published while the member was away may be missing",
+		a.n.log.Warn("anycast: the group's history could not be replayed; the member claims meanwhile and tries again",
 			"topic", a.s.topic, "group", a.group, "err", err)
-		return
+		return err
 	}
 	a.n.log.Info("anycast: replayed the group's history", "topic", a.s.topic, "group", a.group, "from", start, "since", since,
 		"events", events, "claims-lines", lines, "reconnect", !first)
+	return nil
+}
+
+// A failed resume is tried again resumeRetries times, the first
+// resumeRetryDelay later, the delay doubling (1, 2, 4, 8, 16 s): a
+// recorder that was restarting or busy answers by then.
+const (
+	resumeRetries    = 5
+	resumeRetryDelay = time.Second
+)
+
+// retryResume replays the record from window again after a failed resume,
+// until one succeeds, the retries run out (the hole then stays: the member
+// vouches for no offset until the committed offset passes it, §6.13), or
+// the subscription ends.
+func (a *anycast) retryResume(b HistorySource, window time.Time) {
+	delay := resumeRetryDelay
+	for range resumeRetries {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-a.s.ctx.Done():
+			t.Stop()
+			return
+		}
+		if a.resume(b, window, false) == nil {
+			return
+		}
+		delay *= 2
+	}
+	a.n.log.Error("anycast: the group's history could not be replayed; events published while the member was away may be missing",
+		"topic", a.s.topic, "group", a.group, "attempts", resumeRetries+1)
 }
 
 // replayRecord replays the topic's record from b since since into the

@@ -199,4 +199,7 @@ type ResumeInfo struct {
 	Since         time.Time
 	Events, Lines int // events and claims lines replayed
 	Err           error
+	// Attempts counts the replays tried, the first one, those after
+	// reconnects and the retries of failed ones.
+	Attempts int
 }
