@@ -98,6 +98,7 @@ func NewCollector(node *mesh.Node, opts ...Option) prometheus.Collector {
 	add("reconnects_total", "Connections lost and re-established.", func(s *mesh.Stats) uint64 { return s.Reconnects })
 	add("connection_timeouts_total", "Connections dropped because the server went silent.", func(s *mesh.Stats) uint64 { return s.Timeouts })
 	add("refused_total", "Envelopes the IRC server refused.", func(s *mesh.Stats) uint64 { return s.Refused })
+	add("stale_lines_total", "Lines queued for a connection attempt that ended, left out of the next connection.", func(s *mesh.Stats) uint64 { return s.StaleLines })
 	c.rejected = prometheus.NewDesc(name("rejected_total"),
 		"Mesh lines rejected (malformed, forged, duplicate, ...), by reason.", []string{"reason"}, o.labels)
 	c.latency = prometheus.NewDesc(name("handler_duration_seconds"),
