@@ -88,9 +88,10 @@ func TestStateOwnerKilled(t *testing.T) {
 			o2.Kill()
 			waitFor(t, bound, "the reader to see the domain unavailable", func() bool { return rd.Info().Stale })
 			t.Logf("unavailable %s after SIGKILL", time.Since(killed).Round(time.Millisecond))
-			if !changes.followed(state.Unavailable) {
-				t.Errorf("the reader's watcher was not told the domain became unavailable: %v", changes.kinds())
-			}
+			// Watchers are told on their own goroutine, after Info changed.
+			waitFor(t, 5*time.Second, "the reader's watcher to be told the domain became unavailable", func() bool {
+				return changes.followed(state.Unavailable)
+			})
 			if e, err := rd.Get(ctx, "k07"); err != nil || string(e.Value) != "v7" {
 				t.Fatalf("stale read of k07: %+v, %v", e, err)
 			}
@@ -98,9 +99,9 @@ func TestStateOwnerKilled(t *testing.T) {
 			o1 = proctest.Start(t, ownerArgs("o1")...)
 			o1.WaitReady(startupBudget)
 			waitFor(t, 20*time.Second, "the domain available again", func() bool { return rd.Info().Available })
-			if !changes.followed(state.Unavailable, state.Available) {
-				t.Errorf("the reader's watcher was not told the domain is available again: %v", changes.kinds())
-			}
+			waitFor(t, 5*time.Second, "the reader's watcher to be told the domain is available again", func() bool {
+				return changes.followed(state.Unavailable, state.Available)
+			})
 			step("available again")
 			writer = meshtest.Connect(t, config("cfg", "w", []string{"cfg"}, nil))
 			wd, _ = writer.Domain("cfg")
