@@ -252,6 +252,7 @@ type Core struct {
 	eventSeq  uint64
 	ranked    []ranked // scratch for owner
 	forgotten int      // completed events Forget dropped, still in done
+	tombs     tombs    // the ids of the events Forget dropped, for their retention (tombs.go)
 	done      []*event // completed, in completion order, from doneHead
 	doneHead  int
 	members   map[string]Member
@@ -285,13 +286,15 @@ func (c *Core) Config() Config { return c.cfg }
 
 // Forget drops a completed event before its retention ends (the group's
 // committed offset passed it); it reports whether it did. Pending events
-// are kept.
+// are kept. Its id stays until the retention ends (tombs.go): a line of
+// it seen again meanwhile is ignored, as a completed event's.
 func (c *Core) Forget(id envelope.ID) bool {
 	e := c.events[id]
 	if e == nil || e.outcome == Pending {
 		return false
 	}
 	delete(c.events, id)
+	c.stats.Evicted += uint64(c.tombs.add(id, e.doneAt.Add(c.cfg.Retain), c.cfg.MaxEvents))
 	c.forgotten++
 	c.popForgotten()
 	return true
@@ -330,10 +333,14 @@ func (c *Core) begin() { c.out = c.out[:0] }
 func (c *Core) emit(a Action) { c.out = append(c.out, a) }
 
 // get returns the event's state, creating it. It returns nil when the
-// event is new and the bound is reached.
+// event is new and the bound is reached, or when Forget dropped it
+// (completed: nothing of it is tracked again).
 func (c *Core) get(id envelope.ID, now time.Time) *event {
 	if e := c.events[id]; e != nil {
 		return e
+	}
+	if c.tombs.has(id) {
+		return nil
 	}
 	if len(c.events) >= c.cfg.MaxEvents {
 		c.forget(now, true)
@@ -697,6 +704,7 @@ func (c *Core) forget(now time.Time, force bool) {
 		c.done = c.done[:n]
 		c.doneHead = 0
 	}
+	c.tombs.expire(now)
 	c.shrink() // shrink.go: return what a burst left
 }
 

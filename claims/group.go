@@ -264,7 +264,7 @@ func (g *Group) event(r Received, now time.Time) {
 	g.apply(g.core.Event(id, r.Key, now))
 	e = g.core.events[id]
 	if e == nil || !e.hasEvent {
-		return // refused: over MaxEvents
+		return // refused (over MaxEvents), or completed and forgotten (tombs.go)
 	}
 	g.events[id] = r
 	// The prefix follows the events in the order they arrived, whether or

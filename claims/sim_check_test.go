@@ -142,6 +142,7 @@ func (s *sim) final() {
 		var outcome Outcome
 		var by Claimant
 		var ep uint64
+		tombed := false // completed, forgotten, its id kept (tombs.go)
 		for _, m := range s.ms {
 			if !m.up {
 				continue
@@ -154,6 +155,7 @@ func (s *sim) final() {
 				o, b, e, ok = m.outcome[id], m.completed[id], m.doneEpoch[id], true
 			}
 			if !ok {
+				tombed = tombed || m.g.core.tombs.has(id)
 				continue
 			}
 			if o == Pending {
@@ -169,7 +171,7 @@ func (s *sim) final() {
 			}
 			outcome, by, ep = o, b, e
 		}
-		if required && outcome == Pending {
+		if required && outcome == Pending && !tombed {
 			s.fatalf("%s lost: seen by a live member, never completed", id.Short())
 		}
 		switch {

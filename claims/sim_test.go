@@ -439,9 +439,10 @@ func (s *sim) feed(m *simMember, l simLine, replay bool) {
 	case envelope.KindEvent:
 		m.seen[env.ID] = true
 		s.received[env.ID] = true
-		if _, _, _, ok := m.g.Status(env.ID); !ok {
-			// Forgotten behind the committed offset (or never seen): what
-			// the member learns of it now is new.
+		if _, _, _, ok := m.g.Status(env.ID); !ok && !m.g.core.tombs.has(env.ID) {
+			// Never seen, or forgotten past its retention: what the
+			// member learns of it now is new. (Forgotten behind the
+			// committed offset within it, it stays completed: tombs.go.)
 			delete(m.outcome, env.ID)
 		}
 	case envelope.KindClaim:
@@ -452,8 +453,8 @@ func (s *sim) feed(m *simMember, l simLine, replay bool) {
 			return
 		}
 		for _, it := range items {
-			if _, _, _, ok := m.g.Status(it.Event); !ok {
-				delete(m.outcome, it.Event) // forgotten: relearnt from here
+			if _, _, _, ok := m.g.Status(it.Event); !ok && !m.g.core.tombs.has(it.Event) {
+				delete(m.outcome, it.Event) // forgotten for good: relearnt from here
 			}
 			cl := &claim{who: who, epoch: it.Epoch, weight: Weight(it.Event, who.ID)}
 			if top := m.topClaim[it.Event]; top == nil || top.less(cl) {
@@ -474,9 +475,9 @@ func (s *sim) feed(m *simMember, l simLine, replay bool) {
 		completions = append(completions, env.Correlation)
 	}
 	for _, id := range completions {
-		if _, _, _, ok := m.g.Status(id); !ok {
-			// Forgotten behind the committed offset: a completion seen
-			// now is a new one (across linked servers members may accept
+		if _, _, _, ok := m.g.Status(id); !ok && !m.g.core.tombs.has(id) {
+			// Forgotten past its retention: a completion seen now is a
+			// new one (across linked servers members may accept
 			// different acks of one event, §6.6).
 			delete(m.outcome, id)
 		}
