@@ -250,10 +250,11 @@ type Core struct {
 	timers    timerHeap
 	timerSeq  uint64
 	eventSeq  uint64
-	ranked    []ranked // scratch for owner
-	forgotten int      // completed events Forget dropped, still in done
-	tombs     tombs    // the ids of the events Forget dropped, for their retention (tombs.go)
-	done      []*event // completed, in completion order, from doneHead
+	ranked    []ranked                  // scratch for owner
+	forgotten int                       // completed events Forget dropped, still in done
+	tombs     tombs                     // the ids of the events Forget dropped, for their retention (tombs.go)
+	abandoned map[envelope.ID]abandoned // our claims Reset dropped, for their retention (tombs.go)
+	done      []*event                  // completed, in completion order, from doneHead
 	doneHead  int
 	members   map[string]Member
 	alive     []string // the ids of the members not known gone, sorted: the owners (§6.3)
@@ -352,6 +353,7 @@ func (c *Core) get(id envelope.ID, now time.Time) *event {
 	c.eventSeq++
 	e := &event{id: id, seq: c.eventSeq, first: now, epoch: 1, pend: &pend{slotStart: now}}
 	c.events[id] = e
+	c.reclaimed(e, now)
 	return e
 }
 
@@ -624,6 +626,7 @@ func (c *Core) Reset(now time.Time) []Action {
 		}
 	}
 	slices.SortFunc(mine, func(a, b *event) int { return cmp.Compare(a.seq, b.seq) })
+	c.abandon(now)
 	for _, e := range mine {
 		if m := e.mine; !m.dead && !m.acking && !m.seen.IsZero() {
 			c.emit(Action{Kind: SendNack, Event: e.id, Epoch: m.epoch, Release: true, Reason: "released: disconnected"})
@@ -705,6 +708,7 @@ func (c *Core) forget(now time.Time, force bool) {
 		c.doneHead = 0
 	}
 	c.tombs.expire(now)
+	c.expireAbandoned(now)
 	c.shrink() // shrink.go: return what a burst left
 }
 

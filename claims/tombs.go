@@ -86,3 +86,60 @@ func (t *tombs) shrink() {
 	}
 	t.q, t.head = shrinkSlice(t.q, t.head), 0
 }
+
+// Abandoned claims. Reset forgets the pending events, this member's
+// claims on them included, but its claim lines may have reached nobody
+// that records (the server died just after echoing them) and its
+// releases may come back before a replay brings the event again, when
+// they are stale: a record with the event alone would then make the
+// member claim it at the epoch it claimed before, and run it twice there
+// (its handler may have run to the end, its ACK lost with the server). So
+// Reset keeps, for the retention, the epoch of each claim of ours it
+// dropped after seeing it come back (a handler may have run); an event seen again meanwhile starts with that claim given
+// back (as its release would have done: no attempt counted), at the next
+// epoch.
+
+// abandoned is a claim of ours that Reset dropped.
+type abandoned struct {
+	epoch uint64
+	at    time.Time
+}
+
+// abandon records the claims of ours on the pending events Reset drops.
+func (c *Core) abandon(now time.Time) {
+	for id, e := range c.events {
+		if e.outcome != Pending || e.mine == nil || e.mine.dead || e.mine.seen.IsZero() {
+			continue // (a claim never seen back started no handler)
+		}
+		if c.abandoned == nil {
+			c.abandoned = make(map[envelope.ID]abandoned)
+		}
+		if a, ok := c.abandoned[id]; !ok || a.epoch < e.mine.epoch {
+			c.abandoned[id] = abandoned{epoch: e.mine.epoch, at: now}
+		}
+	}
+}
+
+// reclaimed gives back, on an event seen again after a Reset, the claim
+// of ours Reset dropped: our claim at that epoch is implied, released.
+func (c *Core) reclaimed(e *event, now time.Time) {
+	a, ok := c.abandoned[e.id]
+	if !ok {
+		return // (kept: a Reset again would forget the event again)
+	}
+	e.win = &claim{who: c.cfg.Self, epoch: a.epoch, weight: Weight(e.id, c.cfg.Self.ID), received: now, until: now}
+	e.winFailed = false
+	c.handOver(e, c.cfg.Self.ID+": released: disconnected", false, now)
+}
+
+// expireAbandoned drops what Reset kept once the retention has passed.
+func (c *Core) expireAbandoned(now time.Time) {
+	for id, a := range c.abandoned {
+		if now.Sub(a.at) >= c.cfg.Retain {
+			delete(c.abandoned, id)
+		}
+	}
+	if len(c.abandoned) == 0 {
+		c.abandoned = nil
+	}
+}
