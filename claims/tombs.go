@@ -95,9 +95,9 @@ func (t *tombs) shrink() {
 // member claim it at the epoch it claimed before, and run it twice there
 // (its handler may have run to the end, its ACK lost with the server). So
 // Reset keeps, for the retention, the epoch of each claim of ours it
-// dropped after seeing it come back (a handler may have run); an event seen again meanwhile starts with that claim given
-// back (as its release would have done: no attempt counted), at the next
-// epoch.
+// dropped after seeing it come back (a handler may have run); an event
+// seen again meanwhile starts with that claim given back (as its release
+// would have done: no attempt counted), at the next epoch.
 
 // abandoned is a claim of ours that Reset dropped.
 type abandoned struct {
@@ -125,8 +125,9 @@ func (c *Core) abandon(now time.Time) {
 func (c *Core) reclaimed(e *event, now time.Time) {
 	a, ok := c.abandoned[e.id]
 	if !ok {
-		return // (kept: a Reset again would forget the event again)
+		return
 	}
+	// (It stays recorded: a Reset again would forget the event again.)
 	e.win = &claim{who: c.cfg.Self, epoch: a.epoch, weight: Weight(e.id, c.cfg.Self.ID), received: now, until: now}
 	e.winFailed = false
 	c.handOver(e, c.cfg.Self.ID+": released: disconnected", false, now)
