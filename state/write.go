@@ -44,6 +44,7 @@ type pendingWrite struct {
 	u      *Update
 	cas    Cond
 	sealed []byte
+	made   time.Time // when the write was made
 	due    time.Time // set once echoed, for a compare-and-set
 	// A compare-and-set writes one key: at key version kv it must hold the
 	// highest stamp (best: the highest seen at kv so far, own included).
@@ -147,7 +148,7 @@ func (r *Replica) issue(u *Update, c Cond) (*envelope.Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pendingWrite{u: u, cas: c}
+	p := &pendingWrite{u: u, cas: c, made: time.Unix(0, u.SentAt)}
 	r.pending[u.ID] = p
 	if c.set {
 		k := p.keys()[0]
@@ -192,9 +193,22 @@ func (r *Replica) echoed(p *pendingWrite, now time.Time) {
 		return
 	}
 	if p.due.IsZero() {
-		p.due = now.Add(r.cfg.Settle)
+		p.due = now.Add(r.settleFor(now.Sub(p.made)))
 	}
 }
+
+// settleFor is how long a compare-and-set whose update took took to come
+// back waits for a concurrent write: Settle, or twice took when that is
+// longer, up to maxSettle. A concurrent write was made before its writer
+// saw ours, and it is delayed as ours was (the writers' queues, the
+// server's backlog): under load 100 ms is not enough, and a round trip
+// measured on this very write says how much is.
+func (r *Replica) settleFor(took time.Duration) time.Duration {
+	return max(r.cfg.Settle, min(2*took, maxSettle))
+}
+
+// maxSettle bounds the settle time a slow round trip asks for.
+const maxSettle = 2 * time.Second
 
 // Tick judges the compare-and-sets whose settle time has passed (§8.4): a
 // write wins when it has the highest stamp of the writes of its key at its
