@@ -63,7 +63,8 @@ func testRecordersConverge(t *testing.T, m *historytest.Mesh) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("stores differ after 30 s: a %d lines, b %d (filled %d), c %d (filled %d)", len(la), len(lb), b.Filled(), len(lc), c.Filled())
+			t.Fatalf("stores differ after 30 s: a %d lines, b %d (filled %d), c %d (filled %d); b against a: %s; c against a: %s",
+				len(la), len(lb), b.Filled(), len(lc), c.Filled(), idsDiff(la, lb), idsDiff(la, lc))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -174,6 +175,34 @@ func TestRecorderFillsFromChatHistory(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// idsDiff describes how got differs from want: where they first part, the
+// lines got repeats and the lines it lacks.
+func idsDiff(want, got []string) string {
+	i := 0
+	for i < len(want) && i < len(got) && want[i] == got[i] {
+		i++
+	}
+	count := map[string]int{}
+	for _, id := range got {
+		count[id]++
+	}
+	var repeated, missing []string
+	for id, n := range count {
+		if n > 1 {
+			repeated = append(repeated, id)
+		}
+	}
+	for _, id := range want {
+		if count[id] == 0 {
+			missing = append(missing, id)
+		}
+	}
+	if i == len(want) && i == len(got) {
+		return "the same"
+	}
+	return fmt.Sprintf("first difference at line %d, repeated %v, missing %v", i+1, repeated, missing)
 }
 
 // publishNews publishes n events "prefix-NNN" to topic news, one by one.

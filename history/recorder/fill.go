@@ -66,11 +66,8 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 	take := func(recs []store.Record) {
 		recs = c.fresh(recs)
 		tl.mu.Lock()
-		for _, rec := range recs {
-			if id := lineID(rec.MsgID, rec.Nick, rec.Body); tl.ids[id] {
-				tl.dup[id] = true // buffered too: appended here, in the fill's order
-				overlap = true
-			}
+		if tl.broughtLocked(recs, time.Now()) {
+			overlap = true
 		}
 		tl.mu.Unlock()
 		for _, rec := range recs {

@@ -92,6 +92,56 @@ type topicLog struct {
 	ids        map[string]bool // identities of the buffered lines
 	dup        map[string]bool // buffered lines the fill brought (not appended again)
 	over       uint64          // lines beyond the buffer bound (lost)
+	// late holds the recent lines a fill brought before they arrived
+	// here live (another recorder can serve a line before this node
+	// reads it): arriving later, they are not recorded again. Kept until
+	// lateUntil.
+	late      map[string]bool
+	lateUntil time.Time
+}
+
+// lateWindow is how recent a filled line must be to be expected live
+// still, and how long it is expected.
+const lateWindow = 30 * time.Second
+
+// broughtLocked notes the lines a fill appended: those buffered already
+// are not appended again at the hand-over (dup), recent others not when
+// they arrive live (late). It reports whether one was buffered (the fill
+// met the live lines). tl.mu is held.
+func (tl *topicLog) broughtLocked(recs []store.Record, now time.Time) (met bool) {
+	cutoff := now.Add(-lateWindow)
+	for _, rec := range recs {
+		id := lineID(rec.MsgID, rec.Nick, rec.Body)
+		switch {
+		case tl.ids[id]:
+			tl.dup[id] = true
+			met = true
+		case rec.Time.After(cutoff):
+			if tl.late == nil {
+				tl.late = map[string]bool{}
+			}
+			tl.late[id] = true
+			tl.lateUntil = now.Add(lateWindow)
+		}
+	}
+	return met
+}
+
+// seenLocked reports whether a line arriving live was brought by a fill
+// already (and forgets it). tl.mu is held.
+func (tl *topicLog) seenLocked(id string, now time.Time) bool {
+	if len(tl.late) == 0 {
+		return false
+	}
+	if now.After(tl.lateUntil) {
+		tl.late = nil
+		return false
+	}
+	if !tl.late[id] {
+		return false
+	}
+	delete(tl.late, id)
+	return true
 }
 
 // maxFillBuffer bounds the live lines held while a hole is filled.
@@ -291,11 +341,16 @@ func (tl *topicLog) record(ctx context.Context, ob mesh.Observation) {
 		Tags:    ob.Tags,
 		Body:    ob.Body,
 	}
+	id := lineID(rec.MsgID, rec.Nick, rec.Body)
 	tl.mu.Lock()
+	if tl.seenLocked(id, time.Now()) {
+		tl.mu.Unlock()
+		return
+	}
 	if tl.filling {
 		if len(tl.buf) < maxFillBuffer {
 			tl.buf = append(tl.buf, rec)
-			tl.ids[lineID(rec.MsgID, rec.Nick, rec.Body)] = true
+			tl.ids[id] = true
 		} else {
 			tl.over++
 		}
