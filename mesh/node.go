@@ -777,7 +777,8 @@ func (n *Node) keepAlive() {
 // Close stops the node gracefully: it stops taking incoming events and
 // requests, lets running and queued handlers finish until ctx ends (then
 // cancels their contexts), waits for the server to confirm what was
-// published (until ctx ends), QUITs and waits for every goroutine. No
+// published (until ctx ends, and at least closeFlush, 1 s, for what is
+// queued: the releases of its claims), QUITs and waits for every goroutine. No
 // handler runs after Close returns. Safe to call more than once; later calls
 // return at once.
 func (n *Node) Close(ctx context.Context) error {
@@ -806,7 +807,17 @@ func (n *Node) Close(ctx context.Context) error {
 			o.Stop()
 		}
 		n.sealed.Store(true)
-		n.writer.flush(ctx)
+		// What is queued goes out before the QUIT even when ctx has ended
+		// (it bounded the wait for handlers): the releases of the claims
+		// the node held, which others then take over at once with no
+		// attempt counted, and the last acks.
+		fctx := ctx
+		if d, ok := ctx.Deadline(); ctx.Err() != nil || ok && time.Until(d) < closeFlush {
+			var cancel context.CancelFunc
+			fctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), closeFlush)
+			defer cancel()
+		}
+		n.writer.flush(fctx)
 		close(n.done)
 		if n.client.IsConnected() {
 			n.client.Quit("meshbot: closing")
@@ -825,6 +836,10 @@ func (n *Node) Close(ctx context.Context) error {
 	})
 	return err
 }
+
+// closeFlush is how long Close waits at least for the lines queued
+// before it to be written.
+const closeFlush = time.Second
 
 // setTap installs the tap of a new connection and forgets what the last one
 // learned.
