@@ -27,7 +27,12 @@ const (
 	ergoListenLine    = `"127.0.0.1:6667":`
 	ergoDatastoreLine = `path: meshbot-ergo.db`
 	ergoLockLine      = `lock-file: "meshbot-ergo.lock"`
+	ergoMaxChansLine  = `max-channels-per-client: 1000`
 )
+
+// defaultMaxChans is the channels one client may be in, in the InspIRCd
+// and ergo configs.
+const defaultMaxChans = 1000
 
 // templateData fills the InspIRCd and ngIRCd templates.
 type templateData struct {
@@ -39,6 +44,9 @@ type templateData struct {
 	Net        *netData      // InspIRCd only: a server of a network (network.go)
 	Services   *servicesData // InspIRCd only: the link to atheme (accounts, SASL)
 	TLS        *tlsData      // InspIRCd and ergo: a TLS client port
+	// MaxChans bounds the channels of one client (0: the default of each
+	// config; renderConfig sets it for the templates).
+	MaxChans int
 }
 
 // linkData fills the spanningtree section of the InspIRCd template.
@@ -59,6 +67,12 @@ func renderConfig(kind Kind, d templateData) ([]byte, error) {
 	}
 	if d.ServerID == "" {
 		d.ServerID = "0MB"
+	}
+	if d.MaxChans <= 0 {
+		d.MaxChans = defaultMaxChans // ngIRCd: 0, no limit
+		if kind == NgIRCd {
+			d.MaxChans = 0
+		}
 	}
 	switch kind {
 	case InspIRCd:
@@ -86,6 +100,7 @@ func renderConfig(kind Kind, d templateData) ([]byte, error) {
 			{ergoListenLine, strconv.Quote("127.0.0.1:"+strconv.Itoa(d.Port)) + ":"},
 			{ergoDatastoreLine, "path: " + strconv.Quote(filepath.Join(d.Dir, "meshbot-ergo.db"))},
 			{ergoLockLine, "lock-file: " + strconv.Quote(filepath.Join(d.Dir, "meshbot-ergo.lock"))},
+			{ergoMaxChansLine, "max-channels-per-client: " + strconv.Itoa(d.MaxChans)},
 		} {
 			if n := strings.Count(s, r.old); n != 1 {
 				return nil, fmt.Errorf("%s: want exactly one line %q to rewrite, found %d", ergoConfig, r.old, n)

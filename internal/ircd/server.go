@@ -38,6 +38,10 @@ type Options struct {
 	// accounts (StartWithAccounts). Empty means atheme-services from PATH,
 	// /usr/bin or /usr/sbin.
 	ServicesPath string
+	// MaxChannels bounds the channels one client may be in (InspIRCd's
+	// maxchans, ngIRCd's MaxJoins, ergo's max-channels-per-client); 0
+	// keeps the configs' 1,000 (ngIRCd: no limit).
+	MaxChannels int
 }
 
 func (o Options) withDefaults() Options {
@@ -177,6 +181,7 @@ func newServer(spec Spec, opts Options, data templateData) (*Server, error) {
 	if data.ServerName == "" {
 		data.ServerName = opts.ServerName
 	}
+	data.MaxChans = opts.MaxChannels
 	return &Server{spec: spec, binary: bin, opts: opts, dir: dir, data: data, log: newLogBuffer(logLimit)}, nil
 }
 
