@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
+	"github.com/meshbot/meshbot/internal/meshtest"
 	"github.com/meshbot/meshbot/mesh"
 )
 
@@ -36,11 +37,15 @@ func (h *failingHistory) Committed(context.Context, *mesh.Node, string, string) 
 func TestAnycastResumeFails(t *testing.T) {
 	t.Parallel()
 	srv := ircdtest.Start(t)
+	forEachMode(t, func(t *testing.T, m *meshtest.Mode) { testAnycastResumeFails(t, modeConfig(srv, m)) })
+}
+
+func testAnycastResumeFails(t *testing.T, config func(string) mesh.Config) {
 	hist := &failingHistory{}
 	hist.fails.Store(2)
-	wcfg := testConfig(srv, "workers")
+	wcfg := config("workers")
 	wcfg.History = hist
-	nodes := connectAll(t, testConfig(srv, "jobs"), wcfg)
+	nodes := connectAll(t, config("jobs"), wcfg)
 	pub, worker := nodes[0], nodes[1]
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

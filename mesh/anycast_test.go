@@ -410,7 +410,11 @@ func TestAnycastNackRetryAndDeadLetter(t *testing.T) {
 func TestAnycastHandoverOnClose(t *testing.T) {
 	t.Parallel()
 	srv := ircdtest.Start(t)
-	nodes := connectAll(t, testConfig(srv, "jobs"), testConfig(srv, "workers"), testConfig(srv, "workers"))
+	forEachMode(t, func(t *testing.T, m *meshtest.Mode) { testAnycastHandoverOnClose(t, modeConfig(srv, m)) })
+}
+
+func testAnycastHandoverOnClose(t *testing.T, config func(string) mesh.Config) {
+	nodes := connectAll(t, config("jobs"), config("workers"), config("workers"))
 	pub := nodes[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
