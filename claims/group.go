@@ -490,7 +490,7 @@ func GroupMembers(all []heartbeat.Member, topic, group string) []Member {
 	ms := []Member{}
 	for i := range all {
 		if m := &all[i]; announces(m, topic, group) {
-			ms = append(ms, Member{Claimant: Claimant{ID: m.Service + "/" + m.Instance, Incarnation: m.Incarnation}, State: m.State,
+			ms = append(ms, Member{Claimant: Claimant{ID: m.ID(), Incarnation: m.Incarnation}, State: m.State,
 				Departed: m.Departed, Fence: m.Fence})
 		}
 	}

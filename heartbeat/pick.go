@@ -38,7 +38,7 @@ func Rendezvous(key string, ms []Member, skip func(Member) bool) (best Member, o
 			if m.State != pass || (skip != nil && skip(m)) {
 				continue
 			}
-			if s := Weight(key, m.Service+"/"+m.Instance); !ok || s > bestScore {
+			if s := Weight(key, m.ID()); !ok || s > bestScore {
 				best, bestScore, ok = m, s, true
 			}
 		}

@@ -113,6 +113,11 @@ type Member struct {
 	Fence time.Time
 }
 
+// ID names the member across its incarnations: "service/instance" (how
+// rendezvous weighs it, claims name claimants and history pages name
+// recorders).
+func (m Member) ID() string { return m.Service + "/" + m.Instance }
+
 // Config sets the thresholds. Zero fields take the defaults.
 type Config struct {
 	// Interval is assumed for members whose beats announce none (1 s).

@@ -62,8 +62,9 @@ func NotSelf() RequestOption { return func(o *requestOptions) { o.notSelf = true
 func WithKey(key string) RequestOption { return func(o *requestOptions) { o.key = key } }
 
 // Prefer sends the request to the instance id ("service/instance", as
-// Sender.String gives it) while it is a live member, whatever the key or
-// the load say: a reader paging through one instance's data stays with it.
+// heartbeat.Member.ID and history pages name it) while it is a live
+// member, whatever the key or the load say: a reader paging through one
+// instance's data stays with it.
 // Without it (it left, or was asked and left) the request goes where it
 // would have.
 func Prefer(id string) RequestOption { return func(o *requestOptions) { o.prefer = id } }
@@ -185,7 +186,7 @@ func (n *Node) pickInstance(service, key, prefer string, tried map[string]bool) 
 	var ok bool
 	if prefer != "" {
 		for _, m := range ms {
-			if m.Service+"/"+m.Instance == prefer && (m.State == heartbeat.Alive || m.State == heartbeat.Suspect) && !skip(m) {
+			if m.ID() == prefer && (m.State == heartbeat.Alive || m.State == heartbeat.Suspect) && !skip(m) {
 				return m.Nick
 			}
 		}

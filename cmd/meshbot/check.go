@@ -163,7 +163,7 @@ func (r *checkReport) gather(ctx context.Context, n *mesh.Node, settle, joinTime
 		if m.Nick == n.Nick() {
 			continue
 		}
-		r.Members = append(r.Members, m.Service+"/"+m.Instance)
+		r.Members = append(r.Members, m.ID())
 		for _, s := range m.Beat.Subs {
 			switch source[s.Topic] {
 			case "":

@@ -497,7 +497,7 @@ func (r *membersRun) watch(ctx context.Context) error {
 	w.live = true
 	w.seen = map[string]heartbeat.Member{}
 	for _, m := range t.members {
-		w.seen[m.Service+"/"+m.Instance] = m
+		w.seen[m.ID()] = m
 	}
 	shown := r.shown(t)
 	if r.json {
@@ -533,7 +533,7 @@ func (w *watcher) event(ev heartbeat.Event) {
 	if !w.live || w.r.self(m) {
 		return // before the snapshot, which shows its effect
 	}
-	k := m.Service + "/" + m.Instance
+	k := m.ID()
 	if s, ok := w.seen[k]; ok {
 		delete(w.seen, k)
 		if s.Incarnation == m.Incarnation && s.State == m.State && s.Since.Equal(m.Since) {
@@ -549,7 +549,7 @@ func (w *watcher) event(ev heartbeat.Event) {
 		if w.r.json {
 			w.print(&eventView{Time: at, Kind: ev.Kind.String(), Reason: ev.Reason, memberView: newMemberView(m, at)})
 		} else {
-			w.printText(at, ev.Kind.String(), m.Service+"/"+m.Instance, m.Nick, eventDetail(ev))
+			w.printText(at, ev.Kind.String(), m.ID(), m.Nick, eventDetail(ev))
 		}
 	}
 	w.checkCycles(at)
