@@ -100,14 +100,11 @@ func (c *fillCursor) fresh(recs []store.Record) []store.Record {
 	return kept
 }
 
-// switched: the next lines come in another recorder's order. The lines
-// taken so far are flushed, so that the store's msgid index holds them,
-// and the fill goes back reorderWindow before the last line taken (or to
-// where it started).
+// switched: the next lines come in another recorder's order. The fill
+// goes back reorderWindow before the last line taken (or to where it
+// started); from flushes the lines taken so far, so that the store's msgid
+// index holds them (with neither, none was taken).
 func (c *fillCursor) switched() {
-	if err := c.r.st.Flush(); err != nil {
-		c.r.cfg.Log.Warn("flushing the record during a fill", "channel", c.ch, "err", err)
-	}
 	c.checkStore = true
 	switch {
 	case !c.last.Time.IsZero():

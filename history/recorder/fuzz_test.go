@@ -1,7 +1,6 @@
 package recorder
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -58,7 +57,7 @@ func FuzzServePage(f *testing.F) {
 		f.Add(mustEncode(f, &r))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		out, err := servePage(st, testNS, testSelf, b)
+		out, err := servePageBytes(st, testNS, testSelf, b)
 		if err != nil {
 			if !refused(err) {
 				t.Fatalf("not refused as a bad request: %v", err)
@@ -121,7 +120,7 @@ func FuzzServeCommitted(f *testing.F) {
 		f.Add(mustEncode(f, &r))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		out, err := serveCommitted(context.Background(), st, testNS, testSelf, 7, candidates(), b)
+		out, err := serveCommittedBytes(st, testNS, testSelf, 7, b)
 		if err != nil {
 			if !refused(err) {
 				t.Fatalf("not refused as a bad request: %v", err)

@@ -36,23 +36,27 @@ func isDomainTopic(topic string) bool {
 // read serves history.MethodRead, once the lines of the topic received
 // before the request are in the record (recorded).
 func (r *Recorder) read(ctx context.Context, q *mesh.Request) ([]byte, error) {
-	if req, err := history.DecodeReadRequest(q.Payload); err == nil {
-		if err := r.recorded(ctx, req.Topic); err != nil {
-			return coded(nil, err)
-		}
+	req, err := history.DecodeReadRequest(q.Payload)
+	if err == nil {
+		err = r.recorded(ctx, req.Topic)
 	}
-	return coded(servePage(r.st, r.ns, r.name(), q.Payload))
+	if err != nil {
+		return coded(nil, err)
+	}
+	return coded(servePage(r.st, r.ns, r.name(), req))
 }
 
 // committed serves history.MethodCommitted, once the lines of the topic
 // received before the request are in the record (recorded).
 func (r *Recorder) committed(ctx context.Context, q *mesh.Request) ([]byte, error) {
-	if req, err := history.DecodeCommitRequest(q.Payload); err == nil {
-		if err := r.recorded(ctx, req.Topic); err != nil {
-			return coded(nil, err)
-		}
+	req, err := history.DecodeCommitRequest(q.Payload)
+	if err == nil {
+		err = r.recorded(ctx, req.Topic)
 	}
-	return coded(serveCommitted(ctx, r.st, r.ns, r.name(), r.cfg.CommitScan, candidates(), q.Payload))
+	if err != nil {
+		return coded(nil, err)
+	}
+	return coded(serveCommitted(ctx, r.st, r.ns, r.name(), r.cfg.CommitScan, candidates(), req))
 }
 
 // recorded returns once every line of topic that the node read before
@@ -106,11 +110,7 @@ func candidates() *envelope.Decoder {
 // holds at most the lines asked for (history.DefaultPageRecords when the
 // request asks for none or too many) and, past its first line, at most
 // history.MaxPageBytes.
-func servePage(st *store.Store, ns, self string, payload []byte) ([]byte, error) {
-	req, err := history.DecodeReadRequest(payload)
-	if err != nil {
-		return nil, err
-	}
+func servePage(st *store.Store, ns, self string, req history.ReadRequest) ([]byte, error) {
 	if err := mesh.ValidateTopic(ns, req.Topic, 0); err != nil && req.Topic != "_hb" && !isDomainTopic(req.Topic) {
 		return nil, fmt.Errorf("%w: %w", errBadRequest, err)
 	}
@@ -176,18 +176,14 @@ func servePage(st *store.Store, ns, self string, payload []byte) ([]byte, error)
 // HistoryClaim of the group with a committed offset, found with dec,
 // looking back at most scan lines (then the answer says where to go on
 // from).
-func serveCommitted(ctx context.Context, st *store.Store, ns, self string, scan int, dec *envelope.Decoder, payload []byte) ([]byte, error) {
-	req, err := history.DecodeCommitRequest(payload)
-	if err != nil {
-		return nil, err
-	}
+func serveCommitted(ctx context.Context, st *store.Store, ns, self string, scan int, dec *envelope.Decoder, req history.CommitRequest) ([]byte, error) {
 	if err := errors.Join(mesh.ValidateTopic(ns, req.Topic, 0), mesh.ValidateGroup(req.Group)); err != nil {
 		return nil, fmt.Errorf("%w: %w", errBadRequest, err)
 	}
 	ch := strings.ToLower(mesh.Channel(ns, req.Topic))
 	ans := history.CommitAnswer{Recorder: self}
 	scanned := 0
-	err = st.ScanBack(ch, req.Before, func(rec store.Record) bool {
+	err := st.ScanBack(ch, req.Before, func(rec store.Record) bool {
 		if ctx.Err() != nil {
 			return false
 		}

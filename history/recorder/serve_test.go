@@ -92,7 +92,7 @@ func page(t *testing.T, st *store.Store, req history.ReadRequest) *history.Page 
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := servePage(st, testNS, testSelf, b)
+	out, err := servePageBytes(st, testNS, testSelf, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,10 +191,29 @@ func TestServePage(t *testing.T) {
 		"bad topic": mustEncode(t, &history.ReadRequest{Topic: "Bad Topic"}),
 		"no topic":  mustEncode(t, &history.ReadRequest{}),
 	} {
-		if _, err := servePage(st, testNS, testSelf, b); !errors.Is(err, errBadRequest) && !errors.Is(err, history.ErrMalformedPage) {
+		if _, err := servePageBytes(st, testNS, testSelf, b); !errors.Is(err, errBadRequest) && !errors.Is(err, history.ErrMalformedPage) {
 			t.Errorf("%s: %v; want a bad request", name, err)
 		}
 	}
+}
+
+// servePageBytes decodes b as the read handler does and serves the page.
+func servePageBytes(st *store.Store, ns, self string, b []byte) ([]byte, error) {
+	req, err := history.DecodeReadRequest(b)
+	if err != nil {
+		return nil, err
+	}
+	return servePage(st, ns, self, req)
+}
+
+// serveCommittedBytes decodes b as the committed handler does and serves
+// the lookup (with the recorder's candidate decoder).
+func serveCommittedBytes(st *store.Store, ns, self string, scan int, b []byte) ([]byte, error) {
+	req, err := history.DecodeCommitRequest(b)
+	if err != nil {
+		return nil, err
+	}
+	return serveCommitted(context.Background(), st, ns, self, scan, candidates(), req)
 }
 
 func mustEncode(t testing.TB, v interface{ Encode() ([]byte, error) }) []byte {
@@ -232,7 +251,7 @@ func TestServeCommitted(t *testing.T) {
 	st := openStore(t, recs...)
 	ask := func(req history.CommitRequest, scan int) *history.CommitAnswer {
 		t.Helper()
-		out, err := serveCommitted(context.Background(), st, testNS, testSelf, scan, candidates(), mustEncode(t, &req))
+		out, err := serveCommittedBytes(st, testNS, testSelf, scan, mustEncode(t, &req))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -273,7 +292,7 @@ func TestServeCommitted(t *testing.T) {
 		"bad group": mustEncode(t, &history.CommitRequest{Topic: "jobs", Group: "Bad Group"}),
 		"bad topic": mustEncode(t, &history.CommitRequest{Topic: "_hb", Group: "workers"}),
 	} {
-		if _, err := serveCommitted(context.Background(), st, testNS, testSelf, 10, candidates(), b); !errors.Is(err, errBadRequest) && !errors.Is(err, history.ErrMalformedPage) {
+		if _, err := serveCommittedBytes(st, testNS, testSelf, 10, b); !errors.Is(err, errBadRequest) && !errors.Is(err, history.ErrMalformedPage) {
 			t.Errorf("%s: %v; want a bad request", name, err)
 		}
 	}
