@@ -37,6 +37,22 @@ func benchNetConfig(nw *ircd.Network, i int, service string) mesh.Config {
 	return cfg
 }
 
+// perServer returns the configs of a node of service first on the
+// chain's first server, then of one node on each of its three servers,
+// of service each(i).
+func perServer(nw *ircd.Network, first string, each func(i int) string) []mesh.Config {
+	cfgs := []mesh.Config{benchNetConfig(nw, 0, first)}
+	for i := range 3 {
+		cfgs = append(cfgs, benchNetConfig(nw, i, each(i)))
+	}
+	return cfgs
+}
+
+// numbered returns the service names prefix0, prefix1, …
+func numbered(prefix string) func(int) string {
+	return func(i int) string { return fmt.Sprintf("%s%d", prefix, i) }
+}
+
 func ackModes() []struct {
 	name    string
 	delayed bool
@@ -55,11 +71,7 @@ func BenchmarkNetworkRoundTrip(b *testing.B) {
 	for _, mode := range ackModes() {
 		b.Run(mode.name, func(b *testing.B) {
 			nw := benchNetwork(b, mode.delayed)
-			cfgs := []mesh.Config{benchNetConfig(nw, 0, "client")}
-			for i := range 3 {
-				cfgs = append(cfgs, benchNetConfig(nw, i, fmt.Sprintf("echo%d", i)))
-			}
-			nodes := meshtest.ConnectAll(b, cfgs...)
+			nodes := meshtest.ConnectAll(b, perServer(nw, "client", numbered("echo"))...)
 			cli := nodes[0]
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
@@ -130,10 +142,7 @@ func BenchmarkNetworkFanout(b *testing.B) {
 	for _, mode := range ackModes() {
 		b.Run(mode.name, func(b *testing.B) {
 			nw := benchNetwork(b, mode.delayed)
-			cfgs := []mesh.Config{benchNetConfig(nw, 0, "pub")}
-			for i := range 3 {
-				cfgs = append(cfgs, benchNetConfig(nw, i, fmt.Sprintf("net%d", i)))
-			}
+			cfgs := perServer(nw, "pub", numbered("net"))
 			for i := range 3 {
 				cfgs = append(cfgs, benchNetConfig(nw, 0, fmt.Sprintf("local%d", i)))
 			}
@@ -251,11 +260,7 @@ func BenchmarkNetworkMulticastDelay(b *testing.B) {
 	for _, mode := range ackModes() {
 		b.Run(mode.name, func(b *testing.B) {
 			nw := benchNetwork(b, mode.delayed)
-			cfgs := []mesh.Config{benchNetConfig(nw, 0, "pub")}
-			for i := range 3 {
-				cfgs = append(cfgs, benchNetConfig(nw, i, fmt.Sprintf("net%d", i)))
-			}
-			nodes := meshtest.ConnectAll(b, cfgs...)
+			nodes := meshtest.ConnectAll(b, perServer(nw, "pub", numbered("net"))...)
 			pub := nodes[0]
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
@@ -340,10 +345,9 @@ func BenchmarkNetworkAnycast(b *testing.B) {
 		rates   []float64
 	}
 	groups := []*group{{name: "network"}, {name: "one server"}}
-	netCfgs := []mesh.Config{benchNetConfig(nw, 0, "apub")}
+	netCfgs := perServer(nw, "apub", func(int) string { return "workers" })
 	oneCfgs := []mesh.Config{benchConfig(one, "apub")}
-	for i := range 3 {
-		netCfgs = append(netCfgs, benchNetConfig(nw, i, "workers"))
+	for range 3 {
 		oneCfgs = append(oneCfgs, benchConfig(one, "workers"))
 	}
 	for k, cfgs := range [][]mesh.Config{netCfgs, oneCfgs} {
