@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/big"
 	mrand "math/rand/v2"
 	"net"
@@ -689,7 +690,7 @@ func (n *Node) onPrivmsg(l *line) {
 		serverTime, _ = time.Parse(time.RFC3339Nano, ts)
 	}
 	if observed {
-		ob := Observation{Time: now, Channel: target, From: l.nick, Tags: l.tags, Body: text,
+		ob := Observation{Time: now, Channel: target, From: l.nick, Tags: maps.Clone(l.tags), Body: text,
 			MsgID: l.tags["msgid"], Mesh: mesh, Err: err,
 			Carrier: dl.Carrier, Fragment: dl.Fragment, Fragments: dl.Fragments}
 		if !serverTime.IsZero() {

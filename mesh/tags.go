@@ -13,36 +13,43 @@ import (
 // every line the node reads. It returns what ParseLine and AllTags would
 // (TestParseLineTwin and FuzzParseLine check it against them).
 func parseLine(raw string) (msg ircmsg.Message, tags map[string]string, err error) {
+	tags = map[string]string{}
+	if msg, err = parseLineInto(raw, tags); err != nil {
+		return msg, nil, err
+	}
+	return msg, tags, nil
+}
+
+// parseLineInto is parseLine with the tags read into tags, cleared first:
+// the node's reader keeps one map for every line it reads.
+func parseLineInto(raw string, tags map[string]string) (msg ircmsg.Message, err error) {
+	clear(tags)
 	raw = strings.TrimSuffix(strings.TrimSuffix(raw, "\n"), "\r") // as ircmsg does
 	if strings.IndexByte(raw, 0) >= 0 || strings.IndexByte(raw, '\r') >= 0 || strings.IndexByte(raw, '\n') >= 0 {
-		return msg, nil, ircmsg.ErrorLineContainsBadChar
+		return msg, ircmsg.ErrorLineContainsBadChar
 	}
 	rest := raw
 	if raw != "" && raw[0] == '@' {
 		end := strings.IndexByte(raw, ' ')
 		if end < 0 {
-			return msg, nil, ircmsg.ErrorLineIsEmpty
+			return msg, ircmsg.ErrorLineIsEmpty
 		}
-		if tags, err = parseTags(raw[1:end]); err != nil {
-			return msg, nil, err
+		if err = parseTags(raw[1:end], tags); err != nil {
+			return msg, err
 		}
 		rest = raw[end+1:]
 		if rest != "" && rest[0] == '@' {
 			rest = " " + rest // a second '@' is the command, not tags
 		}
-	} else {
-		tags = map[string]string{}
 	}
-	msg, err = ircmsg.ParseLine(rest)
-	return msg, tags, err
+	return ircmsg.ParseLine(rest)
 }
 
 // parseTags reads the tags of a line (between '@' and the first space) by
 // the rules of ircmsg: names it does not accept are skipped, a value that
 // is not UTF-8 fails the line, values are unescaped, the last of a name
-// wins.
-func parseTags(s string) (map[string]string, error) {
-	tags := make(map[string]string, strings.Count(s, ";")+1)
+// wins. They are added to tags.
+func parseTags(s string, tags map[string]string) error {
 	for s != "" {
 		pair := s
 		if i := strings.IndexByte(s, ';'); i >= 0 {
@@ -55,11 +62,11 @@ func parseTags(s string) (map[string]string, error) {
 			continue
 		}
 		if !utf8.ValidString(value) {
-			return nil, ircmsg.ErrorInvalidTagContent
+			return ircmsg.ErrorInvalidTagContent
 		}
 		tags[name] = ircmsg.UnescapeTagValue(value)
 	}
-	return tags, nil
+	return nil
 }
 
 // validTagName: ircmsg's rule: an optional '+', then at least one of

@@ -98,9 +98,10 @@ type tapConn struct {
 	n  *Node
 
 	// Read side: owned by the goroutine girc reads with.
-	buf []byte // bytes read, not yet split into lines
-	out []byte // lines for girc
-	err error  // read error to return once out is drained
+	buf  []byte            // bytes read, not yet split into lines
+	out  []byte            // lines for girc
+	tags map[string]string // the tags of the line being handled, reused (onRaw)
+	err  error             // read error to return once out is drained
 
 	// retired: the connection ended and the node moved on (retireTap); its
 	// lines are no longer handled. Guarded by Node.lines.
@@ -161,8 +162,14 @@ func (c *tapConn) fill() {
 			err = ErrAuthFailed // registered without the SASL asked for: end it here
 			break
 		}
-		if c.n.onRaw(bytes.TrimRight(raw, "\r\n")) {
+		if c.tags == nil {
+			c.tags = make(map[string]string, 8)
+		}
+		if c.n.onRaw(bytes.TrimRight(raw, "\r\n"), c.tags) {
 			c.out = append(c.out, raw...)
+		}
+		if len(c.tags) > 16 {
+			c.tags = nil // a line with many tags: clearing what it grew would cost every line after it
 		}
 	}
 	if len(rest) > maxLine {
@@ -218,8 +225,9 @@ func (c *tapConn) Write(p []byte) (int, error) {
 }
 
 // onRaw parses one line and hands it to the node; it reports whether girc
-// should see it too.
-func (n *Node) onRaw(raw []byte) bool {
+// should see it too. tags is the reader's map, cleared and filled with the
+// line's tags: what keeps a line's tags past its handling copies them.
+func (n *Node) onRaw(raw []byte, tags map[string]string) bool {
 	if len(raw) == 0 {
 		return false
 	}
@@ -228,7 +236,7 @@ func (n *Node) onRaw(raw []byte) bool {
 		_, _ = n.cfg.RawLog.Write(append(raw[:len(raw):len(raw)], '\n'))
 		n.rawMu.Unlock()
 	}
-	msg, tags, err := parseLine(string(raw)) // tags.go: one map of tags, not three
+	msg, err := parseLineInto(string(raw), tags) // tags.go: one map of tags, not three
 	if err != nil {
 		n.stats.rejected.Add(1)
 		n.countReject("malformed")

@@ -18,7 +18,8 @@ import (
 // queue is one direction of a connection.
 type queue struct {
 	mu     sync.Mutex // held only to touch buf and closed, never while waiting
-	buf    []byte
+	buf    []byte     // written, not read yet: buf[off:]
+	off    int
 	closed bool
 	ready  chan struct{} // holds a token while buf has bytes or closed is set
 }
@@ -47,11 +48,11 @@ func (q *queue) write(p []byte) (int, error) {
 func (q *queue) read(p []byte) (int, error) {
 	for {
 		q.mu.Lock()
-		if len(q.buf) > 0 {
-			k := copy(p, q.buf)
-			q.buf = q.buf[k:]
-			if len(q.buf) == 0 {
-				q.buf = nil
+		if q.off < len(q.buf) {
+			k := copy(p, q.buf[q.off:])
+			q.off += k
+			if q.off == len(q.buf) {
+				q.buf, q.off = q.buf[:0], 0 // all read: the next write reuses it
 			} else {
 				q.signal() // more for the next read
 			}

@@ -69,7 +69,7 @@ func plan(log *recording.Log, service string, keepOwn bool) ([]feedLine, map[str
 	}
 	names := map[string][]string{}
 	namesDone := map[string]bool{}
-	var out []feedLine
+	out := make([]feedLine, 0, log.Len())
 	at := log.Start()
 	for line := range log.All() {
 		l := &line
