@@ -79,6 +79,7 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 	source := "another recorder"
 	var err error
 	tries := 0
+	var waited time.Duration // for another recorder to be back (a split's fill)
 	for ctx.Err() == nil {
 		var body, out []byte
 		if body, err = c.req.Encode(); err != nil {
@@ -90,6 +91,14 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 		}
 		out, err = r.n.Request(ctx, history.Service, history.MethodRead, body, opts...)
 		if err != nil {
+			if !since.IsZero() && errors.Is(err, mesh.ErrNoResponders) && waited < splitFillWait {
+				// A netjoin: the other side's recorder comes back with
+				// its side's members, in the burst or with its next
+				// beat. The server's history would not have its lines.
+				waited += fillRetryDelay
+				pause(ctx, fillRetryDelay)
+				continue
+			}
 			break
 		}
 		var page *history.Page
@@ -171,6 +180,12 @@ const (
 	fillRetries    = 10
 	fillRetryDelay = 250 * time.Millisecond
 )
+
+// splitFillWait bounds how long a fill after a netsplit waits for another
+// recorder to answer before it settles for the server's CHATHISTORY: the
+// other side's members are back within a heartbeat interval or so of the
+// netjoin, and the server's history has few or none of their lines.
+const splitFillWait = 5 * time.Second
 
 // pause waits d or until ctx ends.
 func pause(ctx context.Context, d time.Duration) {

@@ -62,6 +62,8 @@ type Recorder struct {
 	ns  string // the node's namespace
 	mu  sync.Mutex
 	obs map[string]*mesh.Observer // by topic
+	// logs are where each recorded topic's lines go, by topic.
+	logs map[string]*topicLog
 	// starting are topics whose observer is being started (observe).
 	starting map[string]chan struct{}
 	// ctx is Run's: what track requests start recording with.
@@ -159,7 +161,7 @@ func New(n *mesh.Node, st *store.Store, cfg Config) *Recorder {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Recorder{n: n, st: st, cfg: cfg, ns: n.Namespace(), obs: map[string]*mesh.Observer{},
+	return &Recorder{n: n, st: st, cfg: cfg, ns: n.Namespace(), obs: map[string]*mesh.Observer{}, logs: map[string]*topicLog{},
 		starting: map[string]chan struct{}{}, waits: &storedWaits{by: map[string][]*storedWait{}},
 		states: newStateIndex(st, n.Namespace(), cfg.StateVersions, n.NewDecoder)}
 }
@@ -285,7 +287,7 @@ func (r *Recorder) observe(ctx context.Context, t string) error {
 		return fmt.Errorf("observing %s: %w", t, err)
 	}
 	r.mu.Lock()
-	r.obs[t] = o
+	r.obs[t], r.logs[t] = o, tl
 	r.mu.Unlock()
 	r.cfg.Log.Info("recording", "topic", t)
 	r.wg.Add(1)
@@ -381,7 +383,7 @@ func (r *Recorder) Filled() uint64 { return r.filled.Load() }
 func (r *Recorder) stopAll() {
 	r.mu.Lock()
 	obs := r.obs
-	r.obs = map[string]*mesh.Observer{}
+	r.obs, r.logs = map[string]*mesh.Observer{}, map[string]*topicLog{}
 	r.mu.Unlock()
 	var dropped uint64
 	for _, o := range obs {
