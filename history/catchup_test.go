@@ -104,3 +104,88 @@ func testCatchUp(t *testing.T, m *historytest.Mesh) {
 		t.Errorf("%d recorded lines refused by the subscriber's keys", st.HistoryRejected)
 	}
 }
+
+// TestCatchUpRecorderLate, in each trust mode: a multicast subscriber
+// loses its connection while 100 events are published, and when it is
+// back no recorder is live (it was restarting; after a move to another
+// server the node may not have heard one yet). The recorder is back a
+// second later: the subscriber's catch-up tries again and delivers every
+// missed event, once.
+func TestCatchUpRecorderLate(t *testing.T) {
+	t.Parallel()
+	srv := ircdtest.Start(t)
+	historytest.ForEachMode(t, srv, "cl", testCatchUpRecorderLate)
+}
+
+func testCatchUpRecorderLate(t *testing.T, m *historytest.Mesh) {
+	dir := t.TempDir()
+	rec := m.StartRecorderIn(t, dir, "", "r", recorder.Config{SkipHeartbeats: true})
+	proxy := historytest.NewCutProxy(t, m.Srv.Addr())
+	scfg := m.Config("reader")
+	scfg.Server = proxy.Addr()
+	scfg.ReconnectMin, scfg.ReconnectMax = 50*time.Millisecond, 300*time.Millisecond
+	scfg.History = history.NewSource()
+	sub := meshtest.Connect(t, scfg)
+	pub := meshtest.Connect(t, m.Config("news"))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	got := map[string]int{}
+	if _, err := sub.Subscribe(ctx, "news", func(_ context.Context, m *mesh.Message) error {
+		mu.Lock()
+		got[string(m.Payload)]++
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	historytest.WaitTopic(t, rec.Recorder, "news")
+	publish := func(prefix string, n int) {
+		for i := range n {
+			if _, err := pub.Publish(ctx, "news", []byte(fmt.Sprintf("%s-%03d", prefix, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	distinct := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got)
+	}
+	publish("before", 20)
+	for deadline := time.Now().Add(20 * time.Second); distinct() < 20; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the first 20 events delivered", distinct())
+		}
+	}
+	proxy.Cut()
+	historytest.WaitConnected(t, sub, false)
+	publish("during", 100)
+	time.Sleep(300 * time.Millisecond) // the recorder commits
+	rec.Stop()
+	waitGone := time.Now().Add(20 * time.Second)
+	for len(pub.Members(history.Service)) > 0 {
+		if time.Now().After(waitGone) {
+			t.Fatal("the stopped recorder is still a live member")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	proxy.Restore()
+	historytest.WaitConnected(t, sub, true)
+	time.Sleep(time.Second) // the first catch-up finds no recorder
+	rec = m.StartRecorderIn(t, dir, "", "r", recorder.Config{SkipHeartbeats: true})
+	historytest.WaitTopic(t, rec.Recorder, "news")
+	for deadline := time.Now().Add(40 * time.Second); distinct() < 120; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 120 events delivered 40 s after the recorder came back (backfilled %d)", distinct(), sub.Stats().Backfilled)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // a duplicate would show by now
+	mu.Lock()
+	defer mu.Unlock()
+	for p, n := range got {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", p, n)
+		}
+	}
+}

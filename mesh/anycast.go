@@ -403,11 +403,7 @@ const (
 func (a *anycast) retryResume(b HistorySource, window time.Time) {
 	delay := resumeRetryDelay
 	for range resumeRetries {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-a.s.ctx.Done():
-			t.Stop()
+		if !sleepCtx(a.s.ctx, delay) {
 			return
 		}
 		if a.resume(b, window, false) == nil {

@@ -65,7 +65,10 @@ func (c *catchUp) takeGap() time.Time {
 }
 
 // backfill delivers to s the events of its topic recorded since since
-// that it has not delivered yet.
+// that it has not delivered yet. A replay that fails (no recorder live in
+// this node's view yet, just after it moved servers; a recorder
+// restarting) is tried again, as a resume is (1, 2, 4, 8, 16 s later),
+// within BackfillTimeout: every try delivers only what s has not.
 func (n *Node) backfill(b HistorySource, s *Subscription, since time.Time) {
 	ctx, cancel := context.WithTimeout(s.ctx, n.cfg.BackfillTimeout)
 	defer cancel()
@@ -76,14 +79,37 @@ func (n *Node) backfill(b HistorySource, s *Subscription, since time.Time) {
 		case <-ctx.Done():
 		}
 	}()
-	filled, count, err := n.deliverRecorded(ctx, b, s, since)
-	n.stats.backfilled.Add(filled)
-	n.warnRejected("catching up after a reconnect", s.topic, count)
-	if err != nil {
-		n.log.Warn("catching up after a reconnect failed: events published meanwhile may be missing", "topic", s.topic, "since", since, "filled", filled, "err", err)
-		return
+	var total uint64
+	delay := resumeRetryDelay
+	for attempt := 1; ; attempt++ {
+		filled, count, err := n.deliverRecorded(ctx, b, s, since)
+		total += filled
+		n.stats.backfilled.Add(filled)
+		n.warnRejected("catching up after a reconnect", s.topic, count)
+		if err == nil {
+			n.log.Info("caught up after a reconnect", "topic", s.topic, "since", since, "filled", total, "attempts", attempt)
+			return
+		}
+		if attempt > resumeRetries || !sleepCtx(ctx, delay) {
+			n.log.Warn("catching up after a reconnect failed: events published meanwhile may be missing",
+				"topic", s.topic, "since", since, "filled", total, "attempts", attempt, "err", err)
+			return
+		}
+		n.log.Debug("catching up after a reconnect: trying again", "topic", s.topic, "after", delay, "err", err)
+		delay *= 2
 	}
-	n.log.Info("caught up after a reconnect", "topic", s.topic, "since", since, "filled", filled)
+}
+
+// sleepCtx waits d; false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // deliverRecorded replays s's topic from b since since and delivers to s

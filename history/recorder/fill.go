@@ -55,12 +55,18 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 	tl.splitSince = time.Time{}
 	tl.mu.Unlock()
 	c := fillCursor{r: r, ch: ch, req: history.ReadRequest{Topic: topic, Max: history.DefaultPageRecords}}
-	switch last, ok := r.st.Last(ch); {
+	last, held := r.st.Last(ch)
+	switch {
 	case !since.IsZero():
 		c.from(since)
-	case ok:
+	case held:
 		c.after(last)
 	}
+	// A store that holds lines passes over every line it holds (by
+	// msgid), wherever it holds it: after netsplits, another recorder's
+	// order differs from this one's, and the lines it has after this
+	// store's last one include lines this store holds before it.
+	c.checkStore = held
 	var filled uint64
 	overlap := false // the fill reached a line this recorder received live
 	take := func(recs []store.Record) {
@@ -79,7 +85,6 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 	source := "another recorder"
 	var err error
 	tries := 0
-	var waited time.Duration // for another recorder to be back (a split's fill)
 	for ctx.Err() == nil {
 		var body, out []byte
 		if body, err = c.req.Encode(); err != nil {
@@ -91,14 +96,6 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 		}
 		out, err = r.n.Request(ctx, history.Service, history.MethodRead, body, opts...)
 		if err != nil {
-			if !since.IsZero() && errors.Is(err, mesh.ErrNoResponders) && waited < splitFillWait {
-				// A netjoin: the other side's recorder comes back with
-				// its side's members, in the burst or with its next
-				// beat. The server's history would not have its lines.
-				waited += fillRetryDelay
-				pause(ctx, fillRetryDelay)
-				continue
-			}
 			break
 		}
 		var page *history.Page
@@ -181,19 +178,18 @@ const (
 	fillRetryDelay = 250 * time.Millisecond
 )
 
-// splitFillWait bounds how long a fill after a netsplit waits for another
-// recorder to answer before it settles for the server's CHATHISTORY: the
-// other side's members are back within a heartbeat interval or so of the
-// netjoin, and the server's history has few or none of their lines.
-const splitFillWait = 5 * time.Second
-
 // pause waits d or until ctx ends.
-func pause(ctx context.Context, d time.Duration) {
+func pause(ctx context.Context, d time.Duration) { sleep(ctx, d) }
+
+// sleep waits d; false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
 	case <-ctx.Done():
+		return false
 	}
 }
 

@@ -19,8 +19,9 @@ import (
 // start, passing over the lines held since (docs/PROTOCOL.md §7.10). When
 // another recorder answers, whose order differs from the first one's
 // around the lines each held live while filling, it goes back
-// reorderWindow before the last line taken, passing over the lines held
-// (by msgid, in the whole store).
+// reorderWindow before the last line taken. A store that held lines when
+// the fill began passes over every line whose msgid it holds anywhere
+// (after netsplits the recorders' orders differ).
 type fillCursor struct {
 	r    *Recorder
 	ch   string
@@ -31,11 +32,14 @@ type fillCursor struct {
 	// lineID, each passed over once.
 	start time.Time
 	have  map[string]int
-	// answered is the recorder that answered the last page. Once another
-	// one answered (switched), a line with a msgid this store already
-	// holds is passed over (checkStore).
-	answered   string
+	// answered is the recorder that answered the last page.
+	answered string
+	// checkStore: a line with a msgid this store holds anywhere is passed
+	// over (a store that held lines when the fill began, or once another
+	// recorder answered); taken holds the msgids this fill appended, not
+	// all flushed to the store's index yet.
 	checkStore bool
+	taken      map[string]bool
 }
 
 // reorderWindow is how far before the last line held a fill asks from
@@ -91,9 +95,16 @@ func (c *fillCursor) fresh(recs []store.Record) []store.Record {
 			continue
 		}
 		if c.checkStore && rec.MsgID != "" {
+			if c.taken[rec.MsgID] {
+				continue
+			}
 			if _, held := c.r.st.SeekOffset(c.ch, envelope.Offset{MsgID: rec.MsgID}); held {
 				continue
 			}
+			if c.taken == nil {
+				c.taken = map[string]bool{}
+			}
+			c.taken[rec.MsgID] = true
 		}
 		kept = append(kept, rec)
 	}

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -298,6 +299,52 @@ func (r *Recorder) observe(ctx context.Context, t string) error {
 	return nil
 }
 
+// gap starts a fill of a hole (since: a netsplit's start, zero for a
+// dropped connection), or asks the fill under way to go again.
+func (tl *topicLog) gap(ctx context.Context, since time.Time) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	if !since.IsZero() && (tl.splitSince.IsZero() || since.Before(tl.splitSince)) {
+		tl.splitSince = since
+	}
+	if tl.filling {
+		tl.again = true
+		return
+	}
+	tl.filling, tl.ids, tl.dup = true, map[string]bool{}, map[string]bool{}
+	tl.r.wg.Add(1)
+	go func() {
+		defer tl.r.wg.Done()
+		tl.r.fill(ctx, tl.topic, tl)
+	}()
+}
+
+// repairSplit fills a netsplit's gap again some seconds after the netjoin
+// (splitRepairs, each jittered so that two recorders do not go at once),
+// appending only what the store lacks. The first fill can end without
+// lines of the other side: the recorder it copied from was filling too,
+// holding the live lines it received meanwhile out of its store, or was
+// not back yet (docs/PROTOCOL.md §7.10).
+func (tl *topicLog) repairSplit(ctx context.Context, since time.Time) {
+	tl.r.wg.Add(1)
+	go func() {
+		defer tl.r.wg.Done()
+		var waited time.Duration
+		for _, at := range splitRepairs {
+			d := at - waited + time.Duration(mrand.Int64N(int64(at/2))) - at/4
+			waited += d
+			if !sleep(ctx, d) {
+				return
+			}
+			tl.gap(ctx, since)
+		}
+	}()
+}
+
+// splitRepairs are when a recorder fills a netsplit's gap again, after the
+// netjoin (±25 %).
+var splitRepairs = []time.Duration{5 * time.Second, 20 * time.Second}
+
 // lineID identifies a line across recorders: its msgid, or without one
 // its sender and text.
 func lineID(msgid, nick, body string) string {
@@ -312,21 +359,10 @@ func lineID(msgid, nick, body string) string {
 // recorder; lines after it wait in the buffer meanwhile.
 func (tl *topicLog) record(ctx context.Context, ob mesh.Observation) {
 	if ob.Gap {
-		tl.mu.Lock()
-		defer tl.mu.Unlock()
-		if !ob.GapSince.IsZero() && (tl.splitSince.IsZero() || ob.GapSince.Before(tl.splitSince)) {
-			tl.splitSince = ob.GapSince
+		tl.gap(ctx, ob.GapSince)
+		if !ob.GapSince.IsZero() {
+			tl.repairSplit(ctx, ob.GapSince)
 		}
-		if tl.filling {
-			tl.again = true
-			return
-		}
-		tl.filling, tl.ids, tl.dup = true, map[string]bool{}, map[string]bool{}
-		tl.r.wg.Add(1)
-		go func() {
-			defer tl.r.wg.Done()
-			tl.r.fill(ctx, tl.topic, tl)
-		}()
 		return
 	}
 	if ob.Part != 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/meshbot/meshbot/claims"
 	"github.com/meshbot/meshbot/history"
 	"github.com/meshbot/meshbot/history/recorder"
+	"github.com/meshbot/meshbot/history/store"
 	"github.com/meshbot/meshbot/internal/historytest"
 	"github.com/meshbot/meshbot/internal/ircd"
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
@@ -43,10 +44,11 @@ const splitChaosLogsEnv = "MESHBOT_SPLIT_CHAOS_LOGS"
 // outages drawn from the seed. Every bot that can move is given every
 // server. Checked, per seed: no event lost to a subscriber with history,
 // none delivered twice; no anycast event started twice at one epoch, none
-// dead-lettered (no handler fails), every one completed; whether the
-// recorders end with the same lines (reported, see below); every bot back on a live server within 2 s of its
-// server's death; every node sees every other alive within one heartbeat
-// interval of the netjoin; no request fails once the mesh is whole again.
+// dead-lettered (no handler fails), every one completed; both recorders
+// end with the same lines, each once; every bot back on a live server
+// within 2 s of its server's death; every node sees every other alive
+// within one heartbeat interval of the netjoin; no request fails once the
+// mesh is whole again.
 //
 // The suite runs one seed with two faults; MESHBOT_SPLIT_CHAOS=N runs N
 // seeds of four faults each (about a minute a seed under -race).
@@ -391,11 +393,7 @@ func splitChaosRun(t *testing.T, seed uint64, faults int) {
 	// Anycast: every event completed, none twice at one epoch, none
 	// dead-lettered.
 	m.group.finish(t, jobs.sent)
-	// Recording: do both recorders end with the same lines? Not yet after
-	// several faults in a row: a recorder's fill after a netjoin can end
-	// without some lines of the other side (TestNetsplitMulticastHistory
-	// asserts it for one split). Reported, not failed, until the
-	// recorder's fill is fixed; the subscribers above get every event.
+	// Recording: both recorders end with the same lines, each once.
 	for _, topic := range []string{chaosNews, splitTopic} {
 		ch := mesh.Channel(splitNS, topic)
 		deadline := time.Now().Add(20 * time.Second)
@@ -403,11 +401,15 @@ func splitChaosRun(t *testing.T, seed uint64, faults int) {
 			ids0, ids2 := historytest.StoredIDs(t, m.r0.Store, ch), historytest.StoredIDs(t, m.r2.Store, ch)
 			slices.Sort(ids0)
 			slices.Sort(ids2)
-			if slices.Equal(ids0, ids2) {
+			n0, some0 := twice(t, m.r0.Store, ch)
+			n2, some2 := twice(t, m.r2.Store, ch)
+			if slices.Equal(ids0, ids2) && n0 == 0 && n2 == 0 {
+				t.Logf("%s: both recorders hold the same %d lines", topic, len(ids0))
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Logf("%s: the recorders differ: %d and %d lines", topic, len(ids0), len(ids2))
+				t.Errorf("%s: the recorders differ: %d and %d lines; only r0's: %s; only r2's: %s; r0 holds %d twice %v; r2 holds %d twice %v",
+					topic, len(ids0), len(ids2), onlyIn(t, m.r0.Store, m.r2.Store, ch), onlyIn(t, m.r2.Store, m.r0.Store, ch), n0, some0, n2, some2)
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -454,4 +456,57 @@ func checkAll(t *testing.T, name string, c *tally, want []string, timeout time.D
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// onlyIn describes the lines of channel that a holds and b does not (by
+// msgid): how many, of whom, and the first few.
+func onlyIn(t *testing.T, a, b *store.Store, channel string) string {
+	t.Helper()
+	held := map[string]bool{}
+	if err := b.Scan(channel, 1, func(r store.Record) bool { held[r.MsgID] = true; return true }); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	by := map[string]int{}
+	var first []string
+	if err := a.Scan(channel, 1, func(r store.Record) bool {
+		if held[r.MsgID] {
+			return true
+		}
+		n++
+		by[r.Nick]++
+		if len(first) < 3 {
+			first = append(first, fmt.Sprintf("%s %s %s %.40q", r.Time.Format("15:04:05.000"), r.MsgID, r.Nick, r.Body))
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%d lines by %v, first %v", n, by, first)
+}
+
+// twice counts the lines of channel that st holds more than once (by
+// msgid), and describes the first few with their sequence numbers.
+func twice(t *testing.T, st *store.Store, channel string) (int, []string) {
+	t.Helper()
+	first := map[string]store.Record{}
+	var n int
+	var some []string
+	if err := st.Scan(channel, 1, func(r store.Record) bool {
+		if r.MsgID == "" {
+			return true
+		}
+		if f, ok := first[r.MsgID]; ok {
+			n++
+			if len(some) < 3 {
+				some = append(some, fmt.Sprintf("%s %s at %d and %d (%s)", r.MsgID, r.Time.Format("15:04:05.000"), f.Seq, r.Seq, r.Nick))
+			}
+			return true
+		}
+		first[r.MsgID] = r
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n, some
 }
