@@ -242,7 +242,7 @@ func (m *chaosMesh) waitLive(t *testing.T, dead string, since time.Time, timeout
 type requester struct {
 	mu    sync.Mutex
 	ok    int
-	fails []time.Time
+	fails []window // each failed request, from its start to its failure
 	errs  []string
 	worst time.Duration
 	stop  chan struct{}
@@ -269,7 +269,7 @@ func startRequester(n *mesh.Node, period time.Duration) *requester {
 				r.ok++
 				r.worst = max(r.worst, d)
 			} else {
-				r.fails = append(r.fails, start)
+				r.fails = append(r.fails, window{from: start, to: time.Now()})
 				r.errs = append(r.errs, err.Error())
 			}
 			r.mu.Unlock()
@@ -419,15 +419,15 @@ func splitChaosRun(t *testing.T, seed uint64, faults int) {
 	req.mu.Lock()
 	defer req.mu.Unlock()
 	var outside []string
-	for k, at := range req.fails {
+	for k, f := range req.fails {
 		in := false
 		for _, w := range windows {
-			if !at.Before(w.from) && !at.After(w.to) {
+			if !f.to.Before(w.from) && !f.from.After(w.to) { // in flight when a fault began, or started during one
 				in = true
 			}
 		}
 		if !in {
-			outside = append(outside, at.Format("15:04:05.000")+" "+req.errs[k])
+			outside = append(outside, f.from.Format("15:04:05.000")+"–"+f.to.Format("15:04:05.000")+" "+req.errs[k])
 		}
 	}
 	t.Logf("requests: %d answered (slowest %v), %d failed during faults, %d outside", req.ok, req.worst.Round(time.Millisecond), len(req.fails)-len(outside), len(outside))
