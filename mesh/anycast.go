@@ -8,6 +8,7 @@ import (
 	"github.com/meshbot/meshbot/claims"
 	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/heartbeat"
+	"github.com/meshbot/meshbot/internal/wait"
 )
 
 // Anycast delivery: each event of the topic is completed by exactly one
@@ -403,7 +404,7 @@ const (
 func (a *anycast) retryResume(b HistorySource, window time.Time) {
 	delay := resumeRetryDelay
 	for range resumeRetries {
-		if !sleepCtx(a.s.ctx, delay) {
+		if !wait.Sleep(a.s.ctx, delay) {
 			return
 		}
 		if a.resume(b, window, false) == nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meshbot/meshbot/envelope"
+	"github.com/meshbot/meshbot/internal/wait"
 )
 
 // Catch-up of multicast subscriptions after a reconnect (see history.go):
@@ -90,25 +91,13 @@ func (n *Node) backfill(b HistorySource, s *Subscription, since time.Time) {
 			n.log.Info("caught up after a reconnect", "topic", s.topic, "since", since, "filled", total, "attempts", attempt)
 			return
 		}
-		if attempt > resumeRetries || !sleepCtx(ctx, delay) {
+		if attempt > resumeRetries || !wait.Sleep(ctx, delay) {
 			n.log.Warn("catching up after a reconnect failed: events published meanwhile may be missing",
 				"topic", s.topic, "since", since, "filled", total, "attempts", attempt, "err", err)
 			return
 		}
 		n.log.Debug("catching up after a reconnect: trying again", "topic", s.topic, "after", delay, "err", err)
 		delay *= 2
-	}
-}
-
-// sleepCtx waits d; false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/meshbot/meshbot/claims"
 	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/internal/claimsview"
+	"github.com/meshbot/meshbot/internal/wait"
 	"github.com/meshbot/meshbot/mesh"
 )
 
@@ -168,7 +169,7 @@ func (r *claimsRun) run(ctx context.Context) error {
 		}
 		return fmt.Errorf("interrupted")
 	}
-	if !sleepCtx(ctx, claimsSettle) {
+	if !wait.Sleep(ctx, claimsSettle) {
 		return stopped()
 	}
 	all := r.n.AllMembers()
@@ -248,18 +249,6 @@ func groupUsage(err error) error {
 func isTerminalWriter(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && isTerminal(f)
-}
-
-// sleepCtx waits for d; false when ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // The view itself is internal/claimsview's (the console's claims command

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshbot/meshbot/heartbeat"
+	"github.com/meshbot/meshbot/internal/wait"
 	"github.com/meshbot/meshbot/mesh"
 )
 
@@ -167,7 +168,7 @@ func (r *membersRun) self(m heartbeat.Member) bool {
 }
 
 // wait listens for the settle time; false when ctx ended first.
-func (r *membersRun) wait(ctx context.Context) bool { return sleepCtx(ctx, r.settle) }
+func (r *membersRun) wait(ctx context.Context) bool { return wait.Sleep(ctx, r.settle) }
 
 // topology is what the view holds at one moment, the tool's own node left
 // out.

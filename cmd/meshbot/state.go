@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshbot/meshbot/internal/wait"
 	"github.com/meshbot/meshbot/mesh"
 	dstate "github.com/meshbot/meshbot/state"
 )
@@ -134,7 +135,7 @@ version). With DOMAIN: load it and print its keys:
 			}
 			defer f.conn.closeNode(st, n)
 			if len(a) == 0 {
-				if !sleepCtx(ctx, settle) {
+				if !wait.Sleep(ctx, settle) {
 					return errors.New("interrupted")
 				}
 				return printDomains(st.env.stdout, domainsFromBeats(n), f.asJSON)

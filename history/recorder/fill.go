@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshbot/meshbot/history"
 	"github.com/meshbot/meshbot/history/store"
+	"github.com/meshbot/meshbot/internal/wait"
 	"github.com/meshbot/meshbot/mesh"
 )
 
@@ -126,7 +127,7 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 				break
 			}
 			tries++
-			pause(ctx, fillRetryDelay)
+			wait.Sleep(ctx, fillRetryDelay)
 		}
 	}
 	if err != nil && ctx.Err() == nil {
@@ -159,7 +160,7 @@ func (r *Recorder) fillOnce(ctx context.Context, topic string, tl *topicLog) {
 				break
 			}
 			tries++
-			pause(ctx, fillRetryDelay)
+			wait.Sleep(ctx, fillRetryDelay)
 		}
 	}
 	if err != nil && ctx.Err() == nil {
@@ -177,21 +178,6 @@ const (
 	fillRetries    = 10
 	fillRetryDelay = 250 * time.Millisecond
 )
-
-// pause waits d or until ctx ends.
-func pause(ctx context.Context, d time.Duration) { sleep(ctx, d) }
-
-// sleep waits d; false if ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 // handOver appends the buffered lines the fill did not bring and switches
 // to live recording. It reports false, leaving the rest buffered, when the

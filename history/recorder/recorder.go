@@ -31,6 +31,7 @@ import (
 	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/history"
 	"github.com/meshbot/meshbot/history/store"
+	"github.com/meshbot/meshbot/internal/wait"
 	"github.com/meshbot/meshbot/mesh"
 )
 
@@ -333,7 +334,7 @@ func (tl *topicLog) repairSplit(ctx context.Context, since time.Time) {
 		for _, at := range splitRepairs {
 			d := at - waited + time.Duration(mrand.Int64N(int64(at/2))) - at/4
 			waited += d
-			if !sleep(ctx, d) {
+			if !wait.Sleep(ctx, d) {
 				return
 			}
 			tl.gap(ctx, since)
