@@ -163,6 +163,12 @@ type View struct {
 	members   map[key]*Member
 	byNick    map[string]key // lower-case nick → member
 	suspended bool
+	// due is no later than the next time Tick has something to do (zero:
+	// Tick looks at every member). A beat lowers it to its member's next
+	// deadline; every other change clears it. A node ticks ten times an
+	// interval, and looking at hundreds of members each time cost more
+	// than their beats.
+	due time.Time
 }
 
 // New returns an empty view.
@@ -198,6 +204,9 @@ func (v *View) Heartbeat(nick string, b *Beat, now time.Time) []Event {
 	split := m.Split
 	m.Departed, m.Split, m.Fence = false, Split{}, time.Time{}
 	v.setNick(k, m, nick)
+	if t, ok := v.nextOf(m); ok && !v.due.IsZero() && t.Before(v.due) {
+		v.due = t
+	}
 	if kind == 0 {
 		return nil
 	}
@@ -235,6 +244,7 @@ func (v *View) Gone(nick, reason string, now time.Time) []Event {
 		return nil
 	}
 	m.State, m.Since, m.Departed, m.Split, m.Fence = Dead, now, true, Split{}, time.Time{}
+	v.due = time.Time{}
 	return []Event{{Kind: Left, Member: *m, Reason: reason}}
 }
 
@@ -269,6 +279,7 @@ func (v *View) SplitAway(nick, near, far string, now time.Time) []Event {
 	}
 	m.Fence = v.suspectAt(m)
 	m.State, m.Since, m.Split = Unreachable, now, Split{Near: near, Far: far, Since: since}
+	v.due = time.Time{}
 	return []Event{{Kind: SplitAway, Member: *m, Reason: near + " " + far, Split: m.Split}}
 }
 
@@ -290,6 +301,7 @@ func (v *View) Rejoined(nick string, now time.Time) []Event {
 	}
 	split := m.Split
 	m.State, m.Since, m.LastBeat, m.Split, m.Fence = Alive, now, now, Split{}, time.Time{}
+	v.due = time.Time{}
 	return []Event{{Kind: Recovered, Member: *m, Split: split}}
 }
 
@@ -308,13 +320,13 @@ func (v *View) Renamed(from, to string) {
 
 // Suspend stops judging freshness: the observer itself is cut off (its
 // connection dropped), so silence says nothing about the others.
-func (v *View) Suspend() { v.suspended = true }
+func (v *View) Suspend() { v.suspended, v.due = true, time.Time{} }
 
 // Resume starts judging again after a reconnect, giving every member a
 // fresh start from now (an unreachable one stays so: its split is not
 // over because we reconnected).
 func (v *View) Resume(now time.Time) {
-	v.suspended = false
+	v.suspended, v.due = false, time.Time{}
 	for _, m := range v.members {
 		if m.State != Dead && m.State != Unreachable {
 			m.LastBeat = now
@@ -341,7 +353,12 @@ func (v *View) deadAt(m *Member) time.Time {
 // Tick advances time: members whose beats are late become suspect, then
 // dead; dead members are forgotten after Config.Forget.
 func (v *View) Tick(now time.Time) []Event {
+	if !v.due.IsZero() && now.Before(v.due) {
+		return nil
+	}
 	var out []Event
+	var due time.Time
+	defer func() { v.due = due }()
 	for k, m := range v.members {
 		switch m.State {
 		case Alive, Suspect:
@@ -367,7 +384,11 @@ func (v *View) Tick(now time.Time) []Event {
 				if k2, ok := v.byNick[strings.ToLower(m.Nick)]; ok && k2 == k {
 					delete(v.byNick, strings.ToLower(m.Nick))
 				}
+				continue
 			}
+		}
+		if t, ok := v.nextOf(m); ok && (due.IsZero() || t.Before(due)) {
+			due = t
 		}
 	}
 	sortEvents(out)
@@ -378,28 +399,28 @@ func (v *View) Tick(now time.Time) []Event {
 // nothing is pending).
 func (v *View) Next() time.Time {
 	var next time.Time
-	earlier := func(t time.Time) {
-		if next.IsZero() || t.Before(next) {
+	for _, m := range v.members {
+		if t, ok := v.nextOf(m); ok && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 	}
-	for _, m := range v.members {
-		switch m.State {
-		case Alive:
-			if !v.suspended {
-				earlier(v.suspectAt(m))
-			}
-		case Suspect:
-			if !v.suspended {
-				earlier(v.deadAt(m))
-			}
-		case Unreachable:
-			earlier(m.Since.Add(v.cfg.SplitTimeout))
-		case Dead:
-			earlier(m.Since.Add(v.cfg.Forget))
-		}
-	}
 	return next
+}
+
+// nextOf is when Tick next has something to do with m; false when never
+// (a live member while the view is suspended).
+func (v *View) nextOf(m *Member) (time.Time, bool) {
+	switch m.State {
+	case Alive:
+		return v.suspectAt(m), !v.suspended
+	case Suspect:
+		return v.deadAt(m), !v.suspended
+	case Unreachable:
+		return m.Since.Add(v.cfg.SplitTimeout), true
+	case Dead:
+		return m.Since.Add(v.cfg.Forget), true
+	}
+	return time.Time{}, false
 }
 
 // Members returns the live (alive or suspect) instances of service, or of
