@@ -70,7 +70,10 @@ type Event struct {
 	// unreachable, the netsplit it was lost in (zero otherwise): a
 	// Recovered event with a split says the network joined again, and
 	// that lines of the member's side since Split.Since never reached
-	// this observer.
+	// this observer. A member Recovered from death by silence (not one
+	// that left for certain) carries a split with only Since, its last
+	// beat: a split this observer did not see (it moved to another
+	// server meanwhile) looks like that, and so does a frozen member.
 	Split Split
 }
 
@@ -180,6 +183,13 @@ func New(cfg Config) *View {
 func (v *View) Heartbeat(nick string, b *Beat, now time.Time) []Event {
 	k := key{b.Service, b.Instance}
 	m := v.members[k]
+	// A member dead by silence whose beats resume was cut off from us
+	// (or frozen): what its side sent meanwhile may be missing here.
+	silent := m != nil && m.State == Dead && !m.Departed
+	var lastBeat time.Time
+	if m != nil {
+		lastBeat = m.LastBeat
+	}
 	var kind EventKind
 	switch {
 	case m == nil:
@@ -202,6 +212,9 @@ func (v *View) Heartbeat(nick string, b *Beat, now time.Time) []Event {
 		}
 	}
 	split := m.Split
+	if silent && kind == Recovered && split.IsZero() {
+		split = Split{Since: lastBeat}
+	}
 	m.Departed, m.Split, m.Fence = false, Split{}, time.Time{}
 	v.setNick(k, m, nick)
 	if t, ok := v.nextOf(m); ok && !v.due.IsZero() && t.Before(v.due) {
@@ -300,6 +313,9 @@ func (v *View) Rejoined(nick string, now time.Time) []Event {
 		return nil
 	}
 	split := m.Split
+	if m.State == Dead {
+		split = Split{Since: m.LastBeat} // back from silence: see Heartbeat
+	}
 	m.State, m.Since, m.LastBeat, m.Split, m.Fence = Alive, now, now, Split{}, time.Time{}
 	v.due = time.Time{}
 	return []Event{{Kind: Recovered, Member: *m, Split: split}}

@@ -169,3 +169,44 @@ func TestViewNextIsExact(t *testing.T) {
 		}
 	}
 }
+
+// TestBackFromSilence: a member dead by silence that comes back — by its
+// JOIN in a netjoin's burst, or by a beat — is Recovered with a split
+// whose Since is its last beat (a split the observer did not see: it
+// moved servers meanwhile); one that left for certain comes back without.
+func TestBackFromSilence(t *testing.T) {
+	beat := func(inst string, seq uint64) *Beat {
+		return &Beat{Service: "svc", Instance: inst, Incarnation: 1, Seq: seq, IntervalMillis: 1000}
+	}
+	for _, via := range []string{"join", "beat"} {
+		v := New(Config{})
+		v.Heartbeat("svc-1", beat("1", 1), t0)
+		v.Heartbeat("svc-2", beat("2", 1), t0)
+		v.Gone("svc-2", "quit: bye", t0.Add(100*ms))
+		if evs := fmtEvents(v.Tick(t0.Add(3 * time.Second))); evs != "left svc/1#1 heartbeats stopped" {
+			t.Fatalf("%s: silence: %q", via, evs)
+		}
+		back := t0.Add(5 * time.Second)
+		var evs []Event
+		if via == "join" {
+			evs = append(v.Rejoined("svc-1", back), v.Rejoined("svc-2", back)...)
+		} else {
+			evs = append(v.Heartbeat("svc-1", beat("1", 2), back), v.Heartbeat("svc-2", beat("2", 2), back)...)
+		}
+		var got []string
+		for _, e := range evs {
+			since := "no split"
+			if !e.Split.Since.IsZero() {
+				since = "since " + e.Split.Since.Sub(t0).String()
+			}
+			got = append(got, fmt.Sprintf("%s %s %s", e.Kind, e.Member.Instance, since))
+		}
+		want := []string{"recovered 1 since 0s"}
+		if via == "beat" {
+			want = append(want, "recovered 2 no split") // it left for certain: back by a beat only
+		}
+		if strings.Join(got, "; ") != strings.Join(want, "; ") {
+			t.Errorf("%s: %q, want %q", via, got, want)
+		}
+	}
+}

@@ -124,7 +124,9 @@ func (n *Node) noteSplits(evs []heartbeat.Event) {
 			n.splitSeen() // failover.go: a node split away from most of the mesh moves
 			n.log.Info("member unreachable: netsplit", "member", ev.Member.Service+"/"+ev.Member.Instance,
 				"nick", ev.Member.Nick, "servers", ev.Reason)
-		case (ev.Kind == heartbeat.Recovered || ev.Kind == heartbeat.Restarted) && !ev.Split.IsZero():
+		case (ev.Kind == heartbeat.Recovered || ev.Kind == heartbeat.Restarted) && !ev.Split.Since.IsZero():
+			// Back from a split, or from silence (a split this node did
+			// not see: it moved servers meanwhile).
 			s.mu.Lock()
 			if s.pending.IsZero() || ev.Split.Since.Before(s.pending) {
 				s.pending = ev.Split.Since
