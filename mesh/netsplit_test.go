@@ -151,3 +151,43 @@ func waitMembers(t *testing.T, n *mesh.Node, service string, want int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestNetjoinFromSilence: on two linked servers, the second is frozen
+// long enough for a member on it to be taken for dead by silence (the
+// link stays up: no split QUIT, as for a node that moved servers during
+// a split it never saw); when it thaws, the member's beats come back and
+// the observer counts a netjoin from the member's last beat, so that what
+// that side sent meanwhile is filled from history.
+func TestNetjoinFromSilence(t *testing.T) {
+	t.Parallel()
+	net := ircdtest.StartNetwork(t, ircd.NetworkOptions{Servers: 2, Topology: ircd.Chain})
+	ca, cb := netConfig(net, 0, "svc"), netConfig(net, 1, "svc")
+	ca.Instance, cb.Instance = "a", "b"
+	cb.FailoverAfter, cb.KeepAliveTimeout = time.Minute, time.Minute // b stays with its server
+	nodes := connectAll(t, ca, cb)
+	a := nodes[0]
+	ea := watch(t, a)
+	waitMembers(t, a, "svc", 2)
+	frozen := time.Now()
+	if err := net.Freeze(1); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := ea.waitEvent(t, heartbeat.Left, "b", frozen, 10*time.Second)
+	if err := net.Thaw(1); err != nil {
+		t.Fatal(err)
+	}
+	if left.Member.Departed {
+		t.Fatalf("b left for certain (%s), want dead by silence", left.Reason)
+	}
+	back, _ := ea.waitEvent(t, heartbeat.Recovered, "b", frozen, 15*time.Second)
+	if back.Split.Since.IsZero() || back.Split.Since.After(frozen) {
+		t.Errorf("b back from silence with split %+v, want its last beat before the freeze (%v)", back.Split, frozen)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for a.SplitStats().Netjoins == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := a.SplitStats(); st.Netjoins == 0 {
+		t.Errorf("a's split stats %+v: want a netjoin for the member back from silence", st)
+	}
+}
