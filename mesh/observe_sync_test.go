@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshbot/meshbot/envelope"
 	"github.com/meshbot/meshbot/internal/ircd/ircdtest"
+	"github.com/meshbot/meshbot/internal/meshtest"
 	"github.com/meshbot/meshbot/mesh"
 )
 
@@ -58,14 +59,19 @@ func TestObserverSyncAfterEarlierLines(t *testing.T) {
 	}
 }
 
-// TestObservationTagsKept: an observer's callback runs after the node has
-// read later lines; the tags of each observation are still its own line's
-// (the node's reader parses every line's tags into one map).
+// TestObservationTagsKept, in every trust mode: an observer's callback
+// runs after the node has read later lines; the tags of each observation
+// are still its own line's (the node's reader parses every line's tags
+// into one map).
 func TestObservationTagsKept(t *testing.T) {
 	t.Parallel()
 	srv := ircdtest.Start(t)
-	rec := connect(t, testConfig(srv, "rec"))
-	pub := connect(t, testConfig(srv, "pub"))
+	forEachMode(t, func(t *testing.T, m *meshtest.Mode) { testObservationTagsKept(t, modeConfig(srv, m)) })
+}
+
+func testObservationTagsKept(t *testing.T, config func(string) mesh.Config) {
+	rec := connect(t, config("rec"))
+	pub := connect(t, config("pub"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const events = 20
