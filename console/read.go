@@ -175,7 +175,7 @@ func (c *Console) members(args []string) []string {
 		return []string{"no live members in the heartbeats yet"}
 	}
 	slices.SortFunc(ms, func(a, b heartbeat.Member) int {
-		return strings.Compare(a.Service+"/"+a.Instance, b.Service+"/"+b.Instance)
+		return strings.Compare(a.ID(), b.ID())
 	})
 	what := "live instances"
 	if service != "" {

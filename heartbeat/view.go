@@ -184,11 +184,10 @@ func (v *View) Heartbeat(nick string, b *Beat, now time.Time) []Event {
 	k := key{b.Service, b.Instance}
 	m := v.members[k]
 	// A member dead by silence whose beats resume was cut off from us
-	// (or frozen): what its side sent meanwhile may be missing here.
-	silent := m != nil && m.State == Dead && !m.Departed
-	var lastBeat time.Time
-	if m != nil {
-		lastBeat = m.LastBeat
+	// (or frozen): what its side sent since its last beat may be missing.
+	var silentSince time.Time
+	if m != nil && m.State == Dead && !m.Departed {
+		silentSince = m.LastBeat
 	}
 	var kind EventKind
 	switch {
@@ -212,8 +211,8 @@ func (v *View) Heartbeat(nick string, b *Beat, now time.Time) []Event {
 		}
 	}
 	split := m.Split
-	if silent && kind == Recovered && split.IsZero() {
-		split = Split{Since: lastBeat}
+	if !silentSince.IsZero() && kind == Recovered && split.IsZero() {
+		split = Split{Since: silentSince}
 	}
 	m.Departed, m.Split, m.Fence = false, Split{}, time.Time{}
 	v.setNick(k, m, nick)
@@ -374,7 +373,6 @@ func (v *View) Tick(now time.Time) []Event {
 	}
 	var out []Event
 	var due time.Time
-	defer func() { v.due = due }()
 	for k, m := range v.members {
 		switch m.State {
 		case Alive, Suspect:
@@ -407,6 +405,7 @@ func (v *View) Tick(now time.Time) []Event {
 			due = t
 		}
 	}
+	v.due = due
 	sortEvents(out)
 	return out
 }

@@ -192,7 +192,7 @@ func (n *Node) applyMemberEvents(f func(*heartbeat.View) []heartbeat.Event) {
 	}
 	n.noteSplits(evs) // netsplit.go
 	for _, ev := range evs {
-		n.log.Debug("member "+ev.Kind.String(), "member", ev.Member.Service+"/"+ev.Member.Instance, "nick", ev.Member.Nick, "reason", ev.Reason)
+		n.log.Debug("member "+ev.Kind.String(), "member", ev.Member.ID(), "nick", ev.Member.Nick, "reason", ev.Reason)
 		if ev.Kind == heartbeat.Left || ev.Kind == heartbeat.Suspected || ev.Kind == heartbeat.SplitAway {
 			n.failPendingTargets(ev.Member.Nick)
 		}

@@ -122,7 +122,7 @@ func (n *Node) noteSplits(evs []heartbeat.Event) {
 		case ev.Kind == heartbeat.SplitAway:
 			s.splits.Add(1)
 			n.splitSeen() // failover.go: a node split away from most of the mesh moves
-			n.log.Info("member unreachable: netsplit", "member", ev.Member.Service+"/"+ev.Member.Instance,
+			n.log.Info("member unreachable: netsplit", "member", ev.Member.ID(),
 				"nick", ev.Member.Nick, "servers", ev.Reason)
 		case (ev.Kind == heartbeat.Recovered || ev.Kind == heartbeat.Restarted) && !ev.Split.Since.IsZero():
 			// Back from a split, or from silence (a split this node did

@@ -330,11 +330,10 @@ func (tl *topicLog) repairSplit(ctx context.Context, since time.Time) {
 	tl.r.wg.Add(1)
 	go func() {
 		defer tl.r.wg.Done()
-		var waited time.Duration
+		start := time.Now()
 		for _, at := range splitRepairs {
-			d := at - waited + time.Duration(mrand.Int64N(int64(at/2))) - at/4
-			waited += d
-			if !wait.Sleep(ctx, d) {
+			at += time.Duration(mrand.Int64N(int64(at/2))) - at/4
+			if !wait.Sleep(ctx, time.Until(start.Add(at))) {
 				return
 			}
 			tl.gap(ctx, since)
